@@ -1,0 +1,82 @@
+//! The HTTP layer: one route table, thin handlers. Each handler extracts its input, calls one
+//! domain function and maps the result to a response; no business logic lives here.
+
+mod collect;
+mod pages;
+mod stats;
+mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::middleware::{Compression, Cors};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, post};
+use poem_openapi::OpenApiService;
+
+use crate::startup::AppState;
+use crate::telemetry::metrics::{Route as RouteLabel, RouteStatus};
+
+/// Every route of the server. Used by `main` and by every test (through `startup`).
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = OpenApiService::new(stats::StatsApi, "GhostTrack API", env!("CARGO_PKG_VERSION"))
+        .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`.")
+        .server("/api");
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+
+    let collect_routes = Route::new()
+        .at("/collect", post(collect::collect))
+        .at("/collect.gif", get(collect::pixel))
+        .with(Cors::new().allow_credentials(false).max_age(86_400));
+
+    Route::new()
+        .nest("/", collect_routes)
+        .at("/t.js", get(pages::tracker).with(Compression::new()))
+        .at("/", get(pages::index))
+        .at("/demo", get(pages::demo))
+        .at("/health", get(system::health))
+        .at("/ready", get(system::ready))
+        .at("/metrics", get(system::metrics))
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", docs)
+        .nest("/api", api.with(Compression::new()))
+        .data(state.clone())
+        .around(move |ep, req| {
+            let state = state.clone();
+            async move { observe(ep, req, &state).await }
+        })
+}
+
+/// Counts and times every request by route (a fixed label set, never the raw path).
+async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, state: &AppState) -> poem::Result<Response> {
+    let route = route_label(req.uri().path());
+    let started = Instant::now();
+    let result = ep.call(req).await;
+    let response = match result {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    let metrics = &state.metrics;
+    metrics.http_duration.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&RouteStatus { route, status: response.status().as_u16() })
+        .inc();
+    Ok(response)
+}
+
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/collect" => "/collect",
+        "/collect.gif" => "/collect.gif",
+        "/t.js" => "/t.js",
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/metrics" => "/metrics",
+        "/" => "/",
+        "/demo" => "/demo",
+        p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
+        p if p.starts_with("/api/") => "/api/other",
+        _ => "other",
+    }
+}

@@ -1,0 +1,188 @@
+//! The `ghosttrack` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::settings::{ANNOTATED_DEFAULTS, Settings};
+use crate::startup::Application;
+use crate::storage::{self, sites::SiteKind};
+use crate::telemetry;
+use crate::tracker;
+
+#[derive(Parser, Debug)]
+#[command(name = "ghosttrack", version, about = "Privacy-first security analytics for online stores")]
+pub struct Cli {
+    /// TOML configuration file (see `ghosttrack print-config`).
+    #[arg(long, global = true, env = "GHOSTTRACK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the annotated default configuration.
+    PrintConfig,
+    /// Manage sites.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// Print the minified tracker, or write it into the theme app extension.
+    Tracker {
+        /// Write `extensions/ghosttrack-theme/assets/ghosttrack.js` (relative to the current directory).
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Create a standalone site and print its key, API token and HTML snippet.
+    Add {
+        /// The website's domain, e.g. example.com.
+        #[arg(long)]
+        domain: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct SiteAdded<'a> {
+    domain: &'a str,
+    site_key: &'a str,
+    api_token: &'a str,
+    snippet: String,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::PrintConfig = command {
+        print!("{ANNOTATED_DEFAULTS}");
+        return Ok(());
+    }
+    if let Command::Tracker { write } = command {
+        if write {
+            std::fs::write(tracker::THEME_ASSET_PATH, tracker::TRACKER_JS)
+                .with_context(|| format!("cannot write {} (run from the repository root)", tracker::THEME_ASSET_PATH))?;
+            eprintln!("wrote {} ({} bytes)", tracker::THEME_ASSET_PATH, tracker::TRACKER_JS.len());
+        } else {
+            print!("{}", tracker::TRACKER_JS);
+        }
+        return Ok(());
+    }
+
+    let loaded = Settings::load(cli.config.as_deref())?;
+    let settings = loaded.settings;
+    telemetry::init(&settings.log);
+    for name in &loaded.unknown_env {
+        tracing::warn!(variable = %name, "unknown GHOSTTRACK_* environment variable ignored (typo? see `ghosttrack print-config`)");
+    }
+
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let url = settings.database_url();
+            let db = storage::connect(&url).await?;
+            storage::migrate(&db).await?;
+            println!("database {} is up to date", url.redacted());
+            Ok(())
+        }
+        Command::Site { command: SiteCommand::Add { domain, json } } => {
+            let domain = normalise_domain(&domain)?;
+            let db = storage::connect(&settings.database_url()).await?;
+            storage::migrate(&db).await?;
+            let (site, token) = storage::sites::create(&db, &domain, SiteKind::Standalone).await?;
+            let snippet = tracker::snippet(&settings.public_url(), &site.key);
+            if json {
+                let out = SiteAdded { domain: &domain, site_key: site.key.as_str(), api_token: token.expose(), snippet };
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                println!("Site {domain} created.\n");
+                println!("  site key:  {}", site.key);
+                println!("  API token: {}   (shown once; keep it secret)\n", token.expose());
+                println!("Paste into the <head> of every page:\n\n{snippet}\n");
+            }
+            Ok(())
+        }
+        Command::PrintConfig | Command::Tracker { .. } => unreachable!("handled above"),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let base = app.settings().public_url();
+    println!("\nGhostTrack is serving on http://{}", app.local_addr());
+    if let Some(key) = app.demo_site() {
+        println!("\nDemo site ({}), key {key}. Open {}demo to send events from your browser.", crate::startup::DEMO_DOMAIN, base);
+        println!("Snippet for your own pages:\n\n{}\n", tracker::snippet(&base, key));
+        if let Some(token) = &app.demo_created {
+            println!("Demo API token (shown once): {}", token.expose());
+            println!(
+                "  curl -H 'Authorization: Bearer {}' '{}api/v1/stats?site={key}&from=2026-01-01T00:00:00Z&to=2030-01-01T00:00:00Z'\n",
+                token.expose(),
+                base
+            );
+        }
+    }
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining");
+}
+
+/// Accepts `example.com`, `https://example.com/`, `Example.COM` and returns the host.
+fn normalise_domain(raw: &str) -> anyhow::Result<String> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") { raw.to_owned() } else { format!("https://{raw}") };
+    let url = url::Url::parse(&with_scheme).with_context(|| format!("`{raw}` is not a domain (e.g. example.com)"))?;
+    let host = url.host_str().with_context(|| format!("`{raw}` has no host (e.g. example.com)"))?;
+    Ok(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalised_to_a_lowercase_host() {
+        assert_eq!(normalise_domain("Example.COM").unwrap(), "example.com");
+        assert_eq!(normalise_domain("https://shop.example.com/path").unwrap(), "shop.example.com");
+        assert!(normalise_domain("exa mple").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

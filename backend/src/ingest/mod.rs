@@ -1,0 +1,418 @@
+//! The ingest pipeline: named steps, each continuing or dropping with a [`DropReason`].
+//!
+//! validate (envelope) → gatekeep (site key → tenant) → validate (events: clock, schema,
+//! consent) → enrich (UA, geo, network) → identify (visitor id, session) → buffer (group
+//! commit) → 202. The detection engine will hook in between identify and buffer.
+
+pub mod client_ip;
+mod drop_ledger;
+mod drop_reason;
+pub mod enrich;
+mod gatekeep;
+pub mod identity;
+pub mod payload;
+pub mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+
+pub use drop_ledger::{DropLedger, NO_SITE};
+pub use drop_reason::DropReason;
+
+use crate::domain::{PrivacyMode, SessionId, UnixMillis};
+use crate::settings::IngestSettings;
+use crate::storage::events::{EventRow, SessionDelta, VisitorDelta};
+use crate::storage::sites::Site;
+use crate::storage::{self, StorageError};
+use crate::telemetry::metrics::Metrics;
+use enrich::{Enricher, Enrichment};
+use gatekeep::SiteDirectory;
+use identity::{SaltBook, SessionTracker};
+use payload::{Event, EventBody, Rejection};
+use writer::{SubmitError, WriteJob, WriterHandle};
+
+/// Who sent a request, as the HTTP layer saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientContext<'a> {
+    pub peer: IpAddr,
+    pub forwarded_for: Option<&'a str>,
+    pub user_agent: &'a str,
+    pub received_at: UnixMillis,
+}
+
+/// The 202 body.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub dropped: usize,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub drops: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The request as a whole is refused (400, 404 or 413 by reason).
+    #[error("{}", .0.message)]
+    Rejected(Rejection),
+    /// Buffer full or database unavailable: retry later (503).
+    #[error("{message}")]
+    Unavailable { reason: DropReason, message: &'static str, retry_after: Duration },
+}
+
+pub struct Ingest {
+    db: DatabaseConnection,
+    settings: IngestSettings,
+    trusted_proxies: Vec<IpNet>,
+    sites: SiteDirectory,
+    enricher: Enricher,
+    salts: SaltBook,
+    sessions: SessionTracker,
+    writer: WriterHandle,
+    drops: Arc<DropLedger>,
+}
+
+impl Ingest {
+    pub fn new(
+        db: DatabaseConnection,
+        settings: IngestSettings,
+        trusted_proxies: Vec<IpNet>,
+        enricher: Enricher,
+        writer: WriterHandle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let sessions = SessionTracker::new(Duration::from_secs(settings.session_idle_secs));
+        Ingest {
+            db,
+            trusted_proxies,
+            sites: SiteDirectory::default(),
+            enricher,
+            salts: SaltBook::default(),
+            sessions,
+            writer,
+            drops: Arc::new(DropLedger::new(metrics)),
+            settings,
+        }
+    }
+
+    pub fn drop_ledger(&self) -> Arc<DropLedger> {
+        self.drops.clone()
+    }
+
+    pub fn salts(&self) -> &SaltBook {
+        &self.salts
+    }
+
+    /// Re-opens sessions whose last event is within the idle timeout (after a restart).
+    pub async fn restore_open_sessions(&self) -> Result<usize, StorageError> {
+        let idle_ms = (self.settings.session_idle_secs * 1000) as i64;
+        let open = storage::events::open_sessions_since(&self.db, UnixMillis(UnixMillis::now().0 - idle_ms)).await?;
+        for s in &open {
+            self.sessions.restore(s.site_id, s.visitor_id, s.id, s.started_at, s.last_seen_at);
+        }
+        Ok(open.len())
+    }
+
+    /// `POST /collect`.
+    pub async fn collect(&self, body: &[u8], client: ClientContext<'_>) -> Result<Accepted, CollectError> {
+        let day = client.received_at.day();
+        let batch = payload::parse_batch(body, self.settings.max_events_per_batch)
+            .map_err(|r| self.reject(NO_SITE, day, r))?;
+        let site = self.gatekeep(batch.site_key, day).await?;
+        let mut drops = BTreeMap::new();
+        let events = self.validate_events(&site, &batch, client.received_at, &mut drops);
+        self.store(&site, &batch.url, events, client, drops).await
+    }
+
+    /// `GET /collect.gif`: a pageview from a browser without JavaScript.
+    pub async fn collect_pixel(
+        &self,
+        site_key: Option<&str>,
+        url: &str,
+        referrer: Option<&str>,
+        client: ClientContext<'_>,
+    ) -> Result<Accepted, CollectError> {
+        let day = client.received_at.day();
+        let site = self.gatekeep(site_key, day).await?;
+        let mut pageview = EventBody::Pageview(payload::Pageview {
+            r: referrer.filter(|r| !r.is_empty()).map(|r| r.chars().take(payload::MAX_PATH_CHARS).collect()),
+            ti: None,
+            pt: None,
+        });
+        if site.privacy == PrivacyMode::Strict {
+            pageview.strip_for_security_only();
+        }
+        let events = vec![Event { ts: client.received_at.0, body: pageview }];
+        self.store(&site, url, events, client, BTreeMap::new()).await
+    }
+
+    fn reject(&self, site: crate::domain::SiteId, day: i32, rejection: Rejection) -> CollectError {
+        self.drops.record(site, day, rejection.reason, 1);
+        CollectError::Rejected(rejection)
+    }
+
+    /// gatekeep: the site key must name a site.
+    async fn gatekeep(&self, key: Option<&str>, day: i32) -> Result<Site, CollectError> {
+        let unknown = || Rejection { reason: DropReason::UnknownSite, message: "unknown site".into() };
+        let Some(key) = key else {
+            return Err(self.reject(
+                NO_SITE,
+                day,
+                Rejection { reason: DropReason::MalformedPayload, message: "missing `k` (site key)".into() },
+            ));
+        };
+        match self.sites.resolve(&self.db, key).await {
+            Ok(Some(site)) => Ok(site),
+            Ok(None) => Err(self.reject(NO_SITE, day, unknown())),
+            Err(error) => {
+                tracing::error!(error = %error, "site lookup failed");
+                Err(self.unavailable(NO_SITE, day, DropReason::StorageUnavailable))
+            }
+        }
+    }
+
+    /// validate: clock, per-event schema and consent. Returns the events to keep, with their
+    /// timestamps moved onto the server clock.
+    fn validate_events(
+        &self,
+        site: &Site,
+        batch: &payload::Batch<'_>,
+        received_at: UnixMillis,
+        drops: &mut BTreeMap<DropReason, usize>,
+    ) -> Vec<Event> {
+        let skew_ms = received_at.0.saturating_sub(batch.sent_at);
+        let max_skew_ms = (self.settings.max_clock_skew_secs * 1000) as i64;
+        if skew_ms.abs() > max_skew_ms {
+            *drops.entry(DropReason::ClockSkew).or_default() += batch.events.len();
+            return Vec::new();
+        }
+        let max_age_ms = (self.settings.max_event_age_secs * 1000) as i64;
+        let security_only = !batch.consent || site.privacy == PrivacyMode::Strict;
+        let mut events = Vec::with_capacity(batch.events.len());
+        for raw in &batch.events {
+            let mut event = match payload::parse_event(raw) {
+                Ok(event) => event,
+                Err(reason) => {
+                    *drops.entry(reason).or_default() += 1;
+                    continue;
+                }
+            };
+            let age_ms = batch.sent_at.saturating_sub(event.ts);
+            if age_ms > max_age_ms {
+                *drops.entry(DropReason::EventTooOld).or_default() += 1;
+                continue;
+            }
+            if age_ms < -max_skew_ms {
+                *drops.entry(DropReason::EventInFuture).or_default() += 1;
+                continue;
+            }
+            if security_only {
+                if event.body.needs_consent() {
+                    *drops.entry(DropReason::NotConsented).or_default() += 1;
+                    continue;
+                }
+                event.body.strip_for_security_only();
+            }
+            event.ts = event.ts.saturating_add(skew_ms);
+            events.push(event);
+        }
+        events
+    }
+
+    /// enrich → identify → buffer.
+    async fn store(
+        &self,
+        site: &Site,
+        url: &str,
+        mut events: Vec<Event>,
+        client: ClientContext<'_>,
+        drops: BTreeMap<DropReason, usize>,
+    ) -> Result<Accepted, CollectError> {
+        let day = client.received_at.day();
+        let mut answer = Accepted::default();
+        for (reason, n) in &drops {
+            self.drops.record(site.id, day, *reason, *n);
+            answer.dropped += n;
+            answer.drops.insert(reason.as_str(), *n);
+        }
+        if events.is_empty() {
+            return Ok(answer);
+        }
+        let Some(path) = page_path(url) else {
+            return Err(self.reject(
+                site.id,
+                day,
+                Rejection { reason: DropReason::MalformedPayload, message: "`u` is not an absolute http(s) URL".into() },
+            ));
+        };
+
+        // enrich
+        let ip = client_ip::resolve(client.peer, client.forwarded_for, &self.trusted_proxies);
+        let enrichment = self.enricher.enrich(ip, client.user_agent);
+
+        // identify
+        let salt = match self.salts.salt_for(&self.db, day).await {
+            Ok(salt) => salt,
+            Err(error) => {
+                tracing::error!(error = %error, "daily salt unavailable");
+                return Err(self.unavailable(site.id, day, DropReason::StorageUnavailable));
+            }
+        };
+        let visitor = identity::visitor_id(&salt, site.id, ip, client.user_agent);
+        events.sort_by_key(|e| e.ts);
+        let job = self.build_job(site, visitor, &path, url, &events, &enrichment, client.received_at);
+
+        // buffer
+        let count = job.events.len();
+        match self.writer.submit(job).await {
+            Ok(()) => {
+                answer.accepted = count;
+                Ok(answer)
+            }
+            Err(SubmitError::Overloaded) => Err(self.unavailable(site.id, day, DropReason::Overloaded)),
+            Err(SubmitError::CommitFailed(_) | SubmitError::ShuttingDown) => {
+                Err(self.unavailable(site.id, day, DropReason::StorageUnavailable))
+            }
+        }
+    }
+
+    fn unavailable(&self, site: crate::domain::SiteId, day: i32, reason: DropReason) -> CollectError {
+        self.drops.record(site, day, reason, 1);
+        let message = match reason {
+            DropReason::Overloaded => "server busy, retry later",
+            _ => "storage unavailable, retry later",
+        };
+        CollectError::Unavailable { reason, message, retry_after: Duration::from_secs(self.settings.retry_after_secs) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_job(
+        &self,
+        site: &Site,
+        visitor: crate::domain::VisitorId,
+        path: &str,
+        url: &str,
+        events: &[Event],
+        enrichment: &Enrichment,
+        received_at: UnixMillis,
+    ) -> WriteJob {
+        let automated_by_probe = events.iter().any(|e| match &e.body {
+            EventBody::Environment(en) => en.wd == 1 || en.hl == 1,
+            _ => false,
+        });
+        let automated = enrichment.ua.is_automated() || automated_by_probe;
+        let page_host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let mut rows = Vec::with_capacity(events.len());
+        let mut sessions: HashMap<SessionId, SessionDelta> = HashMap::new();
+        for event in events {
+            let ts = UnixMillis(event.ts);
+            let assignment = self.sessions.assign(site.id, visitor, ts);
+            rows.push(EventRow {
+                site_id: site.id,
+                session_id: assignment.session,
+                visitor_id: visitor,
+                ts,
+                received_at,
+                kind: event.body.kind(),
+                path: path.to_owned(),
+                props: event.body.props_json(),
+            });
+            let is_pageview = matches!(event.body, EventBody::Pageview(_));
+            let referrer_host = match &event.body {
+                EventBody::Pageview(pv) => external_host(pv.r.as_deref(), page_host.as_deref()),
+                _ => None,
+            };
+            let delta = sessions.entry(assignment.session).or_insert_with(|| SessionDelta {
+                id: assignment.session,
+                site_id: site.id,
+                visitor_id: visitor,
+                started_at: assignment.started_at,
+                last_seen_at: ts,
+                pageviews: 0,
+                events: 0,
+                entry_path: path.to_owned(),
+                exit_path: path.to_owned(),
+                referrer_host: None,
+                ip_prefix: Some(enrichment.ip_prefix.to_string()),
+                country: enrichment.geo.country.clone(),
+                region: enrichment.geo.region.clone(),
+                city: enrichment.geo.city.clone(),
+                asn: enrichment.geo.asn.map(i64::from),
+                as_org: enrichment.geo.as_org.clone(),
+                net_flags: enrichment.geo.net_flags,
+                browser: enrichment.ua.browser.clone(),
+                browser_version: enrichment.ua.browser_version.clone(),
+                os: enrichment.ua.os.clone(),
+                device: enrichment.ua.device.to_owned(),
+                bot_family: enrichment.ua.bot_family.clone(),
+                automated,
+                consent: true,
+            });
+            delta.last_seen_at = delta.last_seen_at.max(ts);
+            delta.events += 1;
+            if is_pageview {
+                delta.pageviews += 1;
+                if assignment.is_new && delta.referrer_host.is_none() {
+                    delta.referrer_host = referrer_host;
+                }
+            }
+        }
+        let first = events.first().map(|e| UnixMillis(e.ts)).unwrap_or(received_at);
+        let last = events.last().map(|e| UnixMillis(e.ts)).unwrap_or(received_at);
+        WriteJob {
+            events: rows,
+            sessions: sessions.into_values().collect(),
+            visitors: vec![VisitorDelta {
+                site_id: site.id,
+                visitor_id: visitor,
+                first_seen_at: first,
+                last_seen_at: last,
+                events: events.len() as i32,
+            }],
+        }
+    }
+}
+
+/// The path of an absolute http(s) URL, without query or fragment (which may carry personal
+/// data such as emails in reset links), truncated to the column size.
+fn page_path(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let mut path = parsed.path().to_owned();
+    payload::truncate(&mut path, payload::MAX_PATH_CHARS);
+    Some(path)
+}
+
+/// The referrer's host when it is another site (internal navigation is not a referrer).
+fn external_host(referrer: Option<&str>, page_host: Option<&str>) -> Option<String> {
+    let host = url::Url::parse(referrer?).ok()?.host_str()?.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").map(str::to_owned).unwrap_or(host);
+    let page = page_host.map(|h| h.trim_start_matches("www.").to_ascii_lowercase());
+    (Some(&host) != page.as_ref()).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_path_drops_query_and_fragment() {
+        assert_eq!(page_path("https://shop.example/products/a?email=x@y.z#top").as_deref(), Some("/products/a"));
+        assert_eq!(page_path("javascript:alert(1)"), None);
+        assert_eq!(page_path("not a url"), None);
+    }
+
+    #[test]
+    fn only_other_sites_count_as_referrers() {
+        assert_eq!(external_host(Some("https://www.google.com/search?q=x"), Some("shop.example")).as_deref(), Some("google.com"));
+        assert_eq!(external_host(Some("https://shop.example/cart"), Some("www.shop.example")), None);
+        assert_eq!(external_host(Some(""), Some("shop.example")), None);
+    }
+}

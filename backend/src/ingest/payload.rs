@@ -1,0 +1,460 @@
+//! The collect wire format (docs/COLLECT-PROTOCOL.md) and its parsing into validated events.
+//!
+//! Parsing is two-level: the batch envelope must be well-formed (else the whole request is a
+//! 400), while each event is parsed on its own so one bad event drops only itself.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::DropReason;
+
+/// Longest stored string fields, in characters.
+pub const MAX_PATH_CHARS: usize = 512;
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_SELECTOR_CHARS: usize = 100;
+const MAX_SHORT_TEXT_CHARS: usize = 100;
+/// Pointer-path samples are `[dt,dx,dy]` triples; the tracker caps a page at 300 samples.
+pub const MAX_POINTER_SAMPLES: usize = 300;
+/// Coordinates and sizes beyond this are not a real screen.
+const MAX_PIXELS: i32 = 1_000_000;
+
+/// The envelope as it arrives. Borrowed where possible: this runs for every request.
+#[derive(Deserialize)]
+struct WireBatch<'a> {
+    k: Option<&'a str>,
+    v: Option<u32>,
+    s: Option<i64>,
+    u: Option<String>,
+    c: Option<u8>,
+    #[serde(borrow)]
+    e: Vec<&'a RawValue>,
+}
+
+/// A batch whose envelope is valid; its events are still raw.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub site_key: Option<&'a str>,
+    pub sent_at: i64,
+    pub url: String,
+    pub consent: bool,
+    pub events: Vec<&'a RawValue>,
+}
+
+/// Why the envelope was refused, with a message for the client.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: DropReason,
+    pub message: String,
+}
+
+impl Rejection {
+    fn malformed(message: impl Into<String>) -> Self {
+        Rejection { reason: DropReason::MalformedPayload, message: message.into() }
+    }
+}
+
+/// Parses the envelope. `max_events` is `ingest.max_events_per_batch`.
+pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Batch<'_>, Rejection> {
+    let wire: WireBatch<'_> =
+        serde_json::from_slice(body).map_err(|e| Rejection::malformed(format!("invalid JSON batch: {e}")))?;
+    if let Some(v) = wire.v {
+        if v != 1 {
+            return Err(Rejection::malformed(format!("unsupported protocol version {v} (this server speaks 1)")));
+        }
+    }
+    let sent_at = wire.s.ok_or_else(|| Rejection::malformed("missing `s` (client send time in ms)"))?;
+    let url = wire.u.ok_or_else(|| Rejection::malformed("missing `u` (page URL)"))?;
+    if wire.e.is_empty() {
+        return Err(Rejection::malformed("`e` holds no events"));
+    }
+    if wire.e.len() > max_events {
+        return Err(Rejection {
+            reason: DropReason::TooManyEvents,
+            message: format!("{} events in one batch; the limit is {max_events}", wire.e.len()),
+        });
+    }
+    Ok(Batch { site_key: wire.k, sent_at, url, consent: wire.c != Some(0), events: wire.e })
+}
+
+/// One event after validation: its client time and its typed body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub ts: i64,
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "t")]
+pub enum EventBody {
+    #[serde(rename = "pv")]
+    Pageview(Pageview),
+    #[serde(rename = "cl")]
+    Click(Click),
+    #[serde(rename = "sc")]
+    Scroll(Scroll),
+    #[serde(rename = "pp")]
+    PointerPath(PointerPath),
+    #[serde(rename = "ix")]
+    Interaction(Interaction),
+    #[serde(rename = "vi")]
+    Visibility(Visibility),
+    #[serde(rename = "en")]
+    Environment(Environment),
+    #[serde(rename = "ac")]
+    AddToCart(AddToCart),
+}
+
+const KNOWN_TYPES: [&str; 8] = ["pv", "cl", "sc", "pp", "ix", "vi", "en", "ac"];
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct Pageview {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Click {
+    pub x: i32,
+    pub y: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pw: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ph: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ap: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Scroll {
+    pub d: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ph: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct PointerPath {
+    pub p: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct Interaction {
+    #[serde(default)]
+    pub kc: u32,
+    #[serde(default)]
+    pub tc: u32,
+    #[serde(default)]
+    pub mc: u32,
+    #[serde(default)]
+    pub wc: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Visibility {
+    pub vs: String,
+    #[serde(default)]
+    pub tp: u64,
+    #[serde(default)]
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct Environment {
+    #[serde(default)]
+    pub wd: u8,
+    #[serde(default)]
+    pub hl: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pl: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lg: Option<u32>,
+    #[serde(default)]
+    pub pi: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ow: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oh: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iw: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ih: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sw: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sh: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpr: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hc: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dm: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct AddToCart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<u32>,
+}
+
+/// The event as it arrives: `ts` beside the type-tagged body.
+#[derive(Deserialize)]
+struct WireEvent {
+    ts: i64,
+    #[serde(flatten)]
+    body: EventBody,
+}
+
+#[derive(Deserialize)]
+struct TypeTag<'a> {
+    t: &'a str,
+}
+
+impl EventBody {
+    /// Short storage name of the type (the wire tag).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Pageview(_) => "pv",
+            EventBody::Click(_) => "cl",
+            EventBody::Scroll(_) => "sc",
+            EventBody::PointerPath(_) => "pp",
+            EventBody::Interaction(_) => "ix",
+            EventBody::Visibility(_) => "vi",
+            EventBody::Environment(_) => "en",
+            EventBody::AddToCart(_) => "ac",
+        }
+    }
+
+    /// Type-specific fields as a JSON object for the `props` column (`None` when empty).
+    pub fn props_json(&self) -> Option<String> {
+        let json = match self {
+            EventBody::Pageview(b) => serde_json::to_string(b),
+            EventBody::Click(b) => serde_json::to_string(b),
+            EventBody::Scroll(b) => serde_json::to_string(b),
+            EventBody::PointerPath(b) => serde_json::to_string(b),
+            EventBody::Interaction(b) => serde_json::to_string(b),
+            EventBody::Visibility(b) => serde_json::to_string(b),
+            EventBody::Environment(b) => serde_json::to_string(b),
+            EventBody::AddToCart(b) => serde_json::to_string(b),
+        }
+        .ok()?;
+        (json != "{}").then_some(json)
+    }
+
+    /// Detailed behaviour that needs analytics consent (the rest is security-only telemetry).
+    pub fn needs_consent(&self) -> bool {
+        matches!(self, EventBody::Click(_) | EventBody::Scroll(_) | EventBody::PointerPath(_))
+    }
+
+    /// Removes content that security-only mode must not keep.
+    pub fn strip_for_security_only(&mut self) {
+        match self {
+            EventBody::Pageview(pv) => {
+                pv.r = None;
+                pv.ti = None;
+            }
+            EventBody::Environment(en) => {
+                en.cv = None;
+                en.gl = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks ranges and trims free text; `Err` makes the event an `invalid_event` drop.
+    fn sanitize(&mut self) -> Result<(), &'static str> {
+        match self {
+            EventBody::Pageview(pv) => {
+                truncate_opt(&mut pv.r, MAX_PATH_CHARS);
+                truncate_opt(&mut pv.ti, MAX_TITLE_CHARS);
+                truncate_opt(&mut pv.pt, 32);
+            }
+            EventBody::Click(cl) => {
+                for v in [Some(cl.x), Some(cl.y), cl.pw, cl.ph].into_iter().flatten() {
+                    if !(-MAX_PIXELS..=MAX_PIXELS).contains(&v) {
+                        return Err("click coordinates out of range");
+                    }
+                }
+                truncate_opt(&mut cl.tg, 16);
+                truncate_opt(&mut cl.sel, MAX_SELECTOR_CHARS);
+            }
+            EventBody::Scroll(sc) => {
+                if sc.d > 100 {
+                    return Err("scroll depth above 100%");
+                }
+            }
+            EventBody::PointerPath(pp) => {
+                if pp.p.len() % 3 != 0 {
+                    return Err("pointer path is not [dt,dx,dy] triples");
+                }
+                if pp.p.len() > MAX_POINTER_SAMPLES * 3 {
+                    return Err("pointer path longer than 300 samples");
+                }
+                if pp.p.iter().any(|v| !(-MAX_PIXELS..=MAX_PIXELS).contains(v)) {
+                    return Err("pointer path value out of range");
+                }
+            }
+            EventBody::Interaction(_) => {}
+            EventBody::Visibility(vi) => {
+                if vi.vs != "h" && vi.vs != "v" {
+                    return Err("visibility state must be \"h\" or \"v\"");
+                }
+            }
+            EventBody::Environment(en) => {
+                truncate_opt(&mut en.gl, MAX_SHORT_TEXT_CHARS);
+                truncate_opt(&mut en.tz, 64);
+                truncate_opt(&mut en.cv, 16);
+                if en.dpr.is_some_and(|v| !v.is_finite()) || en.dm.is_some_and(|v| !v.is_finite()) {
+                    return Err("non-finite number");
+                }
+            }
+            EventBody::AddToCart(ac) => {
+                truncate_opt(&mut ac.src, 8);
+                truncate_opt(&mut ac.ct, MAX_SHORT_TEXT_CHARS);
+                truncate_opt(&mut ac.vid, 32);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses and sanitises one raw event.
+pub fn parse_event(raw: &RawValue) -> Result<Event, DropReason> {
+    match serde_json::from_str::<WireEvent>(raw.get()) {
+        Ok(mut wire) => {
+            wire.body.sanitize().map_err(|_| DropReason::InvalidEvent)?;
+            Ok(Event { ts: wire.ts, body: wire.body })
+        }
+        Err(_) => match serde_json::from_str::<TypeTag<'_>>(raw.get()) {
+            Ok(tag) if !KNOWN_TYPES.contains(&tag.t) => Err(DropReason::UnknownEventType),
+            _ => Err(DropReason::InvalidEvent),
+        },
+    }
+}
+
+fn truncate_opt(value: &mut Option<String>, max_chars: usize) {
+    if let Some(s) = value {
+        truncate(s, max_chars);
+    }
+}
+
+/// Truncates to at most `max_chars` characters without splitting a UTF-8 sequence.
+pub fn truncate(s: &mut String, max_chars: usize) {
+    if s.len() > max_chars {
+        if let Some((idx, _)) = s.char_indices().nth(max_chars) {
+            s.truncate(idx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_valid_batch_parses() {
+        let body = br#"{"k":"gt_abcdefghij","v":1,"s":1700000000000,"u":"https://shop.example/p/1?x=1","c":1,
+            "e":[{"t":"pv","ts":1700000000000,"r":"https://google.com/","ti":"Shoes","pt":"product"}]}"#;
+        let batch = parse_batch(body, 50).unwrap();
+        assert_eq!(batch.site_key, Some("gt_abcdefghij"));
+        assert!(batch.consent);
+        let event = parse_event(batch.events[0]).unwrap();
+        assert_eq!(event.ts, 1_700_000_000_000);
+        assert_eq!(event.body.kind(), "pv");
+    }
+
+    #[test]
+    fn envelope_errors_say_what_is_missing() {
+        assert_eq!(parse_batch(b"{not json", 50).unwrap_err().reason, DropReason::MalformedPayload);
+        let no_u = parse_batch(br#"{"s":1,"e":[{}]}"#, 50).unwrap_err();
+        assert!(no_u.message.contains("`u`"), "{}", no_u.message);
+        let no_events = parse_batch(br#"{"s":1,"u":"x","e":[]}"#, 50).unwrap_err();
+        assert!(no_events.message.contains("no events"));
+        let v2 = parse_batch(br#"{"v":2,"s":1,"u":"x","e":[{}]}"#, 50).unwrap_err();
+        assert!(v2.message.contains("version"));
+    }
+
+    #[test]
+    fn more_events_than_the_limit_is_too_many_events() {
+        let events = vec![r#"{"t":"pv","ts":1}"#; 51].join(",");
+        let body = format!(r#"{{"s":1,"u":"x","e":[{events}]}}"#);
+        assert_eq!(parse_batch(body.as_bytes(), 50).unwrap_err().reason, DropReason::TooManyEvents);
+    }
+
+    #[test]
+    fn unknown_type_and_invalid_fields_are_told_apart() {
+        assert_eq!(parse_event(&raw(r#"{"t":"zz","ts":1}"#)), Err(DropReason::UnknownEventType));
+        assert_eq!(parse_event(&raw(r#"{"t":"cl","ts":1}"#)), Err(DropReason::InvalidEvent));
+        assert_eq!(parse_event(&raw(r#"{"t":"sc","ts":1,"d":150}"#)), Err(DropReason::InvalidEvent));
+        assert_eq!(parse_event(&raw(r#"{"t":"pp","ts":1,"p":[1,2]}"#)), Err(DropReason::InvalidEvent));
+        assert_eq!(parse_event(&raw(r#"{"t":"vi","ts":1,"vs":"x"}"#)), Err(DropReason::InvalidEvent));
+        assert_eq!(parse_event(&raw(r#"{"ts":1}"#)), Err(DropReason::InvalidEvent));
+        assert_eq!(parse_event(&raw(r#"[]"#)), Err(DropReason::InvalidEvent));
+    }
+
+    #[test]
+    fn long_text_is_truncated_on_char_boundaries() {
+        let title = "é".repeat(500);
+        let json = format!(r#"{{"t":"pv","ts":1,"ti":"{title}"}}"#);
+        let EventBody::Pageview(pv) = parse_event(&raw(&json)).unwrap().body else { panic!() };
+        assert_eq!(pv.ti.unwrap().chars().count(), MAX_TITLE_CHARS);
+    }
+
+    #[test]
+    fn props_keep_type_fields_and_security_only_strips_content() {
+        let mut event = parse_event(&raw(r#"{"t":"pv","ts":1,"r":"https://a.example/","ti":"T"}"#)).unwrap();
+        assert_eq!(event.body.props_json().unwrap(), r#"{"r":"https://a.example/","ti":"T"}"#);
+        event.body.strip_for_security_only();
+        assert_eq!(event.body.props_json(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(batch) = parse_batch(&body, 50) {
+                for e in batch.events { let _ = parse_event(e); }
+            }
+        }
+
+        #[test]
+        fn parsing_json_shaped_noise_never_panics(
+            t in "(pv|cl|sc|pp|ix|vi|en|ac|zz)",
+            ts in any::<i64>(),
+            x in any::<i64>(),
+            s in ".{0,40}",
+        ) {
+            let event = format!(
+                r#"{{"t":"{t}","ts":{ts},"x":{x},"y":{x},"d":{x},"p":[{x},{x},{x}],"vs":{s:?},"gl":{s:?},"ti":{s:?},"q":{x}}}"#
+            );
+            let body = format!(r#"{{"k":{s:?},"s":{ts},"u":{s:?},"e":[{event}]}}"#);
+            if let Ok(batch) = parse_batch(body.as_bytes(), 50) {
+                for e in batch.events { let _ = parse_event(e); }
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The buffer step: a bounded queue in front of writer tasks that commit many requests' events
+//! in one transaction (group commit). A request is acknowledged only after the transaction
+//! holding its events has committed, so an acknowledged event is never lost; when the queue
+//! is full, submitters are told to come back later instead of growing memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::domain::{SessionId, SiteId, VisitorId};
+use crate::storage::events::{self, EventRow, SessionDelta, VisitorDelta};
+use crate::telemetry::metrics::Metrics;
+
+/// Everything one request asks to store.
+pub struct WriteJob {
+    pub events: Vec<EventRow>,
+    pub sessions: Vec<SessionDelta>,
+    pub visitors: Vec<VisitorDelta>,
+}
+
+struct Queued {
+    job: WriteJob,
+    ack: oneshot::Sender<Result<(), CommitFailed>>,
+    /// Buffer capacity held until the job is committed (or failed).
+    _permit: OwnedSemaphorePermit,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("the database did not commit the batch")]
+pub struct CommitFailed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the write buffer is full")]
+    Overloaded,
+    #[error(transparent)]
+    CommitFailed(#[from] CommitFailed),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Submits jobs to the writers. Cheap to clone; the writers stop once every handle is dropped
+/// and the queue is drained.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::UnboundedSender<Queued>,
+    capacity: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+pub struct WriterConfig {
+    /// Events that may wait in the buffer.
+    pub buffer_capacity_events: usize,
+    /// Most events per transaction.
+    pub commit_max_events: usize,
+    /// Writer tasks; each holds one transaction at a time.
+    pub writers: usize,
+}
+
+/// Starts the writer tasks. Await the returned handles after dropping every [`WriterHandle`]
+/// to drain the buffer on shutdown.
+pub fn spawn(db: DatabaseConnection, config: WriterConfig, metrics: Arc<Metrics>) -> (WriterHandle, Vec<JoinHandle<()>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rx = Arc::new(Mutex::new(rx));
+    let tasks = (0..config.writers.max(1))
+        .map(|_| {
+            let (db, rx, metrics) = (db.clone(), rx.clone(), metrics.clone());
+            tokio::spawn(run_writer(db, rx, config.commit_max_events, metrics))
+        })
+        .collect();
+    let capacity = Arc::new(Semaphore::new(config.buffer_capacity_events));
+    (WriterHandle { tx, capacity, metrics }, tasks)
+}
+
+impl WriterHandle {
+    /// Queues the job and waits until it is committed.
+    pub async fn submit(&self, job: WriteJob) -> Result<(), SubmitError> {
+        let weight = u32::try_from(job.events.len().max(1)).unwrap_or(u32::MAX);
+        let permit = self.capacity.clone().try_acquire_many_owned(weight).map_err(|_| SubmitError::Overloaded)?;
+        self.metrics.buffered_events.inc_by(i64::from(weight));
+        let (ack, done) = oneshot::channel();
+        self.tx.send(Queued { job, ack, _permit: permit }).map_err(|_| SubmitError::ShuttingDown)?;
+        match done.await {
+            Ok(result) => result.map_err(SubmitError::from),
+            Err(_) => Err(SubmitError::ShuttingDown),
+        }
+    }
+}
+
+async fn run_writer(
+    db: DatabaseConnection,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>,
+    commit_max_events: usize,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { break };
+            let mut events = first.job.events.len();
+            let mut batch = vec![first];
+            // Take whatever else is already waiting: that is the group in group commit.
+            while events < commit_max_events {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        events += next.job.events.len();
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        commit_group(&db, batch, &metrics).await;
+    }
+}
+
+async fn commit_group(db: &DatabaseConnection, batch: Vec<Queued>, metrics: &Metrics) {
+    let started = Instant::now();
+    let mut rows: Vec<EventRow> = Vec::new();
+    let mut sessions: HashMap<SessionId, SessionDelta> = HashMap::new();
+    let mut visitors: HashMap<(SiteId, VisitorId), VisitorDelta> = HashMap::new();
+    let mut acks = Vec::with_capacity(batch.len());
+    for queued in batch {
+        let WriteJob { events, sessions: job_sessions, visitors: job_visitors } = queued.job;
+        rows.extend(events);
+        for delta in job_sessions {
+            match sessions.get_mut(&delta.id) {
+                Some(existing) => existing.merge(delta),
+                None => {
+                    sessions.insert(delta.id, delta);
+                }
+            }
+        }
+        for delta in job_visitors {
+            visitors
+                .entry((delta.site_id, delta.visitor_id))
+                .and_modify(|v| v.merge(delta))
+                .or_insert(delta);
+        }
+        acks.push((queued.ack, queued._permit));
+    }
+    let sessions: Vec<SessionDelta> = sessions.into_values().collect();
+    let visitors: Vec<VisitorDelta> = visitors.into_values().collect();
+    let event_count = rows.len();
+
+    let result = async {
+        let txn = db.begin().await?;
+        events::insert_events(&txn, &rows).await?;
+        events::upsert_sessions(&txn, &sessions).await?;
+        events::upsert_visitors(&txn, &visitors).await?;
+        txn.commit().await
+    }
+    .await;
+
+    let buffered: i64 = acks.iter().map(|(_, permit)| i64::from(permit.num_permits() as u32)).sum();
+    metrics.buffered_events.dec_by(buffered);
+    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => {
+            metrics.commits.inc();
+            metrics.commit_events.observe(event_count as f64);
+            metrics.events_accepted.inc_by(event_count as u64);
+            for (ack, _permit) in acks {
+                let _ = ack.send(Ok(()));
+            }
+        }
+        Err(error) => {
+            metrics.commit_failures.inc();
+            tracing::error!(error = %error, events = event_count, requests = acks.len(), "group commit failed; nothing in it was acknowledged");
+            for (ack, _permit) in acks {
+                let _ = ack.send(Err(CommitFailed));
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! GhostTrack: privacy-first security analytics for online stores.
+//!
+//! Start at `startup` (how the server is assembled), `api` (the route table) and `ingest`
+//! (the collect pipeline). `docs/ARCHITECTURE.md` is the map.
+
+pub mod api;
+pub mod cli;
+pub mod domain;
+pub mod ingest;
+pub mod settings;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;
+pub mod tracker;

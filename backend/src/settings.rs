@@ -1,0 +1,482 @@
+//! Typed configuration: built-in defaults → optional TOML file → `GHOSTTRACK_*` environment
+//! variables (`__` separates nested keys, e.g. `GHOSTTRACK_INGEST__MAX_BODY_BYTES`).
+//!
+//! Unknown `GHOSTTRACK_*` variables are reported (likely typos), invalid values fail start-up
+//! with the key, the problem and how to fix it. Secrets are `secrecy` types whose `Debug`
+//! never prints them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Environment prefix of every setting.
+pub const ENV_PREFIX: &str = "GHOSTTRACK_";
+/// `GHOSTTRACK_*` variables that are read by tools around the binary, not settings.
+const NON_SETTING_VARS: &[&str] = &["CONFIG", "TEST_DATABASE_URL", "TEST_REDIS_URL"];
+
+/// Every setting key, dotted. Kept next to the struct; a unit test checks both agree.
+pub const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "database_url",
+    "data_dir",
+    "geoip_city",
+    "geoip_asn",
+    "geoip_anonymous",
+    "trusted_proxies",
+    "demo_site",
+    "ingest.max_body_bytes",
+    "ingest.max_events_per_batch",
+    "ingest.max_clock_skew_secs",
+    "ingest.max_event_age_secs",
+    "ingest.buffer_capacity_events",
+    "ingest.commit_max_events",
+    "ingest.writers",
+    "ingest.session_idle_secs",
+    "ingest.retry_after_secs",
+    "log.format",
+    "log.filter",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// Public base URL of this server, used in snippets (defaults to `http://{listen}`).
+    pub public_url: Option<url::Url>,
+    /// Database URL; `None` means SQLite at `{data_dir}/ghosttrack.db`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Directory for the embedded database and other local state.
+    pub data_dir: PathBuf,
+    /// MaxMind GeoIP2/GeoLite2 City database (`.mmdb`).
+    pub geoip_city: Option<PathBuf>,
+    /// MaxMind GeoLite2 ASN database (`.mmdb`).
+    pub geoip_asn: Option<PathBuf>,
+    /// MaxMind GeoIP2 Anonymous-IP database (`.mmdb`): Tor, VPN, hosting and proxy flags.
+    pub geoip_anonymous: Option<PathBuf>,
+    /// Peers allowed to set `X-Forwarded-For` (CIDR list; a comma-separated string in env).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Create a demo site for `localhost` on first start and print its snippet.
+    pub demo_site: bool,
+    pub ingest: IngestSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Largest accepted `/collect` body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most events accepted in one batch.
+    pub max_events_per_batch: usize,
+    /// Batches whose client clock differs from ours by more than this are dropped (`clock_skew`).
+    pub max_clock_skew_secs: u64,
+    /// Events older than this relative to their batch's send time are dropped (`event_too_old`).
+    pub max_event_age_secs: u64,
+    /// Events waiting for the writer before `/collect` answers 503 (bounds memory).
+    pub buffer_capacity_events: usize,
+    /// Most events committed in one transaction.
+    pub commit_max_events: usize,
+    /// Concurrent writer tasks; 0 = automatic (1 on SQLite, 4 on PostgreSQL).
+    pub writers: usize,
+    /// Idle time after which a visitor's next event starts a new session.
+    pub session_idle_secs: u64,
+    /// `Retry-After` sent with 503 when the buffer is full.
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log shippers.
+    pub format: LogFormat,
+    /// tracing-subscriber filter; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            public_url: None,
+            database_url: None,
+            data_dir: PathBuf::from("./ghosttrack-data"),
+            geoip_city: None,
+            geoip_asn: None,
+            geoip_anonymous: None,
+            trusted_proxies: Vec::new(),
+            demo_site: true,
+            ingest: IngestSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_events_per_batch: 50,
+            max_clock_skew_secs: 600,
+            max_event_age_secs: 3600,
+            buffer_capacity_events: 100_000,
+            commit_max_events: 10_000,
+            writers: 0,
+            session_idle_secs: 30 * 60,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, filter: "info,sqlx=warn,sea_orm=warn".into() }
+    }
+}
+
+/// A database URL. Its `Debug`/`Display`/`Serialize` hide the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        let url = self.expose();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
+    /// The URL with any password replaced by `***`, safe for logs.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "<unparseable database url>".into(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let url = DatabaseUrl::new(raw);
+        if !url.is_sqlite() && !url.is_postgres() {
+            return Err(serde::de::Error::custom(
+                "must start with sqlite:// (e.g. sqlite://./ghosttrack-data/ghosttrack.db?mode=rwc) or postgres://",
+            ));
+        }
+        Ok(url)
+    }
+}
+
+/// Accepts a TOML/JSON list or a comma-separated string (what an env var can hold).
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    let items: Vec<String> = match Raw::deserialize(d)? {
+        Raw::List(items) => items,
+        Raw::Csv(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    };
+    items
+        .iter()
+        .map(|s| parse_net(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// A CIDR, or a bare address meaning a single host.
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not an IP address or CIDR (e.g. 10.0.0.0/8 or 127.0.0.1)"))
+}
+
+/// Start-up configuration errors, each phrased so the operator knows what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration file {path} does not exist (set GHOSTTRACK_CONFIG or --config to an existing TOML file)")]
+    MissingFile { path: PathBuf },
+    #[error(
+        "invalid configuration: {0}\n  hint: run `ghosttrack print-config` to see every key, its default and its meaning"
+    )]
+    Invalid(Box<figment::Error>),
+}
+
+impl Settings {
+    /// Loads settings from defaults, an optional TOML file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Loaded, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (tests use this).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError::MissingFile { path: path.to_owned() });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = split_env(env);
+        for (key, value) in env.known_pairs {
+            figment = figment.merge(Serialized::global(&key, env_value(&value)));
+        }
+        let settings: Settings = figment.extract().map_err(|e| SettingsError::Invalid(Box::new(e)))?;
+        Ok(Loaded { settings, unknown_env: env.unknown_names })
+    }
+
+    /// The effective database URL.
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| {
+            DatabaseUrl::new(format!("sqlite://{}/ghosttrack.db?mode=rwc", self.data_dir.display()))
+        })
+    }
+
+    /// Base URL used when printing snippets.
+    pub fn public_url(&self) -> url::Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            url::Url::parse(&format!("http://{}", self.listen)).expect("socket address forms a URL")
+        })
+    }
+}
+
+/// Settings plus what loading noticed; the caller logs the warnings once tracing is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub unknown_env: Vec<String>,
+}
+
+struct EnvSplit {
+    /// `(dotted.key, raw value)` for every variable naming a setting.
+    known_pairs: Vec<(String, String)>,
+    /// Names of `GHOSTTRACK_*` variables that match no setting (likely typos).
+    unknown_names: Vec<String>,
+}
+
+fn split_env(env: impl IntoIterator<Item = (String, String)>) -> EnvSplit {
+    let mut split = EnvSplit { known_pairs: Vec::new(), unknown_names: Vec::new() };
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if NON_SETTING_VARS.contains(&rest) {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if KNOWN_KEYS.contains(&key.as_str()) {
+            split.known_pairs.push((key, value));
+        } else {
+            split.unknown_names.push(name);
+        }
+    }
+    split.unknown_names.sort();
+    split
+}
+
+/// Types an env value the way figment's `Env` provider does (`8080` a number, `true` a
+/// boolean), keeping it a string otherwise.
+fn env_value(raw: &str) -> figment::value::Value {
+    raw.parse().unwrap_or_else(|_| figment::value::Value::from(raw.to_string()))
+}
+
+/// The annotated default configuration printed by `ghosttrack print-config`.
+pub const ANNOTATED_DEFAULTS: &str = r#"# GhostTrack configuration.
+# Precedence: built-in defaults < this file (--config or GHOSTTRACK_CONFIG) < GHOSTTRACK_* env vars.
+# Every key has an env var: upper-case, prefixed GHOSTTRACK_, `__` for nesting,
+# e.g. ingest.max_body_bytes -> GHOSTTRACK_INGEST__MAX_BODY_BYTES.
+
+# Address to listen on (GHOSTTRACK_LISTEN).
+listen = "127.0.0.1:8080"
+
+# Public base URL used in printed snippets (GHOSTTRACK_PUBLIC_URL). Default: http://{listen}
+# public_url = "https://stats.example.com"
+
+# Database (GHOSTTRACK_DATABASE_URL). Default: SQLite in data_dir, created and migrated on start.
+# database_url = "postgres://ghosttrack:secret@127.0.0.1:5432/ghosttrack"
+
+# Directory for the embedded SQLite database (GHOSTTRACK_DATA_DIR).
+data_dir = "./ghosttrack-data"
+
+# MaxMind databases (.mmdb); leave unset to skip that enrichment.
+# geoip_city = "/var/lib/GeoIP/GeoLite2-City.mmdb"            # GHOSTTRACK_GEOIP_CITY
+# geoip_asn = "/var/lib/GeoIP/GeoLite2-ASN.mmdb"              # GHOSTTRACK_GEOIP_ASN
+# geoip_anonymous = "/var/lib/GeoIP/GeoIP2-Anonymous-IP.mmdb" # GHOSTTRACK_GEOIP_ANONYMOUS
+
+# Reverse proxies whose X-Forwarded-For is trusted (GHOSTTRACK_TRUSTED_PROXIES="10.0.0.0/8,127.0.0.1").
+trusted_proxies = []
+
+# Create a demo site for localhost on first start and print its snippet (GHOSTTRACK_DEMO_SITE).
+demo_site = true
+
+[ingest]
+# Largest /collect body in bytes; larger requests get 413.
+max_body_bytes = 65536
+# Most events in one batch; more is a 400.
+max_events_per_batch = 50
+# Batches from a client clock further than this from ours are dropped (reason clock_skew).
+max_clock_skew_secs = 600
+# Events older than this, relative to their batch, are dropped (reason event_too_old).
+max_event_age_secs = 3600
+# Events waiting to be committed before /collect answers 503 + Retry-After.
+buffer_capacity_events = 100000
+# Most events per database transaction (group commit).
+commit_max_events = 10000
+# Concurrent writers; 0 = automatic (1 on SQLite, 4 on PostgreSQL).
+writers = 0
+# Inactivity that ends a session.
+session_idle_secs = 1800
+# Retry-After value on 503.
+retry_after_secs = 1
+
+[log]
+# "pretty" or "json".
+format = "pretty"
+# tracing filter; RUST_LOG overrides it.
+filter = "info,sqlx=warn,sea_orm=warn"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn annotated_defaults_parse_to_the_built_in_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ghosttrack.toml");
+        std::fs::write(&path, ANNOTATED_DEFAULTS).unwrap();
+        let from_file = Settings::load_from(Some(&path), Vec::new()).unwrap().settings;
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(Settings::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_key_in_the_annotated_defaults_is_known_and_every_known_key_is_documented() {
+        let documented: Vec<String> = documented_keys(ANNOTATED_DEFAULTS);
+        for key in &documented {
+            assert!(KNOWN_KEYS.contains(&key.as_str()), "{key} documented but not in KNOWN_KEYS");
+        }
+        for key in KNOWN_KEYS {
+            assert!(documented.iter().any(|d| d == key), "{key} missing from ANNOTATED_DEFAULTS");
+        }
+    }
+
+    /// Keys of `key = value` lines, including commented-out examples, with their table prefix.
+    fn documented_keys(toml: &str) -> Vec<String> {
+        let mut table = String::new();
+        let mut keys = Vec::new();
+        for line in toml.lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                table = format!("{name}.");
+                continue;
+            }
+            let candidate = line.trim_start_matches("# ");
+            if let Some((key, _)) = candidate.split_once(" = ") {
+                if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    keys.push(format!("{table}{key}"));
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn env_overrides_file_and_nested_keys_use_double_underscore() {
+        let loaded = Settings::load_from(
+            None,
+            env(&[
+                ("GHOSTTRACK_LISTEN", "0.0.0.0:9999"),
+                ("GHOSTTRACK_INGEST__MAX_BODY_BYTES", "1024"),
+                ("GHOSTTRACK_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.listen.port(), 9999);
+        assert_eq!(loaded.settings.ingest.max_body_bytes, 1024);
+        assert_eq!(loaded.settings.trusted_proxies.len(), 2);
+        assert!(loaded.unknown_env.is_empty());
+    }
+
+    #[test]
+    fn unknown_ghosttrack_variables_are_reported_not_fatal() {
+        let loaded = Settings::load_from(
+            None,
+            env(&[("GHOSTTRACK_LISTNE", "x"), ("GHOSTTRACK_TEST_DATABASE_URL", "postgres://x")]),
+        )
+        .unwrap();
+        assert_eq!(loaded.unknown_env, vec!["GHOSTTRACK_LISTNE".to_string()]);
+    }
+
+    #[test]
+    fn invalid_value_names_the_key() {
+        let err = Settings::load_from(None, env(&[("GHOSTTRACK_LISTEN", "not-an-address")])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("listen"), "{message}");
+        assert!(message.contains("print-config"), "{message}");
+    }
+
+    #[test]
+    fn database_url_debug_hides_the_password() {
+        let url = DatabaseUrl::new("postgres://gt:hunter2@db:5432/gt");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.is_postgres());
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let url = Settings::default().database_url();
+        assert_eq!(url.expose(), "sqlite://./ghosttrack-data/ghosttrack.db?mode=rwc");
+    }
+}

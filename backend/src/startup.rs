@@ -1,0 +1,201 @@
+//! One start-up function, used by `main` and by every test: connect, migrate, start the
+//! writer and background jobs, bind the listener. `run_until_stopped` serves until the given
+//! signal, then drains: in-flight requests finish, buffered events are committed, pending
+//! drop counters are written.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, Server};
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::domain::{SiteKey, UnixMillis};
+use crate::ingest::enrich::{Enricher, GeoLookup};
+use crate::ingest::writer::{self, WriterConfig};
+use crate::ingest::{DropLedger, Ingest};
+use crate::settings::Settings;
+use crate::storage::{self, sites::SiteKind};
+use crate::telemetry::metrics::Metrics;
+
+/// How often pending drop counters are written and expired salts deleted.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// Salts older than this are deleted (see `ingest::identity`).
+const SALT_MAX_AGE_MS: i64 = 48 * 3_600_000;
+/// How long shutdown waits for open connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Domain of the site created for the demo page.
+pub const DEMO_DOMAIN: &str = "localhost";
+
+/// Shared by every handler.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    pub ingest: Ingest,
+    pub metrics: Arc<Metrics>,
+    pub demo_site: Option<SiteKey>,
+}
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    acceptor: poem::listener::TcpAcceptor,
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+    writers: Vec<JoinHandle<()>>,
+    drops: Arc<DropLedger>,
+    db: DatabaseConnection,
+    /// Printed by `serve`: the demo site's API token, only on the start that created it.
+    pub demo_created: Option<crate::domain::ApiToken>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let url = settings.database_url();
+        let db = storage::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", url.redacted()))?;
+        storage::migrate(&db).await.context("cannot apply database migrations")?;
+
+        let geo = GeoLookup::open(
+            settings.geoip_city.as_deref(),
+            settings.geoip_asn.as_deref(),
+            settings.geoip_anonymous.as_deref(),
+        )?;
+        let metrics = Arc::new(Metrics::new());
+        let writers = match settings.ingest.writers {
+            0 if url.is_sqlite() => 1,
+            0 => 4,
+            n => n,
+        };
+        let (writer, writer_tasks) = writer::spawn(
+            db.clone(),
+            WriterConfig {
+                buffer_capacity_events: settings.ingest.buffer_capacity_events,
+                commit_max_events: settings.ingest.commit_max_events,
+                writers,
+            },
+            metrics.clone(),
+        );
+        let ingest = Ingest::new(
+            db.clone(),
+            settings.ingest.clone(),
+            settings.trusted_proxies.clone(),
+            Enricher::new(geo),
+            writer,
+            metrics.clone(),
+        );
+        let restored = ingest.restore_open_sessions().await?;
+
+        let (demo_site, demo_created) = if settings.demo_site { ensure_demo_site(&db).await? } else { (None, None) };
+
+        let acceptor = TcpListener::bind(settings.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {} (set GHOSTTRACK_LISTEN to a free address)", settings.listen))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no socket address")?;
+
+        tracing::info!(
+            listen = %local_addr,
+            database = storage::backend_name(&db),
+            geoip = ?ingest_geo_names(&settings),
+            writers,
+            sessions.restored = restored,
+            "GhostTrack ready"
+        );
+        let drops = ingest.drop_ledger();
+        let state = Arc::new(AppState { db: db.clone(), settings, ingest, metrics, demo_site });
+        Ok(Application { acceptor, local_addr, state, writers: writer_tasks, drops, db, demo_created })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn demo_site(&self) -> Option<&SiteKey> {
+        self.state.demo_site.as_ref()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until `shutdown` resolves, then drains every buffer.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let Application { acceptor, state, writers, drops, db, .. } = self;
+        let (stop_jobs, stopped) = watch::channel(false);
+        let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped));
+
+        let app = crate::api::routes(state).map_to_response();
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(SHUTDOWN_GRACE))
+            .await
+            .context("HTTP server failed")?;
+
+        // Stop background jobs; once the last `AppState` is gone the writer queue closes.
+        let _ = stop_jobs.send(true);
+        let _ = housekeeping.await;
+        for task in writers {
+            let _ = task.await;
+        }
+        if let Err(error) = drops.flush(&db).await {
+            tracing::error!(error = %error, "could not write the last drop counters");
+        }
+        let _ = db.close().await;
+        tracing::info!("GhostTrack stopped; every acknowledged event is committed");
+        Ok(())
+    }
+}
+
+fn ingest_geo_names(settings: &Settings) -> Vec<&'static str> {
+    [
+        ("city", settings.geoip_city.is_some()),
+        ("asn", settings.geoip_asn.is_some()),
+        ("anonymous", settings.geoip_anonymous.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, on)| on.then_some(n))
+    .collect()
+}
+
+/// Periodic jobs of one node: persist drop counters, delete expired salts.
+async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        if let Err(error) = state.ingest.drop_ledger().flush(&state.db).await {
+            tracing::warn!(error = %error, "could not write drop counters; will retry");
+        }
+        let now = UnixMillis::now();
+        match storage::salts::delete_created_before(&state.db, UnixMillis(now.0 - SALT_MAX_AGE_MS)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(salts.deleted = n, "expired daily salts deleted"),
+            Err(error) => tracing::warn!(error = %error, "could not delete expired salts; will retry"),
+        }
+        state.ingest.salts().forget_before(now.day());
+    }
+}
+
+/// Creates the demo site on first start. Returns its key, and its token when just created.
+async fn ensure_demo_site(db: &DatabaseConnection) -> anyhow::Result<(Option<SiteKey>, Option<crate::domain::ApiToken>)> {
+    if let Some(site) = storage::sites::find_by_domain(db, DEMO_DOMAIN).await? {
+        return Ok((Some(site.key), None));
+    }
+    let (site, token) = storage::sites::create(db, DEMO_DOMAIN, SiteKind::Standalone).await?;
+    Ok((Some(site.key), Some(token)))
+}

@@ -1,0 +1,252 @@
+//! Writing ingested events, and the session and visitor rows they update, in bulk.
+//! Called by the group-commit writer inside one transaction per batch.
+
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::entities::{events, sessions, visitors};
+use crate::domain::{SessionId, SiteId, UnixMillis, VisitorId};
+
+/// Rows per INSERT statement: stays well under SQLite's 32,766 bound parameters.
+const EVENT_ROWS_PER_STATEMENT: usize = 2_000;
+const SESSION_ROWS_PER_STATEMENT: usize = 500;
+const VISITOR_ROWS_PER_STATEMENT: usize = 2_000;
+
+#[derive(Clone, Debug)]
+pub struct EventRow {
+    pub site_id: SiteId,
+    pub session_id: SessionId,
+    pub visitor_id: VisitorId,
+    pub ts: UnixMillis,
+    pub received_at: UnixMillis,
+    pub kind: &'static str,
+    pub path: String,
+    pub props: Option<String>,
+}
+
+/// What one batch contributes to a session. Deltas for the same session are merged before
+/// writing; the row is inserted when new and its counters advanced otherwise.
+#[derive(Clone, Debug)]
+pub struct SessionDelta {
+    pub id: SessionId,
+    pub site_id: SiteId,
+    pub visitor_id: VisitorId,
+    pub started_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+    pub pageviews: i32,
+    pub events: i32,
+    pub entry_path: String,
+    pub exit_path: String,
+    pub referrer_host: Option<String>,
+    pub ip_prefix: Option<String>,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    pub asn: Option<i64>,
+    pub as_org: Option<String>,
+    pub net_flags: i32,
+    pub browser: String,
+    pub browser_version: Option<String>,
+    pub os: String,
+    pub device: String,
+    pub bot_family: Option<String>,
+    pub automated: bool,
+    pub consent: bool,
+}
+
+impl SessionDelta {
+    /// Folds a later delta of the same session into this one.
+    pub fn merge(&mut self, other: SessionDelta) {
+        debug_assert_eq!(self.id, other.id);
+        if other.started_at < self.started_at {
+            self.started_at = other.started_at;
+            self.entry_path = other.entry_path;
+        }
+        if other.last_seen_at >= self.last_seen_at {
+            self.last_seen_at = other.last_seen_at;
+            self.exit_path = other.exit_path;
+        }
+        self.pageviews += other.pageviews;
+        self.events += other.events;
+        self.automated |= other.automated;
+        self.referrer_host = self.referrer_host.take().or(other.referrer_host);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct VisitorDelta {
+    pub site_id: SiteId,
+    pub visitor_id: VisitorId,
+    pub first_seen_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+    pub events: i32,
+}
+
+impl VisitorDelta {
+    pub fn merge(&mut self, other: VisitorDelta) {
+        self.first_seen_at = self.first_seen_at.min(other.first_seen_at);
+        self.last_seen_at = self.last_seen_at.max(other.last_seen_at);
+        self.events += other.events;
+    }
+}
+
+pub async fn insert_events(db: &impl ConnectionTrait, rows: &[EventRow]) -> Result<(), DbErr> {
+    use events::Column as C;
+    for chunk in rows.chunks(EVENT_ROWS_PER_STATEMENT) {
+        let mut insert = Query::insert();
+        insert.into_table(events::Entity).columns([
+            C::SiteId,
+            C::SessionId,
+            C::VisitorId,
+            C::Ts,
+            C::ReceivedAt,
+            C::Kind,
+            C::Path,
+            C::Props,
+        ]);
+        for row in chunk {
+            insert.values_panic([
+                row.site_id.0.into(),
+                row.session_id.0.into(),
+                row.visitor_id.0.into(),
+                row.ts.0.into(),
+                row.received_at.0.into(),
+                row.kind.into(),
+                row.path.as_str().into(),
+                row.props.clone().into(),
+            ]);
+        }
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// `CASE WHEN excluded.col > table.col THEN excluded.col ELSE table.col END`, portable to
+/// SQLite and PostgreSQL (which spell max() differently).
+fn greater(col: &str) -> Expr {
+    Expr::cust(format!(
+        r#"CASE WHEN excluded."{col}" > "sessions"."{col}" THEN excluded."{col}" ELSE "sessions"."{col}" END"#
+    ))
+}
+
+pub async fn upsert_sessions(db: &impl ConnectionTrait, deltas: &[SessionDelta]) -> Result<(), DbErr> {
+    use sessions::Column as C;
+    for chunk in deltas.chunks(SESSION_ROWS_PER_STATEMENT) {
+        let mut insert = Query::insert();
+        insert.into_table(sessions::Entity).columns([
+            C::Id,
+            C::SiteId,
+            C::VisitorId,
+            C::StartedAt,
+            C::LastSeenAt,
+            C::Pageviews,
+            C::Events,
+            C::EntryPath,
+            C::ExitPath,
+            C::ReferrerHost,
+            C::IpPrefix,
+            C::Country,
+            C::Region,
+            C::City,
+            C::Asn,
+            C::AsOrg,
+            C::NetFlags,
+            C::Browser,
+            C::BrowserVersion,
+            C::Os,
+            C::Device,
+            C::BotFamily,
+            C::Automated,
+            C::Consent,
+        ]);
+        for d in chunk {
+            insert.values_panic([
+                d.id.0.into(),
+                d.site_id.0.into(),
+                d.visitor_id.0.into(),
+                d.started_at.0.into(),
+                d.last_seen_at.0.into(),
+                d.pageviews.into(),
+                d.events.into(),
+                d.entry_path.as_str().into(),
+                d.exit_path.as_str().into(),
+                d.referrer_host.clone().into(),
+                d.ip_prefix.clone().into(),
+                d.country.clone().into(),
+                d.region.clone().into(),
+                d.city.clone().into(),
+                d.asn.into(),
+                d.as_org.clone().into(),
+                d.net_flags.into(),
+                d.browser.as_str().into(),
+                d.browser_version.clone().into(),
+                d.os.as_str().into(),
+                d.device.as_str().into(),
+                d.bot_family.clone().into(),
+                d.automated.into(),
+                d.consent.into(),
+            ]);
+        }
+        insert.on_conflict(
+            OnConflict::column(C::Id)
+                .value(C::LastSeenAt, greater("last_seen_at"))
+                .value(
+                    C::ExitPath,
+                    Expr::cust(
+                        r#"CASE WHEN excluded."last_seen_at" >= "sessions"."last_seen_at" THEN excluded."exit_path" ELSE "sessions"."exit_path" END"#,
+                    ),
+                )
+                .value(C::Pageviews, Expr::cust(r#""sessions"."pageviews" + excluded."pageviews""#))
+                .value(C::Events, Expr::cust(r#""sessions"."events" + excluded."events""#))
+                .value(C::Automated, Expr::cust(r#""sessions"."automated" OR excluded."automated""#))
+                .to_owned(),
+        );
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+pub async fn upsert_visitors(db: &impl ConnectionTrait, deltas: &[VisitorDelta]) -> Result<(), DbErr> {
+    use visitors::Column as C;
+    for chunk in deltas.chunks(VISITOR_ROWS_PER_STATEMENT) {
+        let mut insert = Query::insert();
+        insert.into_table(visitors::Entity).columns([
+            C::SiteId,
+            C::VisitorId,
+            C::FirstSeenAt,
+            C::LastSeenAt,
+            C::Events,
+        ]);
+        for d in chunk {
+            insert.values_panic([
+                d.site_id.0.into(),
+                d.visitor_id.0.into(),
+                d.first_seen_at.0.into(),
+                d.last_seen_at.0.into(),
+                d.events.into(),
+            ]);
+        }
+        insert.on_conflict(
+            OnConflict::columns([C::SiteId, C::VisitorId])
+                .value(
+                    C::LastSeenAt,
+                    Expr::cust(
+                        r#"CASE WHEN excluded."last_seen_at" > "visitors"."last_seen_at" THEN excluded."last_seen_at" ELSE "visitors"."last_seen_at" END"#,
+                    ),
+                )
+                .value(C::Events, Expr::cust(r#""visitors"."events" + excluded."events""#))
+                .to_owned(),
+        );
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// Sessions still open at `since` (last event after it), to re-open after a restart.
+pub async fn open_sessions_since(
+    db: &impl ConnectionTrait,
+    since: UnixMillis,
+) -> Result<Vec<sessions::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    sessions::Entity::find().filter(sessions::Column::LastSeenAt.gt(since)).all(db).await
+}

@@ -1,0 +1,98 @@
+//! Everything that touches the database. Plain functions taking a connection (or transaction)
+//! and, for tenant data, the tenant scope first; sea-orm already abstracts SQLite/PostgreSQL,
+//! so there is no repository trait on top.
+
+pub mod drops;
+pub mod entities;
+pub mod events;
+pub mod salts;
+pub mod sites;
+pub mod stats;
+
+use std::path::Path;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+
+use crate::domain::SiteId;
+use crate::settings::DatabaseUrl;
+
+/// Proof that the caller resolved the tenant from a verified credential (an API token, a site
+/// key on the collect path, later a Shopify session token or webhook HMAC). Tenant-scoped
+/// storage functions take it first and put `site_id = ?` in their base condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantScope(SiteId);
+
+impl TenantScope {
+    /// Only the modules that verify credentials create scopes.
+    pub(crate) fn verified(site: SiteId) -> Self {
+        TenantScope(site)
+    }
+
+    pub fn site_id(self) -> SiteId {
+        self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// Opens the database, creating the SQLite file (and its directory) when needed, and applies
+/// pending migrations. SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives a
+/// process crash (the acknowledgement guarantee of `/collect`); only an OS crash or power loss
+/// can lose the last commits before a checkpoint.
+pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, StorageError> {
+    if url.is_sqlite() {
+        ensure_sqlite_dir(url.expose())?;
+    }
+    let mut opts = ConnectOptions::new(url.expose().to_owned());
+    opts.sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
+    if url.is_sqlite() {
+        opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    } else {
+        opts.max_connections(16).min_connections(2);
+    }
+    let db = Database::connect(opts).await?;
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match sea_orm::ConnectionTrait::get_database_backend(db) {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "other",
+    }
+}
+
+fn ensure_sqlite_dir(url: &str) -> Result<(), StorageError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! GhostTrack's schema: one migration per step, written once with sea-query so the same
+//! definitions produce SQLite and PostgreSQL DDL. Timestamps are `BIGINT` milliseconds since
+//! the Unix epoch (UTC) on both backends: bucket arithmetic stays portable and index-friendly.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_sites;
+mod m20261121_000002_create_daily_salts;
+mod m20261121_000003_create_visitors;
+mod m20261121_000004_create_sessions;
+mod m20261121_000005_create_events;
+mod m20261121_000006_create_drop_counters;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_sites::Migration),
+            Box::new(m20261121_000002_create_daily_salts::Migration),
+            Box::new(m20261121_000003_create_visitors::Migration),
+            Box::new(m20261121_000004_create_sessions::Migration),
+            Box::new(m20261121_000005_create_events::Migration),
+            Box::new(m20261121_000006_create_drop_counters::Migration),
+        ]
+    }
+}
