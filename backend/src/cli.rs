@@ -72,8 +72,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Tracker { write } = command {
         if write {
-            std::fs::write(tracker::THEME_ASSET_PATH, tracker::TRACKER_JS)
-                .with_context(|| format!("cannot write {} (run from the repository root)", tracker::THEME_ASSET_PATH))?;
+            std::fs::write(tracker::THEME_ASSET_PATH, tracker::TRACKER_JS).with_context(|| {
+                format!("cannot write {} (run from the repository root)", tracker::THEME_ASSET_PATH)
+            })?;
             eprintln!("wrote {} ({} bytes)", tracker::THEME_ASSET_PATH, tracker::TRACKER_JS.len());
         } else {
             print!("{}", tracker::TRACKER_JS);
@@ -104,7 +105,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (site, token) = storage::sites::create(&db, &domain, SiteKind::Standalone).await?;
             let snippet = tracker::snippet(&settings.public_url(), &site.key);
             if json {
-                let out = SiteAdded { domain: &domain, site_key: site.key.as_str(), api_token: token.expose(), snippet };
+                let out =
+                    SiteAdded { domain: &domain, site_key: site.key.as_str(), api_token: token.expose(), snippet };
                 println!("{}", serde_json::to_string(&out)?);
             } else {
                 println!("Site {domain} created.\n");
@@ -123,7 +125,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let base = app.settings().public_url();
     println!("\nGhostTrack is serving on http://{}", app.local_addr());
     if let Some(key) = app.demo_site() {
-        println!("\nDemo site ({}), key {key}. Open {}demo to send events from your browser.", crate::startup::DEMO_DOMAIN, base);
+        println!(
+            "\nDemo site ({}), key {key}. Open {}demo to send events from your browser.",
+            crate::startup::DEMO_DOMAIN,
+            base
+        );
         println!("Snippet for your own pages:\n\n{}\n", tracker::snippet(&base, key));
         if let Some(token) = &app.demo_created {
             println!("Demo API token (shown once): {}", token.expose());

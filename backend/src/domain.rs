@@ -71,7 +71,8 @@ impl SiteKey {
     /// Accepts what could be a key; anything else cannot name a site and is rejected early.
     pub fn parse(raw: &str) -> Option<Self> {
         let body = raw.strip_prefix(Self::PREFIX)?;
-        (8..=60).contains(&body.len())
+        (8..=60)
+            .contains(&body.len())
             .then_some(())
             .filter(|_| body.bytes().all(|b| b.is_ascii_alphanumeric()))
             .map(|_| SiteKey(raw.to_owned()))

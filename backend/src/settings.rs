@@ -221,10 +221,7 @@ fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> 
         Raw::List(items) => items,
         Raw::Csv(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
     };
-    items
-        .iter()
-        .map(|s| parse_net(s).map_err(serde::de::Error::custom))
-        .collect()
+    items.iter().map(|s| parse_net(s).map_err(serde::de::Error::custom)).collect()
 }
 
 /// A CIDR, or a bare address meaning a single host.
@@ -273,16 +270,16 @@ impl Settings {
 
     /// The effective database URL.
     pub fn database_url(&self) -> DatabaseUrl {
-        self.database_url.clone().unwrap_or_else(|| {
-            DatabaseUrl::new(format!("sqlite://{}/ghosttrack.db?mode=rwc", self.data_dir.display()))
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::new(format!("sqlite://{}/ghosttrack.db?mode=rwc", self.data_dir.display())))
     }
 
     /// Base URL used when printing snippets.
     pub fn public_url(&self) -> url::Url {
-        self.public_url.clone().unwrap_or_else(|| {
-            url::Url::parse(&format!("http://{}", self.listen)).expect("socket address forms a URL")
-        })
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| url::Url::parse(&format!("http://{}", self.listen)).expect("socket address forms a URL"))
     }
 }
 
@@ -394,10 +391,7 @@ mod tests {
         let path = dir.path().join("ghosttrack.toml");
         std::fs::write(&path, ANNOTATED_DEFAULTS).unwrap();
         let from_file = Settings::load_from(Some(&path), Vec::new()).unwrap().settings;
-        assert_eq!(
-            serde_json::to_value(&from_file).unwrap(),
-            serde_json::to_value(Settings::default()).unwrap()
-        );
+        assert_eq!(serde_json::to_value(&from_file).unwrap(), serde_json::to_value(Settings::default()).unwrap());
     }
 
     #[test]

@@ -56,9 +56,8 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let url = settings.database_url();
-        let db = storage::connect(&url)
-            .await
-            .with_context(|| format!("cannot open the database {}", url.redacted()))?;
+        let db =
+            storage::connect(&url).await.with_context(|| format!("cannot open the database {}", url.redacted()))?;
         storage::migrate(&db).await.context("cannot apply database migrations")?;
 
         let geo = GeoLookup::open(
@@ -93,10 +92,9 @@ impl Application {
 
         let (demo_site, demo_created) = if settings.demo_site { ensure_demo_site(&db).await? } else { (None, None) };
 
-        let acceptor = TcpListener::bind(settings.listen)
-            .into_acceptor()
-            .await
-            .with_context(|| format!("cannot listen on {} (set GHOSTTRACK_LISTEN to a free address)", settings.listen))?;
+        let acceptor = TcpListener::bind(settings.listen).into_acceptor().await.with_context(|| {
+            format!("cannot listen on {} (set GHOSTTRACK_LISTEN to a free address)", settings.listen)
+        })?;
         let local_addr = acceptor
             .local_addr()
             .first()
@@ -192,7 +190,9 @@ async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) 
 }
 
 /// Creates the demo site on first start. Returns its key, and its token when just created.
-async fn ensure_demo_site(db: &DatabaseConnection) -> anyhow::Result<(Option<SiteKey>, Option<crate::domain::ApiToken>)> {
+async fn ensure_demo_site(
+    db: &DatabaseConnection,
+) -> anyhow::Result<(Option<SiteKey>, Option<crate::domain::ApiToken>)> {
     if let Some(site) = storage::sites::find_by_domain(db, DEMO_DOMAIN).await? {
         return Ok((Some(site.key), None));
     }

@@ -62,7 +62,9 @@ mod tests {
     fn snippet_loads_the_tracker_deferred_with_the_site_key() {
         let key = SiteKey::parse("gt_abcdefghijklmnop").unwrap();
         let html = snippet(&url::Url::parse("https://stats.example.com/").unwrap(), &key);
-        assert!(html.contains(r#"<script defer src="https://stats.example.com/t.js" data-site="gt_abcdefghijklmnop">"#));
+        assert!(
+            html.contains(r#"<script defer src="https://stats.example.com/t.js" data-site="gt_abcdefghijklmnop">"#)
+        );
         assert!(html.contains("collect.gif?k=gt_abcdefghijklmnop"));
     }
 }

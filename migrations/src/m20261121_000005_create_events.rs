@@ -17,13 +17,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Events::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Events::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Events::Id).big_integer().not_null().auto_increment().primary_key())
                     .col(big_integer(Events::SiteId))
                     .col(big_integer(Events::SessionId))
                     .col(big_integer(Events::VisitorId))

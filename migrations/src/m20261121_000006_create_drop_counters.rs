@@ -19,10 +19,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(DropCounters::Reason, 32))
                     .col(big_integer(DropCounters::Count).default(0))
                     .primary_key(
-                        Index::create()
-                            .col(DropCounters::SiteId)
-                            .col(DropCounters::Day)
-                            .col(DropCounters::Reason),
+                        Index::create().col(DropCounters::SiteId).col(DropCounters::Day).col(DropCounters::Reason),
                     )
                     .to_owned(),
             )

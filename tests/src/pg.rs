@@ -11,10 +11,7 @@ pub fn server_url() -> Option<String> {
 pub async fn fresh_database(server: &str) -> String {
     let name = format!("gt_test_{:016x}", rand::random::<u64>());
     let admin = Database::connect(server).await.expect("connect to GHOSTTRACK_TEST_DATABASE_URL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     let _ = admin.close().await;
     let mut url = url::Url::parse(server).expect("GHOSTTRACK_TEST_DATABASE_URL is a URL");
     url.set_path(&format!("/{name}"));

@@ -20,11 +20,7 @@ const PIXEL_GIF: &[u8] = &[
 ];
 
 fn client<'a>(req: &'a Request, headers: &'a HeaderMap) -> ClientContext<'a> {
-    let peer = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     ClientContext {
         peer,
         forwarded_for: headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
@@ -36,18 +32,19 @@ fn client<'a>(req: &'a Request, headers: &'a HeaderMap) -> ClientContext<'a> {
 #[handler]
 pub async fn collect(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>) -> Response {
     let limit = state.settings.ingest.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let bytes = match declared {
         Some(n) if n > limit => None,
         _ => body.into_bytes_limit(limit).await.ok(),
     };
     let Some(bytes) = bytes else {
         state.ingest.drop_ledger().record(NO_SITE, UnixMillis::now().day(), DropReason::PayloadTooLarge, 1);
-        return error(StatusCode::PAYLOAD_TOO_LARGE, DropReason::PayloadTooLarge, &format!("body larger than {limit} bytes"));
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            DropReason::PayloadTooLarge,
+            &format!("body larger than {limit} bytes"),
+        );
     };
     let headers = req.headers();
     match state.ingest.collect(&bytes, client(req, headers)).await {

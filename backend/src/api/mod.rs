@@ -27,7 +27,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let collect_routes = Route::new()
         .at("/collect", post(collect::collect))
         .at("/collect.gif", get(collect::pixel))
-        .with(Cors::new().allow_credentials(false).max_age(86_400));
+        .with(Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400));
 
     Route::new()
         .nest("/", collect_routes)
@@ -58,10 +58,7 @@ async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, state: &AppState) -> poe
     };
     let metrics = &state.metrics;
     metrics.http_duration.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .get_or_create(&RouteStatus { route, status: response.status().as_u16() })
-        .inc();
+    metrics.http_requests.get_or_create(&RouteStatus { route, status: response.status().as_u16() }).inc();
     Ok(response)
 }
 

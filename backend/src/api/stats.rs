@@ -164,9 +164,12 @@ impl StatsApi {
         }
 
         let db = &state.db;
-        let (scope, tenant) = match store::sites::authenticate_token(db, &ApiToken::from_presented(&auth.0.token)).await {
+        let (scope, tenant) = match store::sites::authenticate_token(db, &ApiToken::from_presented(&auth.0.token)).await
+        {
             Ok(Some(found)) => found,
-            Ok(None) => return GetStatsResponse::Unauthorized(ApiError::new("invalid_token", "the API token is not valid")),
+            Ok(None) => {
+                return GetStatsResponse::Unauthorized(ApiError::new("invalid_token", "the API token is not valid"));
+            }
             Err(error) => return unavailable(error),
         };
         // A token reads only its own site; another site's key is simply not found.

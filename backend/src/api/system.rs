@@ -28,7 +28,5 @@ pub async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
 
 #[handler]
 pub fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
-    Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.encode())
+    Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.encode())
 }

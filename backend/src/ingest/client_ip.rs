@@ -36,10 +36,7 @@ pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> 
 
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-        .map(canonical)
+    hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())).map(canonical)
 }
 
 /// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is treated as the IPv4 address it carries.

@@ -101,15 +101,19 @@ impl SessionTracker {
     pub fn new(idle: Duration) -> Self {
         SessionTracker {
             idle_ms: idle.as_millis() as i64,
-            open: Cache::builder()
-                .max_capacity(2_000_000)
-                .time_to_idle(idle + Duration::from_secs(60))
-                .build(),
+            open: Cache::builder().max_capacity(2_000_000).time_to_idle(idle + Duration::from_secs(60)).build(),
         }
     }
 
     /// Re-opens a session loaded from the database at start-up.
-    pub fn restore(&self, site: SiteId, visitor: VisitorId, id: SessionId, started_at: UnixMillis, last_seen: UnixMillis) {
+    pub fn restore(
+        &self,
+        site: SiteId,
+        visitor: VisitorId,
+        id: SessionId,
+        started_at: UnixMillis,
+        last_seen: UnixMillis,
+    ) {
         self.open.insert((site, visitor), Arc::new(Mutex::new(OpenSession { id, started_at, last_seen })));
     }
 

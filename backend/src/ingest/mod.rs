@@ -121,8 +121,8 @@ impl Ingest {
     /// `POST /collect`.
     pub async fn collect(&self, body: &[u8], client: ClientContext<'_>) -> Result<Accepted, CollectError> {
         let day = client.received_at.day();
-        let batch = payload::parse_batch(body, self.settings.max_events_per_batch)
-            .map_err(|r| self.reject(NO_SITE, day, r))?;
+        let batch =
+            payload::parse_batch(body, self.settings.max_events_per_batch).map_err(|r| self.reject(NO_SITE, day, r))?;
         let site = self.gatekeep(batch.site_key, day).await?;
         let mut drops = BTreeMap::new();
         let events = self.validate_events(&site, &batch, client.received_at, &mut drops);
@@ -247,7 +247,10 @@ impl Ingest {
             return Err(self.reject(
                 site.id,
                 day,
-                Rejection { reason: DropReason::MalformedPayload, message: "`u` is not an absolute http(s) URL".into() },
+                Rejection {
+                    reason: DropReason::MalformedPayload,
+                    message: "`u` is not an absolute http(s) URL".into(),
+                },
             ));
         };
 
@@ -411,7 +414,10 @@ mod tests {
 
     #[test]
     fn only_other_sites_count_as_referrers() {
-        assert_eq!(external_host(Some("https://www.google.com/search?q=x"), Some("shop.example")).as_deref(), Some("google.com"));
+        assert_eq!(
+            external_host(Some("https://www.google.com/search?q=x"), Some("shop.example")).as_deref(),
+            Some("google.com")
+        );
         assert_eq!(external_host(Some("https://shop.example/cart"), Some("www.shop.example")), None);
         assert_eq!(external_host(Some(""), Some("shop.example")), None);
     }

@@ -63,7 +63,11 @@ pub struct WriterConfig {
 
 /// Starts the writer tasks. Await the returned handles after dropping every [`WriterHandle`]
 /// to drain the buffer on shutdown.
-pub fn spawn(db: DatabaseConnection, config: WriterConfig, metrics: Arc<Metrics>) -> (WriterHandle, Vec<JoinHandle<()>>) {
+pub fn spawn(
+    db: DatabaseConnection,
+    config: WriterConfig,
+    metrics: Arc<Metrics>,
+) -> (WriterHandle, Vec<JoinHandle<()>>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let rx = Arc::new(Mutex::new(rx));
     let tasks = (0..config.writers.max(1))
@@ -137,10 +141,7 @@ async fn commit_group(db: &DatabaseConnection, batch: Vec<Queued>, metrics: &Met
             }
         }
         for delta in job_visitors {
-            visitors
-                .entry((delta.site_id, delta.visitor_id))
-                .and_modify(|v| v.merge(delta))
-                .or_insert(delta);
+            visitors.entry((delta.site_id, delta.visitor_id)).and_modify(|v| v.merge(delta)).or_insert(delta);
         }
         acks.push((queued.ack, queued._permit));
     }

@@ -243,10 +243,7 @@ pub async fn upsert_visitors(db: &impl ConnectionTrait, deltas: &[VisitorDelta])
 }
 
 /// Sessions still open at `since` (last event after it), to re-open after a restart.
-pub async fn open_sessions_since(
-    db: &impl ConnectionTrait,
-    since: UnixMillis,
-) -> Result<Vec<sessions::Model>, DbErr> {
+pub async fn open_sessions_since(db: &impl ConnectionTrait, since: UnixMillis) -> Result<Vec<sessions::Model>, DbErr> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     sessions::Entity::find().filter(sessions::Column::LastSeenAt.gt(since)).all(db).await
 }

@@ -53,9 +53,7 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, StorageErr
         ensure_sqlite_dir(url.expose())?;
     }
     let mut opts = ConnectOptions::new(url.expose().to_owned());
-    opts.sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(5));
+    opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(5)).connect_timeout(Duration::from_secs(5));
     if url.is_sqlite() {
         opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)

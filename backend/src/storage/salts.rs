@@ -38,9 +38,6 @@ pub async fn get_or_create(db: &impl ConnectionTrait, day: i32) -> Result<[u8; S
 
 /// Deletes salts created before `cutoff`; returns how many were deleted.
 pub async fn delete_created_before(db: &impl ConnectionTrait, cutoff: UnixMillis) -> Result<u64, StorageError> {
-    let res = daily_salts::Entity::delete_many()
-        .filter(daily_salts::Column::CreatedAt.lt(cutoff))
-        .exec(db)
-        .await?;
+    let res = daily_salts::Entity::delete_many().filter(daily_salts::Column::CreatedAt.lt(cutoff)).exec(db).await?;
     Ok(res.rows_affected)
 }

@@ -61,11 +61,7 @@ pub async fn create(db: &impl ConnectionTrait, domain: &str, kind: SiteKind) -> 
 }
 
 pub async fn find_by_key(db: &impl ConnectionTrait, key: &SiteKey) -> Result<Option<Site>, StorageError> {
-    Ok(sites::Entity::find()
-        .filter(sites::Column::PublicKey.eq(key.clone()))
-        .one(db)
-        .await?
-        .map(Site::from))
+    Ok(sites::Entity::find().filter(sites::Column::PublicKey.eq(key.clone())).one(db).await?.map(Site::from))
 }
 
 /// Resolves an API token to the tenant it was issued for: the only way the stats API gets a scope.
@@ -75,14 +71,10 @@ pub async fn authenticate_token(
 ) -> Result<Option<(TenantScope, Site)>, StorageError> {
     // Lookup by hash: equal hashes of a high-entropy token are as good as a constant-time
     // comparison of the token itself, and the index keeps it O(log n).
-    Ok(sites::Entity::find()
-        .filter(sites::Column::ApiTokenHash.eq(token.hash()))
-        .one(db)
-        .await?
-        .map(|m| {
-            let site = Site::from(m);
-            (TenantScope::verified(site.id), site)
-        }))
+    Ok(sites::Entity::find().filter(sites::Column::ApiTokenHash.eq(token.hash())).one(db).await?.map(|m| {
+        let site = Site::from(m);
+        (TenantScope::verified(site.id), site)
+    }))
 }
 
 pub async fn find_by_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<Site>, StorageError> {
@@ -95,11 +87,5 @@ pub async fn find_by_domain(db: &impl ConnectionTrait, domain: &str) -> Result<O
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Site>, StorageError> {
-    Ok(sites::Entity::find()
-        .order_by_asc(sites::Column::Id)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(Site::from)
-        .collect())
+    Ok(sites::Entity::find().order_by_asc(sites::Column::Id).all(db).await?.into_iter().map(Site::from).collect())
 }

@@ -1,7 +1,7 @@
 //! Aggregate statistics for one tenant over a time range. Every query starts from
 //! `site_id = scope` and `[from, to)` on an indexed timestamp before anything else.
 
-use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryResult};
 
 use super::TenantScope;
@@ -163,7 +163,10 @@ pub async fn timeseries(
     // Every bucket of the range is present, zero-filled: charts need gaps as zeros.
     let mut start = range.from.0.div_euclid(width) * width;
     while start < range.to.0 && rows.len() < 10_000 {
-        rows.insert(start, BucketRow { start: UnixMillis(start), visitors: 0, sessions: 0, pageviews: 0, automated_sessions: 0 });
+        rows.insert(
+            start,
+            BucketRow { start: UnixMillis(start), visitors: 0, sessions: 0, pageviews: 0, automated_sessions: 0 },
+        );
         start += width;
     }
     for row in db.query_all(&sessions_stmt).await? {
@@ -197,6 +200,8 @@ pub async fn breakdown(
         .expr_as(Expr::cust("COUNT(*)"), "sessions")
         .group_by_col(col)
         .order_by_expr(Expr::cust("2"), Order::Desc)
+        // Unknown last on both backends (SQLite sorts NULL first, PostgreSQL last).
+        .order_by_expr(Expr::col(col).is_null(), Order::Asc)
         .order_by_expr(Expr::cust("1"), Order::Asc)
         .limit(limit)
         .to_owned();
@@ -213,7 +218,12 @@ pub async fn breakdown(
         .collect()
 }
 
-pub async fn top_pages(db: &impl ConnectionTrait, scope: TenantScope, range: Range, limit: u64) -> Result<Vec<PageRow>, DbErr> {
+pub async fn top_pages(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    limit: u64,
+) -> Result<Vec<PageRow>, DbErr> {
     let stmt = pageviews_in(scope, range)
         .column(events::Column::Path)
         .expr_as(Expr::cust("COUNT(*)"), "pageviews")

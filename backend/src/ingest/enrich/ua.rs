@@ -96,24 +96,16 @@ impl UaParser {
             };
         }
         let lower = trimmed.to_ascii_lowercase();
-        let automation = AUTOMATION_TOKENS
-            .iter()
-            .find(|(token, _)| lower.contains(token))
-            .map(|(_, family)| (*family).to_owned());
+        let automation =
+            AUTOMATION_TOKENS.iter().find(|(token, _)| lower.contains(token)).map(|(_, family)| (*family).to_owned());
         let parsed = self.woothee.parse(trimmed);
         let (browser, version, os, category) = match &parsed {
             Some(r) => (r.name, r.version, r.os, r.category),
             None => ("unknown", "", "unknown", "unknown"),
         };
         let crawler = (category == "crawler").then(|| browser.to_owned());
-        let bot_family = automation
-            .or(crawler)
-            .or_else(|| self.bots.is_bot(trimmed).then(|| "bot".to_owned()));
-        let device = if bot_family.is_some() && category == "crawler" {
-            "bot"
-        } else {
-            device_of(category, &lower)
-        };
+        let bot_family = automation.or(crawler).or_else(|| self.bots.is_bot(trimmed).then(|| "bot".to_owned()));
+        let device = if bot_family.is_some() && category == "crawler" { "bot" } else { device_of(category, &lower) };
         UserAgentInfo {
             browser: non_unknown(browser).unwrap_or("unknown").to_owned(),
             browser_version: non_unknown(version).map(|v| v.chars().take(32).collect()),
@@ -148,7 +140,8 @@ mod tests {
     use super::*;
 
     const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-    const HEADLESS: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36";
+    const HEADLESS: &str =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36";
     const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
     const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
     const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";

@@ -1,0 +1,7 @@
+//! End-to-end tests: one binary, the real server on port 0, real databases, a real browser.
+
+mod browser;
+mod collect;
+mod migrations;
+mod stats;
+mod storage_story;
