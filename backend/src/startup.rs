@@ -54,7 +54,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let url = settings.database_url();
         let db =
             storage::connect(&url).await.with_context(|| format!("cannot open the database {}", url.redacted()))?;
@@ -101,6 +101,10 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
 
+        // Snippets must name the real port when listening on port 0.
+        if settings.public_url.is_none() {
+            settings.public_url = url::Url::parse(&format!("http://{local_addr}")).ok();
+        }
         tracing::info!(
             listen = %local_addr,
             database = storage::backend_name(&db),

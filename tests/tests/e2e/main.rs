@@ -2,6 +2,7 @@
 
 mod browser;
 mod collect;
+mod extension;
 mod migrations;
 mod stats;
 mod storage_story;

@@ -1,0 +1,113 @@
+//! The `ghosttrack` binary as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn ghosttrack(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ghosttrack"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GHOSTTRACK_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn site_add_json_prints_the_key_token_and_snippet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ghosttrack(dir.path())
+        .args(["site", "add", "--domain", "Shop.Example.com", "--json"])
+        .env("GHOSTTRACK_PUBLIC_URL", "https://stats.example.net")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let key = json["site_key"].as_str().unwrap();
+    assert!(key.starts_with("gt_"));
+    assert!(json["api_token"].as_str().unwrap().starts_with("gtk_"));
+    assert_eq!(json["domain"], "shop.example.com");
+    let snippet = json["snippet"].as_str().unwrap();
+    assert!(snippet.contains(&format!(r#"src="https://stats.example.net/t.js" data-site="{key}""#)), "{snippet}");
+    assert!(dir.path().join("ghosttrack.db").exists(), "SQLite created in the data dir");
+}
+
+#[test]
+fn print_config_prints_annotated_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ghosttrack(dir.path()).arg("print-config").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:8080\""));
+    assert!(text.contains("GHOSTTRACK_INGEST__MAX_BODY_BYTES"));
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, &text).unwrap();
+    let migrate = ghosttrack(dir.path()).args(["--config", file.to_str().unwrap(), "migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "the printed config is a valid config file");
+}
+
+#[test]
+fn invalid_settings_fail_fast_with_a_hint_and_unknown_variables_are_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = ghosttrack(dir.path()).arg("migrate").env("GHOSTTRACK_LISTEN", "not-an-address").output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("listen") && err.contains("print-config"), "{err}");
+
+    let typo = ghosttrack(dir.path()).arg("migrate").env("GHOSTTRACK_DATABSE_URL", "x").output().unwrap();
+    assert!(typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("GHOSTTRACK_DATABSE_URL"));
+}
+
+#[test]
+fn serve_prints_the_demo_snippet_serves_the_demo_page_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ghosttrack(dir.path())
+        .env("GHOSTTRACK_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let mut saw_snippet = false;
+    let mut saw_token = false;
+    for line in lines.by_ref().take(40) {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("GhostTrack is serving on http://") {
+            addr = Some(rest.trim().to_owned());
+        }
+        saw_snippet |= line.contains("<script defer src=") && line.contains("/t.js\" data-site=\"gt_");
+        saw_token |= line.starts_with("Demo API token (shown once): gtk_");
+        if line.starts_with("  curl ") {
+            break;
+        }
+    }
+    let addr = addr.expect("serving address printed");
+    assert!(saw_snippet && saw_token);
+
+    let demo = ureq_get(&format!("http://{addr}/demo"));
+    assert!(demo.contains("data-site=\"gt_"), "{demo}");
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful exit");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal blocking HTTP GET (keeps this test free of an HTTP client dependency).
+fn ureq_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
