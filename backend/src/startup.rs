@@ -65,6 +65,7 @@ impl Application {
             settings.geoip_asn.as_deref(),
             settings.geoip_anonymous.as_deref(),
         )?;
+        let geo_loaded = geo.loaded();
         let metrics = Arc::new(Metrics::new());
         let writers = match settings.ingest.writers {
             0 if url.is_sqlite() => 1,
@@ -108,7 +109,7 @@ impl Application {
         tracing::info!(
             listen = %local_addr,
             database = storage::backend_name(&db),
-            geoip = ?ingest_geo_names(&settings),
+            geoip = ?geo_loaded,
             writers,
             sessions.restored = restored,
             "GhostTrack ready"
@@ -159,17 +160,6 @@ impl Application {
         tracing::info!("GhostTrack stopped; every acknowledged event is committed");
         Ok(())
     }
-}
-
-fn ingest_geo_names(settings: &Settings) -> Vec<&'static str> {
-    [
-        ("city", settings.geoip_city.is_some()),
-        ("asn", settings.geoip_asn.is_some()),
-        ("anonymous", settings.geoip_anonymous.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(n, on)| on.then_some(n))
-    .collect()
 }
 
 /// Periodic jobs of one node: persist drop counters, delete expired salts.

@@ -1,4 +1,5 @@
 //! Visitors as seen on one day: only the keyed hash, never the IP or user agent it came from.
+//! Written when a visitor starts a session (not on every event), which keeps commits small.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -19,7 +20,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Visitors::VisitorId))
                     .col(big_integer(Visitors::FirstSeenAt))
                     .col(big_integer(Visitors::LastSeenAt))
-                    .col(integer(Visitors::Events).default(0))
+                    .col(integer(Visitors::Sessions).default(0))
                     .primary_key(Index::create().col(Visitors::SiteId).col(Visitors::VisitorId))
                     .foreign_key(
                         ForeignKey::create()
@@ -54,5 +55,5 @@ pub enum Visitors {
     VisitorId,
     FirstSeenAt,
     LastSeenAt,
-    Events,
+    Sessions,
 }

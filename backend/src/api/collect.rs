@@ -4,9 +4,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use poem::http::{HeaderMap, StatusCode, header};
-use poem::web::{Data, Query};
+use poem::web::Data;
+use poem::error::ReadBodyError;
 use poem::{Body, Request, Response, handler};
-use serde::Deserialize;
 
 use crate::domain::UnixMillis;
 use crate::ingest::{ClientContext, CollectError, DropReason, NO_SITE};
@@ -35,16 +35,18 @@ pub async fn collect(req: &Request, body: Body, Data(state): Data<&Arc<AppState>
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let bytes = match declared {
-        Some(n) if n > limit => None,
-        _ => body.into_bytes_limit(limit).await.ok(),
+        Some(n) if n > limit => Err(ReadBodyError::PayloadTooLarge),
+        _ => body.into_bytes_limit(limit).await,
     };
-    let Some(bytes) = bytes else {
-        state.ingest.drop_ledger().record(NO_SITE, UnixMillis::now().day(), DropReason::PayloadTooLarge, 1);
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            DropReason::PayloadTooLarge,
-            &format!("body larger than {limit} bytes"),
-        );
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(ReadBodyError::PayloadTooLarge) => {
+            state.ingest.drop_ledger().record(NO_SITE, UnixMillis::now().day(), DropReason::PayloadTooLarge, 1);
+            let message = format!("body larger than {limit} bytes");
+            return error(StatusCode::PAYLOAD_TOO_LARGE, DropReason::PayloadTooLarge, &message);
+        }
+        // The client went away or sent a broken body: nothing to store, nothing to count.
+        Err(_) => return error(StatusCode::BAD_REQUEST, DropReason::MalformedPayload, "could not read the request body"),
     };
     let headers = req.headers();
     match state.ingest.collect(&bytes, client(req, headers)).await {
@@ -71,22 +73,32 @@ fn collect_error(err: CollectError) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-pub struct PixelQuery {
-    k: Option<String>,
-    u: Option<String>,
-    r: Option<String>,
+/// `k`, `u` and `r` from the query string; the first occurrence wins and anything unparsable
+/// is ignored, so no query can turn the pixel into an error page.
+fn pixel_query(req: &Request) -> [Option<String>; 3] {
+    let mut out: [Option<String>; 3] = [None, None, None];
+    for (name, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        let slot = match name.as_ref() {
+            "k" => 0,
+            "u" => 1,
+            "r" => 2,
+            _ => continue,
+        };
+        out[slot].get_or_insert_with(|| value.into_owned());
+    }
+    out
 }
 
 /// Always answers the GIF: a broken image on a merchant's page helps nobody. Bad input is
 /// still counted as a drop.
 #[handler]
-pub async fn pixel(req: &Request, Query(q): Query<PixelQuery>, Data(state): Data<&Arc<AppState>>) -> Response {
+pub async fn pixel(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    let [k, u, r] = pixel_query(req);
     let headers = req.headers();
     // Without JavaScript the page URL can only come from the Referer header.
     let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
-    let url = q.u.as_deref().or(referer).unwrap_or("");
-    let result = state.ingest.collect_pixel(q.k.as_deref(), url, q.r.as_deref(), client(req, headers)).await;
+    let url = u.as_deref().or(referer).unwrap_or("");
+    let result = state.ingest.collect_pixel(k.as_deref(), url, r.as_deref(), client(req, headers)).await;
     if let Err(err) = result {
         tracing::debug!(error = %err, "pixel request dropped");
     }

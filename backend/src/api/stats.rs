@@ -138,6 +138,20 @@ impl StatsApi {
         /// Timeseries bucket; default `hour` for ranges up to 2 days, else `day`.
         bucket: Query<Option<BucketParam>>,
     ) -> GetStatsResponse {
+        let db = &state.db;
+        let (scope, tenant) = match store::sites::authenticate_token(db, &ApiToken::from_presented(&auth.0.token)).await
+        {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return GetStatsResponse::Unauthorized(ApiError::new("invalid_token", "the API token is not valid"));
+            }
+            Err(error) => return unavailable(error),
+        };
+        // A token reads only its own site; another site's key is simply not found.
+        if tenant.key.as_str() != site.0 {
+            return GetStatsResponse::NotFound(ApiError::new("site_not_found", "no such site for this token"));
+        }
+
         let (from, to) = (from.0, to.0);
         let range = Range { from: UnixMillis::from(from), to: UnixMillis::from(to) };
         let span = range.to.0 - range.from.0;
@@ -161,20 +175,6 @@ impl StatsApi {
                 "too_many_buckets",
                 format!("at most {MAX_BUCKETS} buckets per request; use bucket=day or a shorter range"),
             ));
-        }
-
-        let db = &state.db;
-        let (scope, tenant) = match store::sites::authenticate_token(db, &ApiToken::from_presented(&auth.0.token)).await
-        {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return GetStatsResponse::Unauthorized(ApiError::new("invalid_token", "the API token is not valid"));
-            }
-            Err(error) => return unavailable(error),
-        };
-        // A token reads only its own site; another site's key is simply not found.
-        if tenant.key.as_str() != site.0 {
-            return GetStatsResponse::NotFound(ApiError::new("site_not_found", "no such site for this token"));
         }
 
         let result = async {

@@ -125,7 +125,7 @@ impl SessionTracker {
         });
         let mut open = slot.lock();
         if open.id == SessionId(0) || ts.0 - open.last_seen.0 > self.idle_ms {
-            *open = OpenSession { id: SessionId::random(), started_at: ts, last_seen: ts };
+            *open = OpenSession { id: SessionId::new(ts), started_at: ts, last_seen: ts };
             return Assignment { session: open.id, started_at: ts, is_new: true };
         }
         if ts > open.last_seen {

@@ -126,7 +126,8 @@ impl Ingest {
         let site = self.gatekeep(batch.site_key, day).await?;
         let mut drops = BTreeMap::new();
         let events = self.validate_events(&site, &batch, client.received_at, &mut drops);
-        self.store(&site, &batch.url, events, client, drops).await
+        let consent = batch.consent && site.privacy != PrivacyMode::Strict;
+        self.store(&site, &batch.url, events, consent, client, drops).await
     }
 
     /// `GET /collect.gif`: a pageview from a browser without JavaScript.
@@ -148,7 +149,8 @@ impl Ingest {
             pageview.strip_for_security_only();
         }
         let events = vec![Event { ts: client.received_at.0, body: pageview }];
-        self.store(&site, url, events, client, BTreeMap::new()).await
+        let consent = site.privacy != PrivacyMode::Strict;
+        self.store(&site, url, events, consent, client, BTreeMap::new()).await
     }
 
     fn reject(&self, site: crate::domain::SiteId, day: i32, rejection: Rejection) -> CollectError {
@@ -230,6 +232,7 @@ impl Ingest {
         site: &Site,
         url: &str,
         mut events: Vec<Event>,
+        consent: bool,
         client: ClientContext<'_>,
         drops: BTreeMap<DropReason, usize>,
     ) -> Result<Accepted, CollectError> {
@@ -268,7 +271,7 @@ impl Ingest {
         };
         let visitor = identity::visitor_id(&salt, site.id, ip, client.user_agent);
         events.sort_by_key(|e| e.ts);
-        let job = self.build_job(site, visitor, &path, url, &events, &enrichment, client.received_at);
+        let job = self.build_job(site, visitor, &path, url, &events, consent, &enrichment, client.received_at);
 
         // buffer
         let count = job.events.len();
@@ -301,6 +304,7 @@ impl Ingest {
         path: &str,
         url: &str,
         events: &[Event],
+        consent: bool,
         enrichment: &Enrichment,
         received_at: UnixMillis,
     ) -> WriteJob {
@@ -312,9 +316,13 @@ impl Ingest {
         let page_host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
         let mut rows = Vec::with_capacity(events.len());
         let mut sessions: HashMap<SessionId, SessionDelta> = HashMap::new();
+        let mut new_sessions: Vec<SessionId> = Vec::new();
         for event in events {
             let ts = UnixMillis(event.ts);
             let assignment = self.sessions.assign(site.id, visitor, ts);
+            if assignment.is_new {
+                new_sessions.push(assignment.session);
+            }
             rows.push(EventRow {
                 site_id: site.id,
                 session_id: assignment.session,
@@ -354,7 +362,7 @@ impl Ingest {
                 device: enrichment.ua.device.to_owned(),
                 bot_family: enrichment.ua.bot_family.clone(),
                 automated,
-                consent: true,
+                consent,
             });
             delta.last_seen_at = delta.last_seen_at.max(ts);
             delta.events += 1;
@@ -365,19 +373,19 @@ impl Ingest {
                 }
             }
         }
-        let first = events.first().map(|e| UnixMillis(e.ts)).unwrap_or(received_at);
-        let last = events.last().map(|e| UnixMillis(e.ts)).unwrap_or(received_at);
-        WriteJob {
-            events: rows,
-            sessions: sessions.into_values().collect(),
-            visitors: vec![VisitorDelta {
+        // The visitor row changes only when a session starts.
+        let visitors = sessions
+            .values()
+            .filter(|s| new_sessions.contains(&s.id))
+            .map(|s| VisitorDelta {
                 site_id: site.id,
                 visitor_id: visitor,
-                first_seen_at: first,
-                last_seen_at: last,
-                events: events.len() as i32,
-            }],
-        }
+                first_seen_at: s.started_at,
+                last_seen_at: s.started_at,
+                sessions: 1,
+            })
+            .collect();
+        WriteJob { events: rows, sessions: sessions.into_values().collect(), visitors }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Persisted drop counters: per site, UTC day and reason.
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DbErr};
 
 use super::entities::drop_counters;
 use crate::domain::SiteId;
@@ -24,9 +24,4 @@ pub async fn add(db: &impl ConnectionTrait, increments: &[(SiteId, i32, &'static
     );
     db.execute(&insert).await?;
     Ok(())
-}
-
-/// Counters of one site (site 0 holds requests that never resolved to a site).
-pub async fn for_site(db: &impl ConnectionTrait, site: SiteId) -> Result<Vec<drop_counters::Model>, DbErr> {
-    drop_counters::Entity::find().filter(drop_counters::Column::SiteId.eq(site)).all(db).await
 }

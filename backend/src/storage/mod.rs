@@ -38,10 +38,18 @@ impl TenantScope {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    // Not `#[from]`: that would also make the DbErr the `source`, and error chains would
+    // print it twice.
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+}
+
+impl From<DbErr> for StorageError {
+    fn from(e: DbErr) -> Self {
+        StorageError::Db(e)
+    }
 }
 
 /// Opens the database, creating the SQLite file (and its directory) when needed, and applies
@@ -60,6 +68,10 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, StorageErr
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // 64 MiB page cache: the hot tail of events, sessions and their indexes stays
+                // in memory instead of being re-read for every group commit.
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory")
         });
     } else {
         opts.max_connections(16).min_connections(2);

@@ -85,7 +85,3 @@ pub async fn find_by_domain(db: &impl ConnectionTrait, domain: &str) -> Result<O
         .await?
         .map(Site::from))
 }
-
-pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Site>, StorageError> {
-    Ok(sites::Entity::find().order_by_asc(sites::Column::Id).all(db).await?.into_iter().map(Site::from).collect())
-}

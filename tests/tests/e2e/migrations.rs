@@ -10,7 +10,7 @@ use sea_orm::{Database, DatabaseConnection};
 const STEPS: &[(&str, &str, &[&str])] = &[
     ("create_sites", "sites", &["id", "public_key", "domain", "kind", "api_token_hash", "privacy_mode", "created_at"]),
     ("create_daily_salts", "daily_salts", &["day", "salt", "created_at"]),
-    ("create_visitors", "visitors", &["site_id", "visitor_id", "first_seen_at", "last_seen_at", "events"]),
+    ("create_visitors", "visitors", &["site_id", "visitor_id", "first_seen_at", "last_seen_at", "sessions"]),
     (
         "create_sessions",
         "sessions",

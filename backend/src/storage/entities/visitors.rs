@@ -11,7 +11,7 @@ pub struct Model {
     pub visitor_id: VisitorId,
     pub first_seen_at: UnixMillis,
     pub last_seen_at: UnixMillis,
-    pub events: i32,
+    pub sessions: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
