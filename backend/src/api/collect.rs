@@ -3,9 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use poem::error::ReadBodyError;
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::Data;
-use poem::error::ReadBodyError;
 use poem::{Body, Request, Response, handler};
 
 use crate::domain::UnixMillis;
@@ -46,7 +46,9 @@ pub async fn collect(req: &Request, body: Body, Data(state): Data<&Arc<AppState>
             return error(StatusCode::PAYLOAD_TOO_LARGE, DropReason::PayloadTooLarge, &message);
         }
         // The client went away or sent a broken body: nothing to store, nothing to count.
-        Err(_) => return error(StatusCode::BAD_REQUEST, DropReason::MalformedPayload, "could not read the request body"),
+        Err(_) => {
+            return error(StatusCode::BAD_REQUEST, DropReason::MalformedPayload, "could not read the request body");
+        }
     };
     let headers = req.headers();
     match state.ingest.collect(&bytes, client(req, headers)).await {

@@ -169,7 +169,11 @@ async fn without_consent_detailed_behaviour_is_dropped_and_content_stripped() {
     assert_eq!(answer["accepted"], 2);
     assert_eq!(answer["drops"]["not_consented"], 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM events WHERE props LIKE '%ref.example%' OR props LIKE '%abcd1234%' OR props LIKE '%ANGLE%'").await, 0);
-    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE NOT consent").await, 1, "the session records the missing consent");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions WHERE NOT consent").await,
+        1,
+        "the session records the missing consent"
+    );
 }
 
 #[tokio::test]
@@ -233,7 +237,8 @@ async fn the_pixel_records_a_pageview_and_always_answers_a_gif() {
     assert_eq!(good.bytes().await.unwrap().len(), 43);
     assert_eq!(app.count("SELECT COUNT(*) FROM events WHERE kind = 'pv' AND path = '/no-js-page'").await, 1);
 
-    for bad in ["/collect.gif", "/collect.gif?k=gt_nope0000000", "/collect.gif?k=%ff%fe&u=::::", "/collect.gif?k=a&k=b"] {
+    for bad in ["/collect.gif", "/collect.gif?k=gt_nope0000000", "/collect.gif?k=%ff%fe&u=::::", "/collect.gif?k=a&k=b"]
+    {
         let resp = app.client.get(app.url(bad)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{bad}");
         assert_eq!(resp.headers()["content-type"], "image/gif");

@@ -12,8 +12,20 @@ const ASSET_EXTENSIONS: [&str; 8] = ["js", "css", "json", "png", "jpg", "jpeg", 
 const SCHEMA_KEYS: [&str; 10] =
     ["name", "target", "javascript", "stylesheet", "enabled_on", "disabled_on", "class", "tag", "settings", "default"];
 const EMBED_TARGETS: [&str; 4] = ["section", "head", "body", "compliance_head"];
-const SETTING_TYPES: [&str; 12] =
-    ["text", "textarea", "checkbox", "range", "select", "radio", "number", "color", "url", "richtext", "header", "paragraph"];
+const SETTING_TYPES: [&str; 12] = [
+    "text",
+    "textarea",
+    "checkbox",
+    "range",
+    "select",
+    "radio",
+    "number",
+    "color",
+    "url",
+    "richtext",
+    "header",
+    "paragraph",
+];
 const LIQUID_BUDGET_BYTES: u64 = 100 * 1024;
 const BUNDLE_LIMIT_BYTES: u64 = 10 * 1024 * 1024;
 /// Shopify suggests ≤ 10 KB compressed for JS referenced by a block.
