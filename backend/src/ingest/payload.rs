@@ -57,10 +57,10 @@ impl Rejection {
 pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Batch<'_>, Rejection> {
     let wire: WireBatch<'_> =
         serde_json::from_slice(body).map_err(|e| Rejection::malformed(format!("invalid JSON batch: {e}")))?;
-    if let Some(v) = wire.v {
-        if v != 1 {
-            return Err(Rejection::malformed(format!("unsupported protocol version {v} (this server speaks 1)")));
-        }
+    if let Some(v) = wire.v
+        && v != 1
+    {
+        return Err(Rejection::malformed(format!("unsupported protocol version {v} (this server speaks 1)")));
     }
     let sent_at = wire.s.ok_or_else(|| Rejection::malformed("missing `s` (client send time in ms)"))?;
     let url = wire.u.ok_or_else(|| Rejection::malformed("missing `u` (page URL)"))?;
@@ -360,10 +360,10 @@ fn truncate_opt(value: &mut Option<String>, max_chars: usize) {
 
 /// Truncates to at most `max_chars` characters without splitting a UTF-8 sequence.
 pub fn truncate(s: &mut String, max_chars: usize) {
-    if s.len() > max_chars {
-        if let Some((idx, _)) = s.char_indices().nth(max_chars) {
-            s.truncate(idx);
-        }
+    if s.len() > max_chars
+        && let Some((idx, _)) = s.char_indices().nth(max_chars)
+    {
+        s.truncate(idx);
     }
 }
 

@@ -67,28 +67,28 @@ impl GeoLookup {
     /// the affected fields empty rather than failing ingestion.
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
         let mut info = GeoInfo::default();
-        if let Some(reader) = &self.city {
-            if let Ok(Some(city)) = reader.lookup(ip).and_then(|r| r.decode::<geoip2::City>()) {
-                info.country = city.country.iso_code.map(str::to_owned);
-                info.region = city.subdivisions.first().and_then(|s| s.iso_code).map(str::to_owned);
-                info.city = city.city.names.english.map(str::to_owned);
-            }
+        if let Some(reader) = &self.city
+            && let Ok(Some(city)) = reader.lookup(ip).and_then(|r| r.decode::<geoip2::City>())
+        {
+            info.country = city.country.iso_code.map(str::to_owned);
+            info.region = city.subdivisions.first().and_then(|s| s.iso_code).map(str::to_owned);
+            info.city = city.city.names.english.map(str::to_owned);
         }
-        if let Some(reader) = &self.asn {
-            if let Ok(Some(asn)) = reader.lookup(ip).and_then(|r| r.decode::<geoip2::Asn>()) {
-                info.asn = asn.autonomous_system_number;
-                info.as_org = asn.autonomous_system_organization.map(str::to_owned);
-            }
+        if let Some(reader) = &self.asn
+            && let Ok(Some(asn)) = reader.lookup(ip).and_then(|r| r.decode::<geoip2::Asn>())
+        {
+            info.asn = asn.autonomous_system_number;
+            info.as_org = asn.autonomous_system_organization.map(str::to_owned);
         }
-        if let Some(reader) = &self.anonymous {
-            if let Ok(Some(anon)) = reader.lookup(ip).and_then(|r| r.decode::<geoip2::AnonymousIp>()) {
-                let flag = |on: Option<bool>, bit: i32| if on == Some(true) { bit } else { 0 };
-                info.net_flags = flag(anon.is_tor_exit_node, net_flags::TOR_EXIT)
-                    | flag(anon.is_anonymous_vpn, net_flags::VPN)
-                    | flag(anon.is_hosting_provider, net_flags::HOSTING)
-                    | flag(anon.is_public_proxy, net_flags::PUBLIC_PROXY)
-                    | flag(anon.is_residential_proxy, net_flags::RESIDENTIAL_PROXY);
-            }
+        if let Some(reader) = &self.anonymous
+            && let Ok(Some(anon)) = reader.lookup(ip).and_then(|r| r.decode::<geoip2::AnonymousIp>())
+        {
+            let flag = |on: Option<bool>, bit: i32| if on == Some(true) { bit } else { 0 };
+            info.net_flags = flag(anon.is_tor_exit_node, net_flags::TOR_EXIT)
+                | flag(anon.is_anonymous_vpn, net_flags::VPN)
+                | flag(anon.is_hosting_provider, net_flags::HOSTING)
+                | flag(anon.is_public_proxy, net_flags::PUBLIC_PROXY)
+                | flag(anon.is_residential_proxy, net_flags::RESIDENTIAL_PROXY);
         }
         info
     }
