@@ -125,8 +125,8 @@ impl Ingest {
             payload::parse_batch(body, self.settings.max_events_per_batch).map_err(|r| self.reject(NO_SITE, day, r))?;
         let site = self.gatekeep(batch.site_key, day).await?;
         let mut drops = BTreeMap::new();
-        let events = self.validate_events(&site, &batch, client.received_at, &mut drops);
-        let consent = batch.consent && site.privacy != PrivacyMode::Strict;
+        let consent = analytics_allowed(&site, batch.consent);
+        let events = self.validate_events(&batch, consent, client.received_at, &mut drops);
         self.store(&site, &batch.url, events, consent, client, drops).await
     }
 
@@ -145,11 +145,12 @@ impl Ingest {
             ti: None,
             pt: None,
         });
-        if site.privacy == PrivacyMode::Strict {
+        // A no-JS browser cannot tell us its consent choice; only the site's mode decides.
+        let consent = analytics_allowed(&site, true);
+        if !consent {
             pageview.strip_for_security_only();
         }
         let events = vec![Event { ts: client.received_at.0, body: pageview }];
-        let consent = site.privacy != PrivacyMode::Strict;
         self.store(&site, url, events, consent, client, BTreeMap::new()).await
     }
 
@@ -182,8 +183,8 @@ impl Ingest {
     /// timestamps moved onto the server clock.
     fn validate_events(
         &self,
-        site: &Site,
         batch: &payload::Batch<'_>,
+        consent: bool,
         received_at: UnixMillis,
         drops: &mut BTreeMap<DropReason, usize>,
     ) -> Vec<Event> {
@@ -194,7 +195,6 @@ impl Ingest {
             return Vec::new();
         }
         let max_age_ms = (self.settings.max_event_age_secs * 1000) as i64;
-        let security_only = !batch.consent || site.privacy == PrivacyMode::Strict;
         let mut events = Vec::with_capacity(batch.events.len());
         for raw in &batch.events {
             let mut event = match payload::parse_event(raw) {
@@ -213,7 +213,7 @@ impl Ingest {
                 *drops.entry(DropReason::EventInFuture).or_default() += 1;
                 continue;
             }
-            if security_only {
+            if !consent {
                 if event.body.needs_consent() {
                     *drops.entry(DropReason::NotConsented).or_default() += 1;
                     continue;
@@ -246,7 +246,7 @@ impl Ingest {
         if events.is_empty() {
             return Ok(answer);
         }
-        let Some(path) = page_path(url) else {
+        let Some(page) = Page::parse(url) else {
             return Err(self.reject(
                 site.id,
                 day,
@@ -271,7 +271,7 @@ impl Ingest {
         };
         let visitor = identity::visitor_id(&salt, site.id, ip, client.user_agent);
         events.sort_by_key(|e| e.ts);
-        let job = self.build_job(site, visitor, &path, url, &events, consent, &enrichment, client.received_at);
+        let job = self.build_job(site, visitor, &page, &events, consent, &enrichment, client.received_at);
 
         // buffer
         let count = job.events.len();
@@ -301,8 +301,7 @@ impl Ingest {
         &self,
         site: &Site,
         visitor: crate::domain::VisitorId,
-        path: &str,
-        url: &str,
+        page: &Page,
         events: &[Event],
         consent: bool,
         enrichment: &Enrichment,
@@ -313,7 +312,7 @@ impl Ingest {
             _ => false,
         });
         let automated = enrichment.ua.is_automated() || automated_by_probe;
-        let page_host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let path = page.path.as_str();
         let mut rows = Vec::with_capacity(events.len());
         let mut sessions: HashMap<SessionId, SessionDelta> = HashMap::new();
         let mut new_sessions: Vec<SessionId> = Vec::new();
@@ -335,7 +334,7 @@ impl Ingest {
             });
             let is_pageview = matches!(event.body, EventBody::Pageview(_));
             let referrer_host = match &event.body {
-                EventBody::Pageview(pv) => external_host(pv.r.as_deref(), page_host.as_deref()),
+                EventBody::Pageview(pv) => external_host(pv.r.as_deref(), page.host.as_deref()),
                 _ => None,
             };
             let delta = sessions.entry(assignment.session).or_insert_with(|| SessionDelta {
@@ -389,16 +388,31 @@ impl Ingest {
     }
 }
 
-/// The path of an absolute http(s) URL, without query or fragment (which may carry personal
-/// data such as emails in reset links), truncated to the column size.
-fn page_path(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return None;
+/// Whether detailed analytics may be kept: the visitor allowed it (`c`, DNT, GPC, Shopify's
+/// Customer Privacy API, as reported by the tracker) and the site is not in strict mode.
+fn analytics_allowed(site: &Site, client_consent: bool) -> bool {
+    client_consent && site.privacy != PrivacyMode::Strict
+}
+
+/// The page an event happened on, from one parse of the batch's `u`.
+struct Page {
+    /// Path without query or fragment (which may carry personal data such as emails in reset
+    /// links), truncated to the column size.
+    path: String,
+    host: Option<String>,
+}
+
+impl Page {
+    /// `None` unless `url` is an absolute http(s) URL.
+    fn parse(url: &str) -> Option<Page> {
+        let parsed = url::Url::parse(url).ok()?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return None;
+        }
+        let mut path = parsed.path().to_owned();
+        payload::truncate(&mut path, payload::MAX_PATH_CHARS);
+        Some(Page { path, host: parsed.host_str().map(str::to_owned) })
     }
-    let mut path = parsed.path().to_owned();
-    payload::truncate(&mut path, payload::MAX_PATH_CHARS);
-    Some(path)
 }
 
 /// The referrer's host when it is another site (internal navigation is not a referrer).
@@ -415,9 +429,10 @@ mod tests {
 
     #[test]
     fn page_path_drops_query_and_fragment() {
-        assert_eq!(page_path("https://shop.example/products/a?email=x@y.z#top").as_deref(), Some("/products/a"));
-        assert_eq!(page_path("javascript:alert(1)"), None);
-        assert_eq!(page_path("not a url"), None);
+        let page = Page::parse("https://shop.example/products/a?email=x@y.z#top").unwrap();
+        assert_eq!((page.path.as_str(), page.host.as_deref()), ("/products/a", Some("shop.example")));
+        assert!(Page::parse("javascript:alert(1)").is_none());
+        assert!(Page::parse("not a url").is_none());
     }
 
     #[test]
