@@ -17,9 +17,10 @@ use tokio::task::JoinHandle;
 
 use crate::domain::{SiteKey, UnixMillis};
 use crate::ingest::enrich::{Enricher, GeoLookup};
-use crate::ingest::writer::{self, WriterConfig};
+use crate::ingest::writer::{self, Sink, WriterConfig};
 use crate::ingest::{DropLedger, Ingest};
 use crate::settings::Settings;
+use crate::storage::sqlite_writer::SqliteBatchWriter;
 use crate::storage::{self, sites::SiteKind};
 use crate::telemetry::metrics::Metrics;
 
@@ -72,8 +73,20 @@ impl Application {
             0 => 4,
             n => n,
         };
+        let sink = match storage::sqlite_file(&url) {
+            Some(path) if url.is_sqlite() => {
+                if writers > 1 {
+                    tracing::warn!(writers, "SQLite has one writer; ingest.writers is ignored");
+                }
+                Sink::SqliteFile(
+                    SqliteBatchWriter::open(&path)
+                        .with_context(|| format!("cannot open {} for writing", path.display()))?,
+                )
+            }
+            _ => Sink::Pool(db.clone()),
+        };
         let (writer, writer_tasks) = writer::spawn(
-            db.clone(),
+            sink,
             WriterConfig {
                 buffer_capacity_events: settings.ingest.buffer_capacity_events,
                 commit_max_events: settings.ingest.commit_max_events,

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::{SessionId, SiteId, VisitorId};
 use crate::storage::events::{self, EventRow, SessionDelta, VisitorDelta};
+use crate::storage::sqlite_writer::SqliteBatchWriter;
 use crate::telemetry::metrics::Metrics;
 
 /// Everything one request asks to store.
@@ -61,21 +62,42 @@ pub struct WriterConfig {
     pub writers: usize,
 }
 
-/// Starts the writer tasks. Await the returned handles after dropping every [`WriterHandle`]
-/// to drain the buffer on shutdown.
-pub fn spawn(
-    db: DatabaseConnection,
-    config: WriterConfig,
-    metrics: Arc<Metrics>,
-) -> (WriterHandle, Vec<JoinHandle<()>>) {
+/// Where the writers commit.
+pub enum Sink {
+    /// Any sea-orm database (PostgreSQL in production): multi-row statements, `writers` tasks.
+    Pool(DatabaseConnection),
+    /// A SQLite file: one dedicated connection on its own thread (see `storage::sqlite_writer`).
+    SqliteFile(SqliteBatchWriter),
+}
+
+/// Starts the writers. Await the returned handles after dropping every [`WriterHandle`] to
+/// drain the buffer on shutdown.
+pub fn spawn(sink: Sink, config: WriterConfig, metrics: Arc<Metrics>) -> (WriterHandle, Vec<JoinHandle<()>>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let rx = Arc::new(Mutex::new(rx));
-    let tasks = (0..config.writers.max(1))
-        .map(|_| {
-            let (db, rx, metrics) = (db.clone(), rx.clone(), metrics.clone());
-            tokio::spawn(run_writer(db, rx, config.commit_max_events, metrics))
-        })
-        .collect();
+    let tasks = match sink {
+        Sink::SqliteFile(mut writer) => {
+            let (metrics, max) = (metrics.clone(), config.commit_max_events);
+            let mut rx = rx;
+            vec![tokio::task::spawn_blocking(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let group = Group::take(first, &mut rx, max);
+                    let started = Instant::now();
+                    let result =
+                        writer.commit(&group.rows, &group.sessions, &group.visitors).map_err(|error| error.to_string());
+                    group.finish(result, started, &metrics);
+                }
+            })]
+        }
+        Sink::Pool(db) => {
+            let rx = Arc::new(Mutex::new(rx));
+            (0..config.writers.max(1))
+                .map(|_| {
+                    let (db, rx, metrics) = (db.clone(), rx.clone(), metrics.clone());
+                    tokio::spawn(run_pool_writer(db, rx, config.commit_max_events, metrics))
+                })
+                .collect()
+        }
+    };
     let capacity = Arc::new(Semaphore::new(config.buffer_capacity_events));
     (WriterHandle { tx, capacity, metrics }, tasks)
 }
@@ -95,86 +117,103 @@ impl WriterHandle {
     }
 }
 
-async fn run_writer(
+async fn run_pool_writer(
     db: DatabaseConnection,
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>,
     commit_max_events: usize,
     metrics: Arc<Metrics>,
 ) {
     loop {
-        let batch = {
+        let group = {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { break };
-            let mut events = first.job.events.len();
-            let mut batch = vec![first];
-            // Take whatever else is already waiting: that is the group in group commit.
-            while events < commit_max_events {
-                match rx.try_recv() {
-                    Ok(next) => {
-                        events += next.job.events.len();
-                        batch.push(next);
-                    }
-                    Err(_) => break,
-                }
-            }
-            batch
+            Group::take(first, &mut rx, commit_max_events)
         };
-        commit_group(&db, batch, &metrics).await;
+        let started = Instant::now();
+        let result = async {
+            let txn = db.begin().await?;
+            events::insert_events(&txn, &group.rows).await?;
+            events::upsert_sessions(&txn, &group.sessions).await?;
+            events::upsert_visitors(&txn, &group.visitors).await?;
+            txn.commit().await
+        }
+        .await
+        .map_err(|error| error.to_string());
+        group.finish(result, started, &metrics);
     }
 }
 
-async fn commit_group(db: &DatabaseConnection, batch: Vec<Queued>, metrics: &Metrics) {
-    let started = Instant::now();
-    let mut rows: Vec<EventRow> = Vec::new();
-    let mut sessions: HashMap<SessionId, SessionDelta> = HashMap::new();
-    let mut visitors: HashMap<(SiteId, VisitorId), VisitorDelta> = HashMap::new();
-    let mut acks = Vec::with_capacity(batch.len());
-    for queued in batch {
-        let WriteJob { events, sessions: job_sessions, visitors: job_visitors } = queued.job;
-        rows.extend(events);
-        for delta in job_sessions {
-            match sessions.get_mut(&delta.id) {
-                Some(existing) => existing.merge(delta),
-                None => {
-                    sessions.insert(delta.id, delta);
+/// The requests of one group commit, with their session and visitor deltas merged.
+struct Group {
+    rows: Vec<EventRow>,
+    sessions: Vec<SessionDelta>,
+    visitors: Vec<VisitorDelta>,
+    acks: Vec<(oneshot::Sender<Result<(), CommitFailed>>, OwnedSemaphorePermit)>,
+}
+
+impl Group {
+    /// `first` plus whatever else is already waiting, up to `commit_max_events`: that is the
+    /// group in group commit.
+    fn take(first: Queued, rx: &mut mpsc::UnboundedReceiver<Queued>, commit_max_events: usize) -> Group {
+        let mut events = first.job.events.len();
+        let mut batch = vec![first];
+        while events < commit_max_events {
+            match rx.try_recv() {
+                Ok(next) => {
+                    events += next.job.events.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        Group::merge(batch)
+    }
+
+    fn merge(batch: Vec<Queued>) -> Group {
+        let mut rows: Vec<EventRow> = Vec::new();
+        let mut sessions: HashMap<SessionId, SessionDelta> = HashMap::new();
+        let mut visitors: HashMap<(SiteId, VisitorId), VisitorDelta> = HashMap::new();
+        let mut acks = Vec::with_capacity(batch.len());
+        for queued in batch {
+            let WriteJob { events, sessions: job_sessions, visitors: job_visitors } = queued.job;
+            rows.extend(events);
+            for delta in job_sessions {
+                match sessions.get_mut(&delta.id) {
+                    Some(existing) => existing.merge(delta),
+                    None => {
+                        sessions.insert(delta.id, delta);
+                    }
                 }
             }
-        }
-        for delta in job_visitors {
-            visitors.entry((delta.site_id, delta.visitor_id)).and_modify(|v| v.merge(delta)).or_insert(delta);
-        }
-        acks.push((queued.ack, queued._permit));
-    }
-    let sessions: Vec<SessionDelta> = sessions.into_values().collect();
-    let visitors: Vec<VisitorDelta> = visitors.into_values().collect();
-    let event_count = rows.len();
-
-    let result = async {
-        let txn = db.begin().await?;
-        events::insert_events(&txn, &rows).await?;
-        events::upsert_sessions(&txn, &sessions).await?;
-        events::upsert_visitors(&txn, &visitors).await?;
-        txn.commit().await
-    }
-    .await;
-
-    let buffered: i64 = acks.iter().map(|(_, permit)| i64::from(permit.num_permits() as u32)).sum();
-    metrics.buffered_events.dec_by(buffered);
-    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(()) => {
-            metrics.commits.inc();
-            metrics.commit_events.observe(event_count as f64);
-            metrics.events_accepted.inc_by(event_count as u64);
-            for (ack, _permit) in acks {
-                let _ = ack.send(Ok(()));
+            for delta in job_visitors {
+                visitors.entry((delta.site_id, delta.visitor_id)).and_modify(|v| v.merge(delta)).or_insert(delta);
             }
+            acks.push((queued.ack, queued._permit));
         }
-        Err(error) => {
-            metrics.commit_failures.inc();
-            tracing::error!(error = %error, events = event_count, requests = acks.len(), "group commit failed; nothing in it was acknowledged");
-            for (ack, _permit) in acks {
-                let _ = ack.send(Err(CommitFailed));
+        Group { rows, sessions: sessions.into_values().collect(), visitors: visitors.into_values().collect(), acks }
+    }
+
+    /// Answers every request of the group with the commit's outcome.
+    fn finish(self, result: Result<(), String>, started: Instant, metrics: &Metrics) {
+        let event_count = self.rows.len();
+        let buffered: i64 = self.acks.iter().map(|(_, permit)| i64::from(permit.num_permits() as u32)).sum();
+        metrics.buffered_events.dec_by(buffered);
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                metrics.commits.inc();
+                metrics.commit_events.observe(event_count as f64);
+                metrics.events_accepted.inc_by(event_count as u64);
+                for (ack, _permit) in self.acks {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                metrics.commit_failures.inc();
+                tracing::error!(error = %error, events = event_count, requests = self.acks.len(), "group commit failed; nothing in it was acknowledged");
+                for (ack, _permit) in self.acks {
+                    let _ = ack.send(Err(CommitFailed));
+                }
             }
         }
     }

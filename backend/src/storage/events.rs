@@ -1,7 +1,7 @@
 //! Writing ingested events, and the session and visitor rows they update, in bulk.
 //! Called by the group-commit writer inside one transaction per batch.
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::entities::{events, sessions, visitors};
@@ -108,35 +108,56 @@ fn chunk_plan(len: usize) -> Vec<(usize, usize)> {
 }
 
 pub async fn insert_events(db: &impl ConnectionTrait, rows: &[EventRow]) -> Result<(), DbErr> {
-    use events::Column as C;
     for (start, size) in chunk_plan(rows.len()) {
-        let chunk = &rows[start..start + size];
-        let mut insert = Query::insert();
-        insert.into_table(events::Entity).columns([
-            C::SiteId,
-            C::SessionId,
-            C::VisitorId,
-            C::Ts,
-            C::ReceivedAt,
-            C::Kind,
-            C::Path,
-            C::Props,
-        ]);
-        for row in chunk {
-            insert.values_panic([
-                row.site_id.0.into(),
-                row.session_id.0.into(),
-                row.visitor_id.0.into(),
-                row.ts.0.into(),
-                row.received_at.0.into(),
-                row.kind.into(),
-                row.path.as_str().into(),
-                row.props.clone().into(),
-            ]);
-        }
-        db.execute(&insert).await?;
+        db.execute(&events_insert(&rows[start..start + size])).await?;
     }
     Ok(())
+}
+
+pub async fn upsert_sessions(db: &impl ConnectionTrait, deltas: &[SessionDelta]) -> Result<(), DbErr> {
+    for chunk in deltas.chunks(SESSION_ROWS_PER_STATEMENT) {
+        db.execute(&sessions_upsert(chunk)).await?;
+    }
+    Ok(())
+}
+
+pub async fn upsert_visitors(db: &impl ConnectionTrait, deltas: &[VisitorDelta]) -> Result<(), DbErr> {
+    for chunk in deltas.chunks(VISITOR_ROWS_PER_STATEMENT) {
+        db.execute(&visitors_upsert(chunk)).await?;
+    }
+    Ok(())
+}
+
+// The three statements of a group commit, defined once. The portable writer sends them with
+// many rows each; the SQLite writer renders them for one row and reuses the prepared statement
+// (see `sqlite_writer`), binding values in the same column order.
+
+pub(super) fn events_insert(rows: &[EventRow]) -> InsertStatement {
+    use events::Column as C;
+    let mut insert = Query::insert();
+    insert.into_table(events::Entity).columns([
+        C::SiteId,
+        C::SessionId,
+        C::VisitorId,
+        C::Ts,
+        C::ReceivedAt,
+        C::Kind,
+        C::Path,
+        C::Props,
+    ]);
+    for row in rows {
+        insert.values_panic([
+            row.site_id.0.into(),
+            row.session_id.0.into(),
+            row.visitor_id.0.into(),
+            row.ts.0.into(),
+            row.received_at.0.into(),
+            row.kind.into(),
+            row.path.as_str().into(),
+            row.props.clone().into(),
+        ]);
+    }
+    insert
 }
 
 /// `CASE WHEN excluded.col > table.col THEN excluded.col ELSE table.col END`, portable to
@@ -147,117 +168,107 @@ fn greater(col: &str) -> Expr {
     ))
 }
 
-pub async fn upsert_sessions(db: &impl ConnectionTrait, deltas: &[SessionDelta]) -> Result<(), DbErr> {
+/// Inserts new sessions and advances existing ones. Every update is commutative (sums,
+/// maxima, OR), so deltas of one session may be written in any order by any writer.
+pub(super) fn sessions_upsert(deltas: &[SessionDelta]) -> InsertStatement {
     use sessions::Column as C;
-    for chunk in deltas.chunks(SESSION_ROWS_PER_STATEMENT) {
-        let mut insert = Query::insert();
-        insert.into_table(sessions::Entity).columns([
-            C::Id,
-            C::SiteId,
-            C::VisitorId,
-            C::StartedAt,
-            C::LastSeenAt,
-            C::Pageviews,
-            C::Events,
-            C::EntryPath,
-            C::ExitPath,
-            C::ReferrerHost,
-            C::IpPrefix,
-            C::Country,
-            C::Region,
-            C::City,
-            C::Asn,
-            C::AsOrg,
-            C::NetFlags,
-            C::Browser,
-            C::BrowserVersion,
-            C::Os,
-            C::Device,
-            C::BotFamily,
-            C::Automated,
-            C::Consent,
+    let mut insert = Query::insert();
+    insert.into_table(sessions::Entity).columns([
+        C::Id,
+        C::SiteId,
+        C::VisitorId,
+        C::StartedAt,
+        C::LastSeenAt,
+        C::Pageviews,
+        C::Events,
+        C::EntryPath,
+        C::ExitPath,
+        C::ReferrerHost,
+        C::IpPrefix,
+        C::Country,
+        C::Region,
+        C::City,
+        C::Asn,
+        C::AsOrg,
+        C::NetFlags,
+        C::Browser,
+        C::BrowserVersion,
+        C::Os,
+        C::Device,
+        C::BotFamily,
+        C::Automated,
+        C::Consent,
+    ]);
+    for d in deltas {
+        insert.values_panic([
+            d.id.0.into(),
+            d.site_id.0.into(),
+            d.visitor_id.0.into(),
+            d.started_at.0.into(),
+            d.last_seen_at.0.into(),
+            d.pageviews.into(),
+            d.events.into(),
+            d.entry_path.as_str().into(),
+            d.exit_path.as_str().into(),
+            d.referrer_host.clone().into(),
+            d.ip_prefix.clone().into(),
+            d.country.clone().into(),
+            d.region.clone().into(),
+            d.city.clone().into(),
+            d.asn.into(),
+            d.as_org.clone().into(),
+            d.net_flags.into(),
+            d.browser.as_str().into(),
+            d.browser_version.clone().into(),
+            d.os.as_str().into(),
+            d.device.as_str().into(),
+            d.bot_family.clone().into(),
+            d.automated.into(),
+            d.consent.into(),
         ]);
-        for d in chunk {
-            insert.values_panic([
-                d.id.0.into(),
-                d.site_id.0.into(),
-                d.visitor_id.0.into(),
-                d.started_at.0.into(),
-                d.last_seen_at.0.into(),
-                d.pageviews.into(),
-                d.events.into(),
-                d.entry_path.as_str().into(),
-                d.exit_path.as_str().into(),
-                d.referrer_host.clone().into(),
-                d.ip_prefix.clone().into(),
-                d.country.clone().into(),
-                d.region.clone().into(),
-                d.city.clone().into(),
-                d.asn.into(),
-                d.as_org.clone().into(),
-                d.net_flags.into(),
-                d.browser.as_str().into(),
-                d.browser_version.clone().into(),
-                d.os.as_str().into(),
-                d.device.as_str().into(),
-                d.bot_family.clone().into(),
-                d.automated.into(),
-                d.consent.into(),
-            ]);
-        }
-        insert.on_conflict(
-            OnConflict::column(C::Id)
-                .value(C::LastSeenAt, greater("last_seen_at"))
-                .value(
-                    C::ExitPath,
-                    Expr::cust(
-                        r#"CASE WHEN excluded."last_seen_at" >= "sessions"."last_seen_at" THEN excluded."exit_path" ELSE "sessions"."exit_path" END"#,
-                    ),
-                )
-                .value(C::Pageviews, Expr::cust(r#""sessions"."pageviews" + excluded."pageviews""#))
-                .value(C::Events, Expr::cust(r#""sessions"."events" + excluded."events""#))
-                .value(C::Automated, Expr::cust(r#""sessions"."automated" OR excluded."automated""#))
-                .to_owned(),
-        );
-        db.execute(&insert).await?;
     }
-    Ok(())
+    insert.on_conflict(
+        OnConflict::column(C::Id)
+            .value(C::LastSeenAt, greater("last_seen_at"))
+            .value(
+                C::ExitPath,
+                Expr::cust(
+                    r#"CASE WHEN excluded."last_seen_at" >= "sessions"."last_seen_at" THEN excluded."exit_path" ELSE "sessions"."exit_path" END"#,
+                ),
+            )
+            .value(C::Pageviews, Expr::cust(r#""sessions"."pageviews" + excluded."pageviews""#))
+            .value(C::Events, Expr::cust(r#""sessions"."events" + excluded."events""#))
+            .value(C::Automated, Expr::cust(r#""sessions"."automated" OR excluded."automated""#))
+            .to_owned(),
+    );
+    insert
 }
 
-pub async fn upsert_visitors(db: &impl ConnectionTrait, deltas: &[VisitorDelta]) -> Result<(), DbErr> {
+pub(super) fn visitors_upsert(deltas: &[VisitorDelta]) -> InsertStatement {
     use visitors::Column as C;
-    for chunk in deltas.chunks(VISITOR_ROWS_PER_STATEMENT) {
-        let mut insert = Query::insert();
-        insert.into_table(visitors::Entity).columns([
-            C::SiteId,
-            C::VisitorId,
-            C::FirstSeenAt,
-            C::LastSeenAt,
-            C::Sessions,
+    let mut insert = Query::insert();
+    insert.into_table(visitors::Entity).columns([C::SiteId, C::VisitorId, C::FirstSeenAt, C::LastSeenAt, C::Sessions]);
+    for d in deltas {
+        insert.values_panic([
+            d.site_id.0.into(),
+            d.visitor_id.0.into(),
+            d.first_seen_at.0.into(),
+            d.last_seen_at.0.into(),
+            d.sessions.into(),
         ]);
-        for d in chunk {
-            insert.values_panic([
-                d.site_id.0.into(),
-                d.visitor_id.0.into(),
-                d.first_seen_at.0.into(),
-                d.last_seen_at.0.into(),
-                d.sessions.into(),
-            ]);
-        }
-        insert.on_conflict(
-            OnConflict::columns([C::SiteId, C::VisitorId])
-                .value(
-                    C::LastSeenAt,
-                    Expr::cust(
-                        r#"CASE WHEN excluded."last_seen_at" > "visitors"."last_seen_at" THEN excluded."last_seen_at" ELSE "visitors"."last_seen_at" END"#,
-                    ),
-                )
-                .value(C::Sessions, Expr::cust(r#""visitors"."sessions" + excluded."sessions""#))
-                .to_owned(),
-        );
-        db.execute(&insert).await?;
     }
-    Ok(())
+    insert.on_conflict(
+        OnConflict::columns([C::SiteId, C::VisitorId])
+            .value(
+                C::LastSeenAt,
+                Expr::cust(
+                    r#"CASE WHEN excluded."last_seen_at" > "visitors"."last_seen_at" THEN excluded."last_seen_at" ELSE "visitors"."last_seen_at" END"#,
+                ),
+            )
+            .value(C::Sessions, Expr::cust(r#""visitors"."sessions" + excluded."sessions""#))
+            .to_owned(),
+    );
+    insert
 }
 
 /// Sessions still open at `since` (last event after it), to re-open after a restart.

@@ -7,9 +7,10 @@ pub mod entities;
 pub mod events;
 pub mod salts;
 pub mod sites;
+pub mod sqlite_writer;
 pub mod stats;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -58,7 +59,7 @@ impl From<DbErr> for StorageError {
 /// can lose the last commits before a checkpoint.
 pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, StorageError> {
     if url.is_sqlite() {
-        ensure_sqlite_dir(url.expose())?;
+        ensure_sqlite_dir(url)?;
     }
     let mut opts = ConnectOptions::new(url.expose().to_owned());
     opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(5)).connect_timeout(Duration::from_secs(5));
@@ -94,13 +95,16 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     }
 }
 
-fn ensure_sqlite_dir(url: &str) -> Result<(), StorageError> {
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+/// The file behind a `sqlite:` URL; `None` for an in-memory database.
+pub fn sqlite_file(url: &DatabaseUrl) -> Option<PathBuf> {
+    let path = url.expose().trim_start_matches("sqlite:").trim_start_matches("//");
     let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") {
-        return Ok(());
-    }
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
+}
+
+fn ensure_sqlite_dir(url: &DatabaseUrl) -> Result<(), StorageError> {
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
     }
