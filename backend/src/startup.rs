@@ -20,6 +20,7 @@ use crate::ingest::enrich::{Enricher, GeoLookup};
 use crate::ingest::writer::{self, Sink, WriterConfig};
 use crate::ingest::{DropLedger, Ingest};
 use crate::settings::Settings;
+use crate::storage::pg_writer::PgBatchWriter;
 use crate::storage::sqlite_writer::SqliteBatchWriter;
 use crate::storage::{self, sites::SiteKind};
 use crate::telemetry::metrics::Metrics;
@@ -83,6 +84,7 @@ impl Application {
                         .with_context(|| format!("cannot open {} for writing", path.display()))?,
                 )
             }
+            _ if url.is_postgres() => Sink::Postgres(PgBatchWriter::new(&db)),
             _ => Sink::Pool(db.clone()),
         };
         let (writer, writer_tasks) = writer::spawn(

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::{SessionId, SiteId, VisitorId};
 use crate::storage::events::{self, EventRow, SessionDelta, VisitorDelta};
+use crate::storage::pg_writer::PgBatchWriter;
 use crate::storage::sqlite_writer::SqliteBatchWriter;
 use crate::telemetry::metrics::Metrics;
 
@@ -64,39 +65,48 @@ pub struct WriterConfig {
 
 /// Where the writers commit.
 pub enum Sink {
-    /// Any sea-orm database (PostgreSQL in production): multi-row statements, `writers` tasks.
+    /// Any sea-orm database (an in-memory SQLite in tests): multi-row statements, `writers` tasks.
     Pool(DatabaseConnection),
+    /// PostgreSQL: `UNNEST` array statements (see `storage::pg_writer`), `writers` tasks.
+    Postgres(PgBatchWriter),
     /// A SQLite file: one dedicated connection on its own thread (see `storage::sqlite_writer`).
     SqliteFile(SqliteBatchWriter),
+}
+
+/// The sinks committed from async tasks.
+enum AsyncSink {
+    Pool(DatabaseConnection),
+    Postgres(PgBatchWriter),
+}
+
+impl AsyncSink {
+    async fn commit(&self, group: &Group) -> Result<(), String> {
+        match self {
+            AsyncSink::Pool(db) => async {
+                let txn = db.begin().await?;
+                events::insert_events(&txn, &group.rows).await?;
+                events::upsert_sessions(&txn, &group.sessions).await?;
+                events::upsert_visitors(&txn, &group.visitors).await?;
+                txn.commit().await
+            }
+            .await
+            .map_err(|error| error.to_string()),
+            AsyncSink::Postgres(pg) => {
+                pg.commit(&group.rows, &group.sessions, &group.visitors).await.map_err(|error| error.to_string())
+            }
+        }
+    }
 }
 
 /// Starts the writers. Await the returned handles after dropping every [`WriterHandle`] to
 /// drain the buffer on shutdown.
 pub fn spawn(sink: Sink, config: WriterConfig, metrics: Arc<Metrics>) -> (WriterHandle, Vec<JoinHandle<()>>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let max = config.commit_max_events;
     let tasks = match sink {
-        Sink::SqliteFile(mut writer) => {
-            let (metrics, max) = (metrics.clone(), config.commit_max_events);
-            let mut rx = rx;
-            vec![tokio::task::spawn_blocking(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let group = Group::take(first, &mut rx, max);
-                    let started = Instant::now();
-                    let result =
-                        writer.commit(&group.rows, &group.sessions, &group.visitors).map_err(|error| error.to_string());
-                    group.finish(result, started, &metrics);
-                }
-            })]
-        }
-        Sink::Pool(db) => {
-            let rx = Arc::new(Mutex::new(rx));
-            (0..config.writers.max(1))
-                .map(|_| {
-                    let (db, rx, metrics) = (db.clone(), rx.clone(), metrics.clone());
-                    tokio::spawn(run_pool_writer(db, rx, config.commit_max_events, metrics))
-                })
-                .collect()
-        }
+        Sink::SqliteFile(writer) => vec![spawn_sqlite_writer(writer, rx, max, metrics.clone())],
+        Sink::Pool(db) => spawn_async_writers(AsyncSink::Pool(db), config.writers, rx, max, &metrics),
+        Sink::Postgres(pg) => spawn_async_writers(AsyncSink::Postgres(pg), config.writers, rx, max, &metrics),
     };
     let capacity = Arc::new(Semaphore::new(config.buffer_capacity_events));
     (WriterHandle { tx, capacity, metrics }, tasks)
@@ -117,8 +127,41 @@ impl WriterHandle {
     }
 }
 
-async fn run_pool_writer(
-    db: DatabaseConnection,
+/// SQLite: one thread owns the connection and commits group after group.
+fn spawn_sqlite_writer(
+    mut writer: SqliteBatchWriter,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    commit_max_events: usize,
+    metrics: Arc<Metrics>,
+) -> JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        while let Some(first) = rx.blocking_recv() {
+            let group = Group::take(first, &mut rx, commit_max_events);
+            let started = Instant::now();
+            let result =
+                writer.commit(&group.rows, &group.sessions, &group.visitors).map_err(|error| error.to_string());
+            group.finish(result, started, &metrics);
+        }
+    })
+}
+
+/// Pooled databases: `writers` tasks take turns draining the queue, each holding one
+/// transaction at a time, so commits pipeline.
+fn spawn_async_writers(
+    sink: AsyncSink,
+    writers: usize,
+    rx: mpsc::UnboundedReceiver<Queued>,
+    commit_max_events: usize,
+    metrics: &Arc<Metrics>,
+) -> Vec<JoinHandle<()>> {
+    let (sink, rx) = (Arc::new(sink), Arc::new(Mutex::new(rx)));
+    (0..writers.max(1))
+        .map(|_| tokio::spawn(run_async_writer(sink.clone(), rx.clone(), commit_max_events, metrics.clone())))
+        .collect()
+}
+
+async fn run_async_writer(
+    sink: Arc<AsyncSink>,
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>,
     commit_max_events: usize,
     metrics: Arc<Metrics>,
@@ -130,15 +173,7 @@ async fn run_pool_writer(
             Group::take(first, &mut rx, commit_max_events)
         };
         let started = Instant::now();
-        let result = async {
-            let txn = db.begin().await?;
-            events::insert_events(&txn, &group.rows).await?;
-            events::upsert_sessions(&txn, &group.sessions).await?;
-            events::upsert_visitors(&txn, &group.visitors).await?;
-            txn.commit().await
-        }
-        .await
-        .map_err(|error| error.to_string());
+        let result = sink.commit(&group).await;
         group.finish(result, started, &metrics);
     }
 }

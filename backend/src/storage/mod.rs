@@ -5,10 +5,13 @@
 pub mod drops;
 pub mod entities;
 pub mod events;
+pub mod pg_writer;
 pub mod salts;
 pub mod sites;
 pub mod sqlite_writer;
 pub mod stats;
+#[cfg(test)]
+mod test_rows;
 
 use std::path::PathBuf;
 use std::time::Duration;
