@@ -3,6 +3,7 @@
 mod browser;
 mod collect;
 mod extension;
+mod infra;
 mod migrations;
 mod stats;
 mod storage_story;
