@@ -30,7 +30,15 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ),
     ("create_events", "events", &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"]),
     ("create_drop_counters", "drop_counters", &["site_id", "day", "reason", "count"]),
+    ("drop_events_site_fk_on_postgres", "events", &["site_id"]),
 ];
+
+/// Steps that change an existing table instead of creating one (checked by their own test).
+const ALTERS: &[&str] = &["drop_events_site_fk_on_postgres"];
+
+fn alters(suffix: &str) -> bool {
+    ALTERS.contains(&suffix)
+}
 
 async fn each_step_applies_and_reverts(db: &DatabaseConnection) {
     let migrations = Migrator::migrations();
@@ -38,7 +46,7 @@ async fn each_step_applies_and_reverts(db: &DatabaseConnection) {
     let manager = SchemaManager::new(db);
     for (i, (suffix, table, columns)) in STEPS.iter().enumerate() {
         assert!(migrations[i].name().ends_with(suffix), "step {i} is {}", migrations[i].name());
-        assert!(!manager.has_table(*table).await.unwrap(), "{table} exists before its migration");
+        assert_eq!(manager.has_table(*table).await.unwrap(), alters(suffix), "{table} before {suffix}");
         Migrator::up(db, Some(1)).await.unwrap_or_else(|e| panic!("{suffix} up: {e}"));
         assert!(manager.has_table(*table).await.unwrap(), "{suffix} did not create {table}");
         for column in *columns {
@@ -48,7 +56,7 @@ async fn each_step_applies_and_reverts(db: &DatabaseConnection) {
     // Every step reverts, newest first, leaving no table behind.
     for (suffix, table, _) in STEPS.iter().rev() {
         Migrator::down(db, Some(1)).await.unwrap_or_else(|e| panic!("{suffix} down: {e}"));
-        assert!(!manager.has_table(*table).await.unwrap(), "{suffix} down left {table}");
+        assert_eq!(manager.has_table(*table).await.unwrap(), alters(suffix), "{table} after {suffix} down");
     }
     // And the whole chain applies again from scratch.
     Migrator::up(db, None).await.unwrap();
@@ -70,4 +78,42 @@ async fn each_migration_applies_and_reverts_on_postgres() {
     };
     let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
     each_step_applies_and_reverts(&db).await;
+}
+
+/// PostgreSQL events carry no foreign key after `drop_events_site_fk_on_postgres` (and get it
+/// back on down); SQLite keeps its key.
+#[tokio::test]
+async fn events_site_key_is_dropped_on_postgres_only() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(server) = pg::server_url() else {
+        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL migration test not run");
+        return;
+    };
+    let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
+    let keys = || async {
+        let sql = "SELECT COUNT(*) AS n FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'";
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    let step =
+        Migrator::migrations().iter().position(|m| m.name().ends_with("drop_events_site_fk_on_postgres")).unwrap();
+    Migrator::up(&db, Some(step as u32)).await.unwrap();
+    assert_eq!(keys().await, 1, "create_events made the key");
+    Migrator::up(&db, Some(1)).await.unwrap();
+    assert_eq!(keys().await, 0);
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(keys().await, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Database::connect(format!("sqlite://{}/m.db?mode=rwc", dir.path().display())).await.unwrap();
+    Migrator::up(&lite, None).await.unwrap();
+    let row = lite
+        .query_one_raw(Statement::from_string(
+            lite.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM pragma_foreign_key_list('events')",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<i32>("", "n").unwrap(), 1, "SQLite keeps its key");
 }
