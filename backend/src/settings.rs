@@ -42,6 +42,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ingest.retry_after_secs",
     "log.format",
     "log.filter",
+    "detect.enabled",
+    "detect.rules_dir",
+    "detect.max_state_keys",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +71,24 @@ pub struct Settings {
     pub demo_site: bool,
     pub ingest: IngestSettings,
     pub log: LogSettings,
+    pub detect: DetectSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSettings {
+    /// Feed ingested events to the detection engine and record verdict changes as threats.
+    pub enabled: bool,
+    /// Rule files that replace (same id) or extend the rules embedded in the binary.
+    pub rules_dir: Option<PathBuf>,
+    /// Most (tenant, rule, key) state slots kept in memory; the oldest go first beyond it.
+    pub max_state_keys: usize,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self { enabled: true, rules_dir: None, max_state_keys: 1_000_000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +144,7 @@ impl Default for Settings {
             demo_site: true,
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
+            detect: DetectSettings::default(),
         }
     }
 }
@@ -375,6 +397,14 @@ retry_after_secs = 1
 format = "pretty"
 # tracing filter; RUST_LOG overrides it.
 filter = "info,sqlx=warn,sea_orm=warn"
+
+[detect]
+# Run the detection engine on ingested events and record verdict changes as threats.
+enabled = true
+# Rule files replacing (same id) or extending the embedded rules; check them with `ghosttrack rules check DIR`.
+# rules_dir = "/etc/ghosttrack/rules"
+# Most detection state slots (tenant, rule, key) in memory; about 100-300 bytes each.
+max_state_keys = 1000000
 "#;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod m20261121_000003_create_visitors;
 mod m20261121_000004_create_sessions;
 mod m20261121_000005_create_events;
 mod m20261121_000006_create_drop_counters;
+mod m20261122_100001_create_threats;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_create_sessions::Migration),
             Box::new(m20261121_000005_create_events::Migration),
             Box::new(m20261121_000006_create_drop_counters::Migration),
+            Box::new(m20261122_100001_create_threats::Migration),
         ]
     }
 }

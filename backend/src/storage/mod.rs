@@ -8,6 +8,7 @@ pub mod events;
 pub mod salts;
 pub mod sites;
 pub mod stats;
+pub mod threats;
 
 use std::path::Path;
 use std::time::Duration;

@@ -30,6 +30,11 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ),
     ("create_events", "events", &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"]),
     ("create_drop_counters", "drop_counters", &["site_id", "day", "reason", "count"]),
+    (
+        "create_threats",
+        "threats",
+        &["id", "site_id", "subject", "decision", "score", "reasons", "evidence", "ttl_secs", "at", "created_at"],
+    ),
 ];
 
 async fn each_step_applies_and_reverts(db: &DatabaseConnection) {

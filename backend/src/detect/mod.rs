@@ -1,0 +1,32 @@
+//! Detection: events in, explainable verdicts out.
+//!
+//! - `event`: what the engine observes, from every source (tracker, pixel, webhooks, logs).
+//! - `rules`: rules as data (`backend/rules/**.toml` + `.md`), compiled and validated at load.
+//! - `engine`: the pure, synchronous core `observe(site, event)`, driven by event time only.
+//! - `state`: state keyed by (tenant, rule, key) behind `StateStore`; `MemoryStore` by default.
+//! - `features`: per-session behaviour features (interaction, pointer, dwell).
+//! - `score`: signals → score → ALLOW / CHALLENGE / BLOCK, and the per-tenant `Policy`.
+//! - `replay`: JSONL events → verdict changes (the `replay` and `explain` commands).
+//! - `accesslog`: combined/nginx access-log lines → request events (`ingest-log`).
+//!
+//! docs/DETECTION.md explains the rules, the scoring and the file formats.
+
+pub mod accesslog;
+pub mod commands;
+pub mod crawlers;
+pub mod engine;
+pub mod event;
+pub mod features;
+pub mod replay;
+pub mod rules;
+pub mod score;
+pub mod state;
+
+pub use engine::{Engine, Observation, subject_of};
+pub use event::{Body, DetectEvent};
+pub use rules::{RuleError, RuleId, RuleSet};
+pub use score::{Decision, Policy, Signal, Verdict};
+pub use state::{MemoryStore, StateStore};
+
+#[cfg(test)]
+mod tests;
