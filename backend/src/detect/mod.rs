@@ -7,6 +7,7 @@
 //! - `features`: per-session behaviour features (interaction, pointer, dwell).
 //! - `score`: signals → score → ALLOW / CHALLENGE / BLOCK, and the per-tenant `Policy`.
 //! - `replay`: JSONL events → verdict changes (the `replay` and `explain` commands).
+//! - `service`: the shared engine in the server, the ingest hook, the threat recorder.
 //! - `accesslog`: combined/nginx access-log lines → request events (`ingest-log`).
 //!
 //! docs/DETECTION.md explains the rules, the scoring and the file formats.
@@ -20,6 +21,7 @@ pub mod features;
 pub mod replay;
 pub mod rules;
 pub mod score;
+pub mod service;
 pub mod state;
 
 pub use engine::{Engine, Observation, subject_of};
