@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use ghosttrack::detect::event::{Body, DetectEvent, EnvProbe, Transaction};
-use ghosttrack::detect::{Engine, RuleSet};
+use ghosttrack::detect::{Engine, RuleSet, StateStore};
 use ghosttrack::domain::SiteId;
 
 const CHROME: &str =
@@ -40,7 +40,7 @@ fn base(ts: i64, session: Option<i64>, net: u64, ua: &str) -> DetectEvent {
         device: None,
         asn: Some(64_500 + (net % 50) as u32),
         country: Some("DE".into()),
-        net_flags: if net % 97 == 0 { 4 } else { 0 },
+        net_flags: if net.is_multiple_of(97) { 4 } else { 0 },
         user_agent: Some(ua.to_owned()),
         cart_token: None,
         checkout_token: None,
@@ -58,11 +58,11 @@ fn event_mix(n: usize) -> Vec<DetectEvent> {
         let session = 1 + rng.below(20_000) as i64;
         let net = rng.below(4_000);
         let roll = rng.below(100);
-        let ua = if net % 10 == 0 { IPHONE } else { CHROME };
+        let ua = if net.is_multiple_of(10) { IPHONE } else { CHROME };
         let mut e = if roll < 70 {
             base(ts, Some(session), net, ua)
         } else if roll < 95 {
-            base(ts, None, net, if net % 50 == 0 { CURL } else { ua })
+            base(ts, None, net, if net.is_multiple_of(50) { CURL } else { ua })
         } else {
             base(ts, Some(session), net, ua)
         };
