@@ -45,6 +45,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.enabled",
     "detect.rules_dir",
     "detect.max_state_keys",
+    "detect.redis_url",
+    "detect.redis_prefix",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,11 +85,21 @@ pub struct DetectSettings {
     pub rules_dir: Option<PathBuf>,
     /// Most (tenant, rule, key) state slots kept in memory; the oldest go first beyond it.
     pub max_state_keys: usize,
+    /// Redis holding detection state shared by several nodes; unset = in-process state.
+    pub redis_url: Option<String>,
+    /// Prefix of the detection keys in Redis (nodes of one deployment share it).
+    pub redis_prefix: String,
 }
 
 impl Default for DetectSettings {
     fn default() -> Self {
-        Self { enabled: true, rules_dir: None, max_state_keys: 1_000_000 }
+        Self {
+            enabled: true,
+            rules_dir: None,
+            max_state_keys: 1_000_000,
+            redis_url: None,
+            redis_prefix: "gt:detect".into(),
+        }
     }
 }
 
@@ -405,6 +417,10 @@ enabled = true
 # rules_dir = "/etc/ghosttrack/rules"
 # Most detection state slots (tenant, rule, key) in memory; about 100-300 bytes each.
 max_state_keys = 1000000
+# Redis shared by several nodes for detection state; unset = in-process (single node).
+# redis_url = "redis://127.0.0.1:6379/"
+# Prefix of the detection keys in Redis.
+redis_prefix = "gt:detect"
 "#;
 
 #[cfg(test)]

@@ -96,8 +96,10 @@ impl Application {
         let (detector, recorder) = if settings.detect.enabled {
             let rules = crate::detect::commands::load_rules(settings.detect.rules_dir.as_deref())
                 .context("cannot load detection rules (check them with `ghosttrack rules check DIR`)")?;
-            let (detector, rx) = Detector::new(rules, settings.detect.max_state_keys);
-            tracing::info!(rules = detector.rule_count(), "detection engine loaded");
+            let redis = settings.detect.redis_url.as_deref().map(|url| (url, settings.detect.redis_prefix.as_str()));
+            let (detector, rx) = Detector::new(rules, settings.detect.max_state_keys, redis)
+                .context("cannot connect to Redis for detection state (detect.redis_url)")?;
+            tracing::info!(rules = detector.rule_count(), shared_state = redis.is_some(), "detection engine loaded");
             ingest = ingest.with_detector(detector.clone());
             (Some(detector), Some(tokio::spawn(detect_service::run_recorder(db.clone(), rx))))
         } else {

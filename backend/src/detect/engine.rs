@@ -506,7 +506,7 @@ fn evaluate<S: StateStore>(
     let keep_for = window_ms.max(rule.cooldown_ms).max(1);
     let fired = store.update(state_key, ts, |slot| {
         slot.expires_at = slot.expires_at.max(ts + keep_for);
-        let fired = step(slot, rule, event, ua_bits, features, set, detail)?;
+        let fired = step(slot, rule, event, ua_bits, features, set, &detail)?;
         // Triggers and behaviour rules are keyed by their subject: a key cooldown is enough.
         // Window rules keep firing while they hold, so that every subject of an attacking
         // network is judged; the verdict state drops repeats per subject.
@@ -555,9 +555,10 @@ fn step(
     ua_bits: u64,
     features: Option<&SessionFeatures>,
     set: &RuleSet,
-    detail: String,
+    detail: &str,
 ) -> Option<Fired> {
     let ts = event.ts;
+    let detail = detail.to_owned();
     match &rule.condition {
         Condition::Trigger { .. } => Some(Fired { count: 1, detail }),
         Condition::Threshold { window_ms, threshold, .. } => {

@@ -5,7 +5,7 @@ use super::event::{Body, DetectEvent};
 use super::rules::Feature;
 
 /// What one session did so far. Small and fixed-size: one per live session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionFeatures {
     pub pageviews: u32,
     /// Pointer moves, touches, keys, wheels, clicks, scrolls and pointer samples.

@@ -4,6 +4,7 @@
 //! - `rules`: rules as data (`backend/rules/**.toml` + `.md`), compiled and validated at load.
 //! - `engine`: the pure, synchronous core `observe(site, event)`, driven by event time only.
 //! - `state`: state keyed by (tenant, rule, key) behind `StateStore`; `MemoryStore` by default.
+//! - `redis_store`: `RedisStore`, the shared backend for several nodes, and `AnyStore`.
 //! - `features`: per-session behaviour features (interaction, pointer, dwell).
 //! - `score`: signals → score → ALLOW / CHALLENGE / BLOCK, and the per-tenant `Policy`.
 //! - `replay`: JSONL events → verdict changes (the `replay` and `explain` commands).
@@ -18,6 +19,7 @@ pub mod crawlers;
 pub mod engine;
 pub mod event;
 pub mod features;
+pub mod redis_store;
 pub mod replay;
 pub mod rules;
 pub mod score;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::rules::{KeyKind, RuleId};
 
 /// What one rule observed for one key.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     pub rule: RuleId,
     pub behavior: String,
@@ -110,7 +110,7 @@ pub struct Verdict {
 }
 
 /// Live signals of one subject (kept in the state store).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerdictState {
     /// At most one signal per rule: the latest.
     pub active: Vec<Signal>,

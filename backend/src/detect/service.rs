@@ -11,8 +11,10 @@ use tokio::sync::mpsc;
 
 use super::engine::Engine;
 use super::event::{DetectEvent, TrackerContext, from_tracker};
+use super::redis_store::{AnyStore, RedisStore};
 use super::rules::RuleSet;
 use super::score::{Decision, Policy, Verdict};
+use super::state::MemoryStore;
 use crate::domain::{SiteId, UnixMillis};
 use crate::ingest::enrich::Enrichment;
 use crate::ingest::payload::Event;
@@ -26,21 +28,30 @@ const RECORDER_QUEUE: usize = 10_000;
 const RECORDER_BATCH: usize = 500;
 
 pub struct Detector {
-    engine: Mutex<Engine>,
+    engine: Mutex<Engine<AnyStore>>,
     recorder: mpsc::Sender<NewThreat>,
     unrecorded: AtomicU64,
 }
 
 impl Detector {
-    /// The detector and the receiving end for [`run_recorder`].
-    pub fn new(rules: Arc<RuleSet>, max_state_keys: usize) -> (Arc<Detector>, mpsc::Receiver<NewThreat>) {
+    /// The detector and the receiving end for [`run_recorder`]. With `redis` = (url, key prefix)
+    /// the state is shared through Redis, else it is in-process.
+    pub fn new(
+        rules: Arc<RuleSet>,
+        max_state_keys: usize,
+        redis: Option<(&str, &str)>,
+    ) -> redis::RedisResult<(Arc<Detector>, mpsc::Receiver<NewThreat>)> {
+        let store = match redis {
+            Some((url, prefix)) => AnyStore::Redis(Box::new(RedisStore::connect(url, prefix)?)),
+            None => AnyStore::Memory(MemoryStore::new(max_state_keys)),
+        };
         let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
         let detector = Detector {
-            engine: Mutex::new(Engine::in_memory(rules, max_state_keys)),
+            engine: Mutex::new(Engine::with_store(rules, store)),
             recorder: tx,
             unrecorded: AtomicU64::new(0),
         };
-        (Arc::new(detector), rx)
+        Ok((Arc::new(detector), rx))
     }
 
     /// Number of loaded rules (for the start-up log).

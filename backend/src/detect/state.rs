@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use super::features::SessionFeatures;
 use super::score::VerdictState;
@@ -22,8 +23,8 @@ pub struct StateKey {
 pub const FEATURES_SLOT: u16 = u16::MAX;
 pub const VERDICT_SLOT: u16 = u16::MAX - 1;
 
-/// One key's state and its bookkeeping.
-#[derive(Debug, Clone)]
+/// One key's state and its bookkeeping (serialisable for shared backends).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Slot {
     /// Event time after which the slot can be dropped.
     pub expires_at: i64,
@@ -34,7 +35,7 @@ pub struct Slot {
 
 /// Per-condition state. Each keeps at most `threshold` entries, so a key's memory is bounded by
 /// its rule's threshold, not by traffic.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub enum KeyState {
     #[default]
     Empty,
@@ -57,7 +58,7 @@ pub enum KeyState {
 }
 
 /// Counts in fixed time buckets: a sliding window at bucket resolution.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Buckets {
     pub bucket_ms: i64,
     /// (bucket start, numerator, denominator), oldest first.
@@ -88,10 +89,11 @@ impl Buckets {
 }
 
 /// Where detection state lives. `update` must be atomic per key: a shared backend runs the
-/// closure inside a compare-and-set (Redis WATCH/MULTI) or an equivalent script.
+/// closure inside a compare-and-set (Redis WATCH/MULTI), so the closure may run more than once
+/// and must derive its result from the slot alone.
 pub trait StateStore {
     /// Runs `f` on the slot of `key`, creating an empty one (expiring at `ts`) if absent.
-    fn update<R>(&mut self, key: StateKey, ts: i64, f: impl FnOnce(&mut Slot) -> R) -> R;
+    fn update<R>(&mut self, key: StateKey, ts: i64, f: impl FnMut(&mut Slot) -> R) -> R;
     /// Whether a slot exists for `key` (without creating one).
     fn contains(&self, key: &StateKey) -> bool;
     /// Drops slots whose `expires_at` is before `now` (event time). Returns how many.
@@ -140,7 +142,7 @@ impl MemoryStore {
 }
 
 impl StateStore for MemoryStore {
-    fn update<R>(&mut self, key: StateKey, ts: i64, f: impl FnOnce(&mut Slot) -> R) -> R {
+    fn update<R>(&mut self, key: StateKey, ts: i64, mut f: impl FnMut(&mut Slot) -> R) -> R {
         self.now = self.now.max(ts);
         self.updates_since_sweep += 1;
         if self.updates_since_sweep >= SWEEP_EVERY || self.slots.len() >= self.max_slots {
