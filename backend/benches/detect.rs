@@ -138,13 +138,14 @@ fn latency() {
     }
     nanos.sort_unstable();
     let p = |q: f64| nanos[((nanos.len() as f64 * q) as usize).min(nanos.len() - 1)];
+    let slots = engine.store().len();
     println!(
-        "detect/latency: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns; live state slots {}",
+        "detect/latency: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns; live state slots {slots}, ~{} bytes per slot",
         p(0.5),
         p(0.99),
         p(0.999),
         nanos[nanos.len() - 1],
-        engine.store().len()
+        engine.store().approx_bytes() / slots.max(1)
     );
 }
 

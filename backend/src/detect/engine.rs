@@ -167,11 +167,12 @@ impl<S: StateStore> Engine<S> {
                 signals.push(signal);
             }
         }
-        let verdict = subject_of(event).and_then(|subject| {
-            let key = StateKey { site: site.0, rule: VERDICT_SLOT, key: hash_str(&subject) };
+        let verdict = subject_hash(event).and_then(|subject_key| {
+            let key = StateKey { site: site.0, rule: VERDICT_SLOT, key: subject_key };
             if signals.is_empty() && !store.contains(&key) {
                 return None;
             }
+            let subject = subject_of(event)?;
             store.update(key, ts, |slot| {
                 if !matches!(slot.state, KeyState::Verdict(_)) {
                     slot.state = KeyState::Verdict(Box::default());
@@ -229,19 +230,8 @@ fn override_spec(condition: &mut super::rules::ConditionSpec, threshold: Option<
 /// The subject a verdict judges: the session when tracked, else the client key, else the
 /// network, else the checkout or cart.
 pub fn subject_of(event: &DetectEvent) -> Option<String> {
-    if let Some(s) = event.session {
-        return Some(format!("session:{s}"));
-    }
-    if let Some(k) = &event.client_key {
-        return Some(format!("client:{k}"));
-    }
-    if let Some(ip) = &event.ip_prefix {
-        return Some(format!("ip:{ip}"));
-    }
-    if let Some(c) = &event.checkout_token {
-        return Some(format!("checkout:{c}"));
-    }
-    event.cart_token.as_ref().map(|c| format!("cart:{c}"))
+    let mut out = String::new();
+    write_subject(event, &mut out).then_some(out)
 }
 
 fn hash_str(s: &str) -> u64 {
@@ -250,32 +240,122 @@ fn hash_str(s: &str) -> u64 {
     h.finish()
 }
 
-/// The rule's key value for this event: (hash, display), or `None` if the event lacks it.
-fn key_of(kind: KeyKind, event: &DetectEvent) -> Option<(u64, String)> {
-    let text = match kind {
-        KeyKind::Subject => subject_of(event)?,
-        KeyKind::Visitor => event.visitor?.to_string(),
-        KeyKind::Session => event.session?.to_string(),
-        KeyKind::IpPrefix => event.ip_prefix?.to_string(),
-        KeyKind::Device => event.device.clone()?,
-        KeyKind::CartToken => event.cart_token.clone()?,
-        KeyKind::CheckoutToken => event.checkout_token.clone()?,
+/// A small stack buffer for formatting keys without allocating (falls back to a `String`).
+struct KeyBuf {
+    buf: [u8; 192],
+    len: usize,
+    spill: Option<String>,
+}
+
+impl KeyBuf {
+    fn new() -> Self {
+        KeyBuf { buf: [0; 192], len: 0, spill: None }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.spill {
+            Some(s) => s,
+            // Only whole `&str`s are copied in, so the prefix is valid UTF-8.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""),
+        }
+    }
+}
+
+impl std::fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if let Some(spill) = &mut self.spill {
+            spill.push_str(s);
+        } else if self.len + s.len() <= self.buf.len() {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut spill = String::with_capacity(self.len + s.len());
+            spill.push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""));
+            spill.push_str(s);
+            self.spill = Some(spill);
+        }
+        Ok(())
+    }
+}
+
+/// Writes the subject of `event` (see [`subject_of`]) into `out`; `false` when it has none.
+fn write_subject(event: &DetectEvent, out: &mut impl std::fmt::Write) -> bool {
+    let r = if let Some(s) = event.session {
+        write!(out, "session:{s}")
+    } else if let Some(k) = &event.client_key {
+        write!(out, "client:{k}")
+    } else if let Some(ip) = &event.ip_prefix {
+        write!(out, "ip:{ip}")
+    } else if let Some(c) = &event.checkout_token {
+        write!(out, "checkout:{c}")
+    } else if let Some(c) = &event.cart_token {
+        write!(out, "cart:{c}")
+    } else {
+        return false;
+    };
+    r.is_ok()
+}
+
+/// Hash of the subject string, equal to `hash_str(&subject_of(event)?)`, without allocating.
+fn subject_hash(event: &DetectEvent) -> Option<u64> {
+    let mut buf = KeyBuf::new();
+    write_subject(event, &mut buf).then(|| hash_str(buf.as_str()))
+}
+
+/// Hash of the rule's key value for this event, or `None` if the event lacks it.
+fn key_hash(kind: KeyKind, event: &DetectEvent) -> Option<u64> {
+    let mut h = FxHasher::default();
+    (kind as u8).hash(&mut h);
+    match kind {
+        KeyKind::Subject => return subject_hash(event),
+        KeyKind::Visitor => event.visitor?.hash(&mut h),
+        KeyKind::Session => event.session?.hash(&mut h),
+        KeyKind::IpPrefix => event.ip_prefix?.hash(&mut h),
+        KeyKind::Device => event.device.as_deref()?.hash(&mut h),
+        KeyKind::CartToken => event.cart_token.as_deref()?.hash(&mut h),
+        KeyKind::CheckoutToken => event.checkout_token.as_deref()?.hash(&mut h),
         KeyKind::CardBin => match &event.body {
-            Body::OrderTransaction(t) => t.bin.clone()?,
+            Body::OrderTransaction(t) => t.bin.as_deref()?.hash(&mut h),
             _ => return None,
         },
-        KeyKind::Asn => format!("AS{}", event.asn?),
-        KeyKind::Country => event.country.clone()?,
-        KeyKind::ClientKey => event.client_key.clone()?,
+        KeyKind::Asn => event.asn?.hash(&mut h),
+        KeyKind::Country => event.country.as_deref()?.hash(&mut h),
+        KeyKind::ClientKey => event.client_key.as_deref()?.hash(&mut h),
         KeyKind::Variant => match &event.body {
             Body::AddToCart { variant, .. } | Body::CartChange { variant, .. } if !variant.is_empty() => {
-                variant.clone()
+                variant.hash(&mut h)
             }
             _ => return None,
         },
-        KeyKind::Shop => "shop".to_owned(),
+        KeyKind::Shop => {}
+    }
+    Some(h.finish())
+}
+
+/// The key value as shown in reasons (only built when a rule fires).
+fn key_text(kind: KeyKind, event: &DetectEvent) -> String {
+    let text = match kind {
+        KeyKind::Subject => subject_of(event),
+        KeyKind::Visitor => event.visitor.map(|v| v.to_string()),
+        KeyKind::Session => event.session.map(|v| v.to_string()),
+        KeyKind::IpPrefix => event.ip_prefix.map(|v| v.to_string()),
+        KeyKind::Device => event.device.clone(),
+        KeyKind::CartToken => event.cart_token.clone(),
+        KeyKind::CheckoutToken => event.checkout_token.clone(),
+        KeyKind::CardBin => match &event.body {
+            Body::OrderTransaction(t) => t.bin.clone(),
+            _ => None,
+        },
+        KeyKind::Asn => event.asn.map(|a| format!("AS{a}")),
+        KeyKind::Country => event.country.clone(),
+        KeyKind::ClientKey => event.client_key.clone(),
+        KeyKind::Variant => match &event.body {
+            Body::AddToCart { variant, .. } | Body::CartChange { variant, .. } => Some(variant.clone()),
+            _ => None,
+        },
+        KeyKind::Shop => Some("shop".to_owned()),
     };
-    Some((hash_str(&text), text))
+    text.unwrap_or_default()
 }
 
 /// The value of a distinct/same field (hashed).
@@ -500,8 +580,7 @@ fn evaluate<S: StateStore>(
         }
         Condition::Behaviour { feature } => features?.check(feature)?.1,
     };
-    let (key_hash, key_text) = key_of(rule.key, event)?;
-    let state_key = StateKey { site: site.0, rule: index, key: key_hash };
+    let state_key = StateKey { site: site.0, rule: index, key: key_hash(rule.key, event)? };
     let (threshold, window_ms) = rule.condition.threshold_and_window();
     let keep_for = window_ms.max(rule.cooldown_ms).max(1);
     let fired = store.update(state_key, ts, |slot| {
@@ -519,6 +598,7 @@ fn evaluate<S: StateStore>(
         Some(fired)
     })?;
     let window = human_window(window_ms);
+    let key_text = key_text(rule.key, event);
     let reason = rule
         .reason
         .replace("{count}", &fired.count.to_string())

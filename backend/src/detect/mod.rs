@@ -9,6 +9,7 @@
 //! - `score`: signals → score → ALLOW / CHALLENGE / BLOCK, and the per-tenant `Policy`.
 //! - `replay`: JSONL events → verdict changes (the `replay` and `explain` commands).
 //! - `service`: the shared engine in the server, the ingest hook, the threat recorder.
+//! - `guard`: `DetectGuard`, a poem middleware enforcing BLOCK with 429 + `Retry-After`.
 //! - `accesslog`: combined/nginx access-log lines → request events (`ingest-log`).
 //!
 //! docs/DETECTION.md explains the rules, the scoring and the file formats.
@@ -19,6 +20,7 @@ pub mod crawlers;
 pub mod engine;
 pub mod event;
 pub mod features;
+pub mod guard;
 pub mod redis_store;
 pub mod replay;
 pub mod rules;

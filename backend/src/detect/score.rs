@@ -175,6 +175,9 @@ impl Policy {
     }
 
     pub fn allows(&self, ip: Option<&IpNet>, user_agent: Option<&str>) -> bool {
+        if self.allow_ips.is_empty() && self.allow_user_agents.is_empty() {
+            return false;
+        }
         if let Some(ip) = ip
             && self.allow_ips.iter().any(|net| net.contains(ip) || net.contains(&ip.network()))
         {

@@ -125,6 +125,29 @@ impl MemoryStore {
         self.slots.get(key)
     }
 
+    /// Approximate bytes held: map entries plus each state's heap (for the memory budget).
+    pub fn approx_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(StateKey, Slot)>() + 1;
+        let heap = |s: &KeyState| match s {
+            KeyState::Empty => 0,
+            KeyState::Times(t) => t.capacity() * 8,
+            KeyState::Values(v) => v.capacity() * 16,
+            KeyState::Sequence { pending, cycles } => pending.capacity() * 16 + cycles.capacity() * 8,
+            KeyState::Ratio { short, long } => {
+                (short.buckets.capacity() + long.as_ref().map_or(0, |l| l.buckets.capacity())) * 16
+            }
+            KeyState::Features(_) => std::mem::size_of::<SessionFeatures>(),
+            KeyState::Verdict(v) => {
+                v.active.capacity() * std::mem::size_of::<super::score::Signal>()
+                    + v.active
+                        .iter()
+                        .map(|s| s.behavior.len() + s.key.len() + s.reason.len() + s.sample.len())
+                        .sum::<usize>()
+            }
+        };
+        self.slots.capacity() * entry + self.slots.values().map(|s| heap(&s.state)).sum::<usize>()
+    }
+
     /// Sweeps expired slots; if still over the cap, drops those expiring soonest down to 90 %.
     fn sweep(&mut self) {
         self.updates_since_sweep = 0;
