@@ -22,7 +22,8 @@ fn rules_check_passes_on_the_shipped_rules_and_fails_naming_file_field_and_const
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("rate")).unwrap();
-    let bad = std::fs::read_to_string(manifest("rules/rate/burst.toml")).unwrap().replace("threshold = 10", "threshold = 0");
+    let bad =
+        std::fs::read_to_string(manifest("rules/rate/burst.toml")).unwrap().replace("threshold = 10", "threshold = 0");
     std::fs::write(dir.path().join("rate/burst.toml"), bad).unwrap();
     std::fs::write(dir.path().join("rate/burst.md"), "# x").unwrap();
     let out = ghosttrack().args(["rules", "check", dir.path().to_str().unwrap()]).output().unwrap();
