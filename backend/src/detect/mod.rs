@@ -3,6 +3,7 @@
 //! - `event`: what the engine observes, from every source (tracker, pixel, webhooks, logs).
 //! - `rules`: rules as data (`backend/rules/**.toml` + `.md`), compiled and validated at load.
 //! - `engine`: the pure, synchronous core `observe(site, event)`, driven by event time only.
+//! - `keys`, `filter`: state keys and subjects of an event; rule filters.
 //! - `state`: state keyed by (tenant, rule, key) behind `StateStore`; `MemoryStore` by default.
 //! - `redis_store`: `RedisStore`, the shared backend for several nodes, and `AnyStore`.
 //! - `features`: per-session behaviour features (interaction, pointer, dwell).
@@ -20,7 +21,9 @@ pub mod crawlers;
 pub mod engine;
 pub mod event;
 pub mod features;
+mod filter;
 pub mod guard;
+mod keys;
 pub mod redis_store;
 pub mod replay;
 pub mod rules;
