@@ -149,9 +149,35 @@ fn latency() {
     );
 }
 
+/// Events per second with state in Redis (`GHOSTTRACK_TEST_REDIS_URL`), one node, one thread.
+fn redis_throughput() {
+    let Ok(url) = std::env::var("GHOSTTRACK_TEST_REDIS_URL") else {
+        println!("detect/redis: GHOSTTRACK_TEST_REDIS_URL not set, not measured");
+        return;
+    };
+    let prefix = format!("gt-bench-{}", std::process::id());
+    let rules = Arc::new(RuleSet::embedded().expect("embedded rules load"));
+    let store = ghosttrack::detect::redis_store::RedisStore::connect(&url, &prefix).expect("redis reachable");
+    let mut engine = Engine::with_store(rules, store);
+    let events = event_mix(20_000);
+    let started = Instant::now();
+    for e in &events {
+        black_box(engine.observe(SiteId(1), e));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("detect/redis: {} events in {secs:.2} s = {:.0} events/s", events.len(), events.len() as f64 / secs);
+    // Remove the bench's keys.
+    let mut conn = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut conn).unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+    }
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();
     latency();
+    redis_throughput();
 }
