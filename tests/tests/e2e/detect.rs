@@ -163,3 +163,22 @@ async fn detection_stats_count_decisions_and_rules_in_the_window() {
     let bad_limit = get(&app, &format!("/v1/recent?site={}&limit=0", site.key), Some(&site.token)).await;
     assert_eq!(bad_limit.status(), 400);
 }
+
+/// A real client no one here wrote: Debian Chromium driven by playwright-core (headless) on the
+/// fixture storefront. Its own HeadlessChrome user agent and `navigator.webdriver` must make
+/// the session a BLOCK, with both reasons.
+#[tokio::test]
+async fn a_real_headless_chromium_session_is_blocked_with_its_reasons() {
+    let app = spawn_app().await;
+    let site = app.create_site("fixture-store.myshopify.com").await;
+    let page_url = super::browser::serve_storefront(&app, &site.key, &app.url("/collect")).await;
+
+    super::browser::drive_browser(page_url).await;
+
+    let body = recent(&app, &site, "&decision=BLOCK").await;
+    let item = &body["items"][0];
+    assert!(item["subject"].as_str().unwrap().starts_with("session:"), "{item}");
+    let rules: Vec<&str> = item["reasons"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"ua/automation-library"), "{rules:?}");
+    assert!(rules.contains(&"client/automation-flags"), "{rules:?}");
+}
