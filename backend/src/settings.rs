@@ -47,6 +47,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.max_state_keys",
     "detect.redis_url",
     "detect.redis_prefix",
+    "detect.policies_dir",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +90,8 @@ pub struct DetectSettings {
     pub redis_url: Option<String>,
     /// Prefix of the detection keys in Redis (nodes of one deployment share it).
     pub redis_prefix: String,
+    /// Tenant policies loaded at start-up: one `<site key>.toml` per site (see docs/DETECTION.md).
+    pub policies_dir: Option<PathBuf>,
 }
 
 impl Default for DetectSettings {
@@ -99,6 +102,7 @@ impl Default for DetectSettings {
             max_state_keys: 1_000_000,
             redis_url: None,
             redis_prefix: "gt:detect".into(),
+            policies_dir: None,
         }
     }
 }
@@ -421,6 +425,8 @@ max_state_keys = 1000000
 # redis_url = "redis://127.0.0.1:6379/"
 # Prefix of the detection keys in Redis.
 redis_prefix = "gt:detect"
+# Tenant policies (bands, rule overrides, allowlists, shadow mode): one <site key>.toml per site.
+# policies_dir = "/etc/ghosttrack/policies"
 "#;
 
 #[cfg(test)]

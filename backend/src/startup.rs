@@ -99,7 +99,16 @@ impl Application {
             let redis = settings.detect.redis_url.as_deref().map(|url| (url, settings.detect.redis_prefix.as_str()));
             let (detector, rx) = Detector::new(rules, settings.detect.max_state_keys, redis)
                 .context("cannot connect to Redis for detection state (detect.redis_url)")?;
-            tracing::info!(rules = detector.rule_count(), shared_state = redis.is_some(), "detection engine loaded");
+            let policies = match &settings.detect.policies_dir {
+                Some(dir) => detect_service::load_policies(&detector, &db, dir).await?,
+                None => 0,
+            };
+            tracing::info!(
+                rules = detector.rule_count(),
+                policies,
+                shared_state = redis.is_some(),
+                "detection engine loaded"
+            );
             ingest = ingest.with_detector(detector.clone());
             (Some(detector), Some(tokio::spawn(detect_service::run_recorder(db.clone(), rx))))
         } else {

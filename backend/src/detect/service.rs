@@ -164,6 +164,39 @@ impl Detector {
     }
 }
 
+/// Loads tenant policies from `dir`: one `<site key>.toml` per site (`detect::score::Policy`).
+/// Any unreadable file, unknown site or invalid policy fails with the file's name.
+pub async fn load_policies(
+    detector: &Detector,
+    db: &DatabaseConnection,
+    dir: &std::path::Path,
+) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let mut loaded = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read detect.policies_dir {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let key = crate::domain::SiteKey::parse(stem)
+            .with_context(|| format!("{}: the file name must be a site key (gt_….toml)", path.display()))?;
+        let site = crate::storage::sites::find_by_key(db, &key)
+            .await?
+            .with_context(|| format!("{}: no site has the key {stem}", path.display()))?;
+        let policy = super::commands::load_policy(&path)?;
+        detector.set_policy(site.id, policy).map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("{}: {}", path.display(), list.join("; "))
+        })?;
+        loaded += 1;
+    }
+    Ok(loaded)
+}
+
 /// Writes queued verdict changes in batches until every [`Detector`] is gone and the queue is
 /// drained.
 pub async fn run_recorder(db: DatabaseConnection, mut rx: mpsc::Receiver<NewThreat>) {
@@ -173,5 +206,50 @@ pub async fn run_recorder(db: DatabaseConnection, mut rx: mpsc::Receiver<NewThre
             tracing::error!(error = %error, threats = batch.len(), "could not record verdict changes");
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::event::Body;
+
+    #[tokio::test]
+    async fn policies_are_loaded_per_site_key_and_change_that_sites_decisions() {
+        let db = crate::storage::connect(&crate::settings::DatabaseUrl::new("sqlite::memory:")).await.unwrap();
+        crate::storage::migrate(&db).await.unwrap();
+        let (site, _) =
+            crate::storage::sites::create(&db, "a.example", crate::storage::sites::SiteKind::Standalone).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(format!("{}.toml", site.key)),
+            "allow_user_agents = [\"curl/\"]\n[rules.\"rate/burst\"]\nshadow = true\n",
+        )
+        .unwrap();
+        let (detector, _rx) = Detector::new(crate::detect::commands::load_rules(None).unwrap(), 1000, None).unwrap();
+        assert_eq!(load_policies(&detector, &db, dir.path()).await.unwrap(), 1);
+
+        let curl = DetectEvent {
+            ts: 1,
+            session: None,
+            visitor: None,
+            client_key: Some("c".into()),
+            ip_prefix: None,
+            device: None,
+            asn: None,
+            country: None,
+            net_flags: 0,
+            user_agent: Some("curl/8".into()),
+            cart_token: None,
+            checkout_token: None,
+            body: Body::Request { method: "GET".into(), path: "/".into(), status: 200 },
+        };
+        // Allowlisted on the policy's site, judged elsewhere.
+        assert!(detector.observe(site.id, std::slice::from_ref(&curl)).is_empty());
+        assert_eq!(detector.observe(SiteId(site.id.0 + 1), &[curl])[0].decision, Decision::Block);
+
+        std::fs::write(dir.path().join("gt_doesnotexist1.toml"), "").unwrap();
+        let error = load_policies(&detector, &db, dir.path()).await.unwrap_err().to_string();
+        assert!(error.contains("no site has the key gt_doesnotexist1"), "{error}");
     }
 }
