@@ -41,6 +41,80 @@ pub enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Detection rules: validate a rule directory, list the loaded rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Replay an events file (JSON lines, docs/DETECTION.md) and print every verdict change.
+    Replay {
+        #[command(flatten)]
+        detect: DetectArgs,
+        /// The events file.
+        file: PathBuf,
+        /// One JSON object per verdict change (`client_key`, `decision`, `score`, `reasons`, `at`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay an events file and explain which rules fired, why, and with which counts.
+    Explain {
+        #[command(flatten)]
+        detect: DetectArgs,
+        file: PathBuf,
+        /// Only this subject (e.g. `session:42`, `client:203.0.113.9`).
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Read an access log (combined or nginx) and print verdict changes per client.
+    IngestLog {
+        #[command(flatten)]
+        detect: DetectArgs,
+        #[arg(long, value_enum, default_value = "combined")]
+        format: crate::detect::accesslog::LogFormat,
+        /// The log file.
+        file: PathBuf,
+        /// Start at this byte offset (the `next offset` a previous run printed).
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by the offline detection commands.
+#[derive(clap::Args, Debug)]
+pub struct DetectArgs {
+    /// The site key the events belong to (a label: offline runs judge one tenant).
+    #[arg(long)]
+    site: Option<String>,
+    /// Rule files that replace or extend the embedded rules (same layout as `backend/rules`).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// The tenant policy (TOML: bands, rule overrides, allowlists, shadow mode).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+}
+
+impl DetectArgs {
+    fn load(&self) -> anyhow::Result<(std::sync::Arc<crate::detect::RuleSet>, Option<crate::detect::Policy>)> {
+        if let Some(site) = &self.site {
+            crate::domain::SiteKey::parse(site).with_context(|| format!("`{site}` is not a site key (gt_…)"))?;
+        }
+        let rules = crate::detect::commands::load_rules(self.rules.as_deref())?;
+        let policy = self.policy.as_deref().map(crate::detect::commands::load_policy).transpose()?;
+        Ok((rules, policy))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validate every rule file under DIR; errors name the file, the field and the constraint.
+    Check { dir: PathBuf },
+    /// List the loaded rules (embedded, or with `--rules DIR` overriding them).
+    List {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +156,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Some(result) = run_detect_command(&command) {
+        return result;
+    }
+
     let loaded = Settings::load(cli.config.as_deref())?;
     let settings = loaded.settings;
     telemetry::init(&settings.log);
@@ -116,8 +194,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::PrintConfig | Command::Tracker { .. } => unreachable!("handled above"),
+        Command::PrintConfig
+        | Command::Tracker { .. }
+        | Command::Rules { .. }
+        | Command::Replay { .. }
+        | Command::Explain { .. }
+        | Command::IngestLog { .. } => unreachable!("handled above"),
     }
+}
+
+/// The offline detection commands (no settings, no database); `None` for other commands.
+fn run_detect_command(command: &Command) -> Option<anyhow::Result<()>> {
+    use crate::detect::commands;
+    let mut out = std::io::stdout().lock();
+    Some(match command {
+        Command::Rules { command: RulesCommand::Check { dir } } => commands::rules_check(dir, &mut out),
+        Command::Rules { command: RulesCommand::List { rules } } => {
+            commands::load_rules(rules.as_deref()).and_then(|r| commands::rules_list(&r, &mut out))
+        }
+        Command::Replay { detect, file, json } => {
+            detect.load().and_then(|(rules, policy)| commands::replay(rules, policy, file, *json, &mut out))
+        }
+        Command::Explain { detect, file, subject } => detect
+            .load()
+            .and_then(|(rules, policy)| commands::explain(rules, policy, file, subject.as_deref(), &mut out)),
+        Command::IngestLog { detect, format, file, offset, json } => detect.load().and_then(|(rules, policy)| {
+            let summary = commands::ingest_log(rules, policy, *format, file, *offset, *json, &mut out)?;
+            eprintln!(
+                "{} lines, {} skipped, {} verdict changes; next offset {}",
+                summary.lines, summary.skipped, summary.verdict_changes, summary.next_offset
+            );
+            Ok(())
+        }),
+        _ => return None,
+    })
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod detect;
 pub mod domain;
 pub mod ingest;
 pub mod settings;

@@ -42,6 +42,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ingest.retry_after_secs",
     "log.format",
     "log.filter",
+    "detect.enabled",
+    "detect.rules_dir",
+    "detect.max_state_keys",
+    "detect.redis_url",
+    "detect.redis_prefix",
+    "detect.policies_dir",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +74,37 @@ pub struct Settings {
     pub demo_site: bool,
     pub ingest: IngestSettings,
     pub log: LogSettings,
+    pub detect: DetectSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSettings {
+    /// Feed ingested events to the detection engine and record verdict changes as threats.
+    pub enabled: bool,
+    /// Rule files that replace (same id) or extend the rules embedded in the binary.
+    pub rules_dir: Option<PathBuf>,
+    /// Most (tenant, rule, key) state slots kept in memory; the oldest go first beyond it.
+    pub max_state_keys: usize,
+    /// Redis holding detection state shared by several nodes; unset = in-process state.
+    pub redis_url: Option<String>,
+    /// Prefix of the detection keys in Redis (nodes of one deployment share it).
+    pub redis_prefix: String,
+    /// Tenant policies loaded at start-up: one `<site key>.toml` per site (see docs/DETECTION.md).
+    pub policies_dir: Option<PathBuf>,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rules_dir: None,
+            max_state_keys: 1_000_000,
+            redis_url: None,
+            redis_prefix: "gt:detect".into(),
+            policies_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +160,7 @@ impl Default for Settings {
             demo_site: true,
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
+            detect: DetectSettings::default(),
         }
     }
 }
@@ -375,6 +413,20 @@ retry_after_secs = 1
 format = "pretty"
 # tracing filter; RUST_LOG overrides it.
 filter = "info,sqlx=warn,sea_orm=warn"
+
+[detect]
+# Run the detection engine on ingested events and record verdict changes as threats.
+enabled = true
+# Rule files replacing (same id) or extending the embedded rules; check them with `ghosttrack rules check DIR`.
+# rules_dir = "/etc/ghosttrack/rules"
+# Most detection state slots (tenant, rule, key) in memory; about 100-300 bytes each.
+max_state_keys = 1000000
+# Redis shared by several nodes for detection state; unset = in-process (single node).
+# redis_url = "redis://127.0.0.1:6379/"
+# Prefix of the detection keys in Redis.
+redis_prefix = "gt:detect"
+# Tenant policies (bands, rule overrides, allowlists, shadow mode): one <site key>.toml per site.
+# policies_dir = "/etc/ghosttrack/policies"
 "#;
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::detect::service::{self as detect_service, Detector};
 use crate::domain::{SiteKey, UnixMillis};
 use crate::ingest::enrich::{Enricher, GeoLookup};
 use crate::ingest::writer::{self, Sink, WriterConfig};
@@ -41,6 +42,8 @@ pub struct AppState {
     pub ingest: Ingest,
     pub metrics: Arc<Metrics>,
     pub demo_site: Option<SiteKey>,
+    /// The detection engine (`None` when `detect.enabled` is false).
+    pub detector: Option<Arc<Detector>>,
 }
 
 /// A built, bound, not yet serving application.
@@ -49,6 +52,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: Arc<AppState>,
     writers: Vec<JoinHandle<()>>,
+    recorder: Option<JoinHandle<()>>,
     drops: Arc<DropLedger>,
     db: DatabaseConnection,
     /// Printed by `serve`: the demo site's API token, only on the start that created it.
@@ -96,7 +100,7 @@ impl Application {
             },
             metrics.clone(),
         );
-        let ingest = Ingest::new(
+        let mut ingest = Ingest::new(
             db.clone(),
             settings.ingest.clone(),
             settings.trusted_proxies.clone(),
@@ -104,6 +108,27 @@ impl Application {
             writer,
             metrics.clone(),
         );
+        let (detector, recorder) = if settings.detect.enabled {
+            let rules = crate::detect::commands::load_rules(settings.detect.rules_dir.as_deref())
+                .context("cannot load detection rules (check them with `ghosttrack rules check DIR`)")?;
+            let redis = settings.detect.redis_url.as_deref().map(|url| (url, settings.detect.redis_prefix.as_str()));
+            let (detector, rx) = Detector::new(rules, settings.detect.max_state_keys, redis)
+                .context("cannot connect to Redis for detection state (detect.redis_url)")?;
+            let policies = match &settings.detect.policies_dir {
+                Some(dir) => detect_service::load_policies(&detector, &db, dir).await?,
+                None => 0,
+            };
+            tracing::info!(
+                rules = detector.rule_count(),
+                policies,
+                shared_state = redis.is_some(),
+                "detection engine loaded"
+            );
+            ingest = ingest.with_detector(detector.clone());
+            (Some(detector), Some(tokio::spawn(detect_service::run_recorder(db.clone(), rx))))
+        } else {
+            (None, None)
+        };
         let restored = ingest.restore_open_sessions().await?;
 
         let (demo_site, demo_created) = if settings.demo_site { ensure_demo_site(&db).await? } else { (None, None) };
@@ -130,8 +155,8 @@ impl Application {
             "GhostTrack ready"
         );
         let drops = ingest.drop_ledger();
-        let state = Arc::new(AppState { db: db.clone(), settings, ingest, metrics, demo_site });
-        Ok(Application { acceptor, local_addr, state, writers: writer_tasks, drops, db, demo_created })
+        let state = Arc::new(AppState { db: db.clone(), settings, ingest, metrics, demo_site, detector });
+        Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -152,7 +177,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains every buffer.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Application { acceptor, state, writers, drops, db, .. } = self;
+        let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped));
 
@@ -166,6 +191,10 @@ impl Application {
         let _ = stop_jobs.send(true);
         let _ = housekeeping.await;
         for task in writers {
+            let _ = task.await;
+        }
+        // The recorder ends once the last detector handle (in `AppState`) is gone.
+        if let Some(task) = recorder {
             let _ = task.await;
         }
         if let Err(error) = drops.flush(&db).await {

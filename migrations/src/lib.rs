@@ -11,6 +11,7 @@ mod m20261121_000004_create_sessions;
 mod m20261121_000005_create_events;
 mod m20261121_000006_create_drop_counters;
 mod m20261121_000007_drop_events_site_fk_on_postgres;
+mod m20261122_100001_create_threats;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_create_events::Migration),
             Box::new(m20261121_000006_create_drop_counters::Migration),
             Box::new(m20261121_000007_drop_events_site_fk_on_postgres::Migration),
+            Box::new(m20261122_100001_create_threats::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! domain function and maps the result to a response; no business logic lives here.
 
 mod collect;
+mod detect;
 mod pages;
 mod stats;
 mod system;
@@ -23,6 +24,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .server("/api");
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
+    let detect_api = OpenApiService::new(detect::DetectApi, "GhostTrack detection API", env!("CARGO_PKG_VERSION"))
+        .description("Detection verdicts (GhostLine-compatible). Authenticate with a site's API token: `Authorization: Bearer gtk_…`.")
+        .server("/v1");
+    let detect_spec = detect_api.spec_endpoint();
 
     let collect_routes = Route::new()
         .at("/collect", post(collect::collect))
@@ -40,6 +45,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .nest("/api", api.with(Compression::new()))
+        .at("/v1/openapi.json", detect_spec)
+        .nest("/v1", detect_api.around(detect::limit_body))
         .data(state.clone())
         .around(move |ep, req| {
             let state = state.clone();
@@ -73,6 +80,11 @@ fn route_label(path: &str) -> &'static str {
         "/" => "/",
         "/demo" => "/demo",
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
+        "/v1/evaluate" => "/v1/evaluate",
+        "/v1/recent" => "/v1/recent",
+        "/v1/stats" => "/v1/stats",
+        "/v1/verdict" => "/v1/verdict",
+        p if p.starts_with("/v1/") => "/v1/other",
         p if p.starts_with("/api/") => "/api/other",
         _ => "other",
     }

@@ -2,7 +2,8 @@
 //!
 //! validate (envelope) → gatekeep (site key → tenant) → validate (events: clock, schema,
 //! consent) → enrich (UA, geo, network) → identify (visitor id, session) → buffer (group
-//! commit) → 202. The detection engine will hook in between identify and buffer.
+//! commit) → 202. The detection engine (when attached) observes each batch between identify
+//! and buffer.
 
 pub mod client_ip;
 mod drop_ledger;
@@ -75,6 +76,7 @@ pub struct Ingest {
     sessions: SessionTracker,
     writer: WriterHandle,
     drops: Arc<DropLedger>,
+    detector: Option<Arc<crate::detect::service::Detector>>,
 }
 
 impl Ingest {
@@ -97,7 +99,14 @@ impl Ingest {
             writer,
             drops: Arc::new(DropLedger::new(metrics)),
             settings,
+            detector: None,
         }
+    }
+
+    /// Feeds every accepted batch to the detection engine.
+    pub fn with_detector(mut self, detector: Arc<crate::detect::service::Detector>) -> Self {
+        self.detector = Some(detector);
+        self
     }
 
     pub fn drop_ledger(&self) -> Arc<DropLedger> {
@@ -272,6 +281,11 @@ impl Ingest {
         let visitor = identity::visitor_id(&salt, site.id, ip, client.user_agent);
         events.sort_by_key(|e| e.ts);
         let job = self.build_job(site, visitor, &page, &events, consent, &enrichment, client.received_at);
+
+        // detect
+        if let Some(detector) = &self.detector {
+            detector.observe_tracker(site.id, &events, &job.events, &enrichment, client.user_agent, &page.path);
+        }
 
         // buffer
         let count = job.events.len();

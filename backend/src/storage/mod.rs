@@ -12,6 +12,7 @@ pub mod sqlite_writer;
 pub mod stats;
 #[cfg(test)]
 mod test_rows;
+pub mod threats;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -55,7 +55,7 @@ fn cart() -> Json<serde_json::Value> {
 
 /// Serves the fixture storefront on its own port and answers Shopify's Ajax cart endpoints.
 /// `endpoint` is what the embed config tells the tracker to post to.
-async fn serve_storefront(app: &TestApp, site_key: &str, endpoint: &str) -> String {
+pub(super) async fn serve_storefront(app: &TestApp, site_key: &str, endpoint: &str) -> String {
     let html = std::fs::read_to_string(workspace_root().join("tests/fixtures/storefront.html"))
         .expect("fixture page")
         .replace("{{SITE_KEY}}", site_key)
@@ -76,7 +76,7 @@ async fn serve_storefront(app: &TestApp, site_key: &str, endpoint: &str) -> Stri
 }
 
 /// Runs tests/browser/storefront.mjs against `page_url` and returns its JSON summary.
-async fn drive_browser(page_url: String) -> serde_json::Value {
+pub(super) async fn drive_browser(page_url: String) -> serde_json::Value {
     let browser_dir = workspace_root().join("tests/browser");
     assert!(
         browser_dir.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),

@@ -2,6 +2,7 @@
 
 mod browser;
 mod collect;
+mod detect;
 mod extension;
 mod infra;
 mod migrations;

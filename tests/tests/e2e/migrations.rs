@@ -31,6 +31,11 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ("create_events", "events", &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"]),
     ("create_drop_counters", "drop_counters", &["site_id", "day", "reason", "count"]),
     ("drop_events_site_fk_on_postgres", "events", &["site_id"]),
+    (
+        "create_threats",
+        "threats",
+        &["id", "site_id", "subject", "decision", "score", "reasons", "evidence", "ttl_secs", "at", "created_at"],
+    ),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

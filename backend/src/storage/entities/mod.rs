@@ -5,4 +5,5 @@ pub mod drop_counters;
 pub mod events;
 pub mod sessions;
 pub mod sites;
+pub mod threats;
 pub mod visitors;
