@@ -8,6 +8,7 @@ pub mod cli;
 pub mod domain;
 pub mod ingest;
 pub mod settings;
+pub mod shopify;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

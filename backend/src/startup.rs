@@ -12,7 +12,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Server};
 use sea_orm::DatabaseConnection;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::domain::{SiteKey, UnixMillis};
@@ -20,6 +20,7 @@ use crate::ingest::enrich::{Enricher, GeoLookup};
 use crate::ingest::writer::{self, WriterConfig};
 use crate::ingest::{DropLedger, Ingest};
 use crate::settings::Settings;
+use crate::shopify::{Shopify, ShopifyConfig};
 use crate::storage::{self, sites::SiteKind};
 use crate::telemetry::metrics::Metrics;
 
@@ -39,6 +40,10 @@ pub struct AppState {
     pub ingest: Ingest,
     pub metrics: Arc<Metrics>,
     pub demo_site: Option<SiteKey>,
+    /// `None` when the server runs without Shopify credentials.
+    pub shopify: Option<Arc<Shopify>>,
+    /// Wakes the webhook inbox worker when a new delivery is stored.
+    pub inbox_notify: Arc<Notify>,
 }
 
 /// A built, bound, not yet serving application.
@@ -55,6 +60,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        let shopify_config = ShopifyConfig::from_settings(&settings).context("invalid Shopify settings")?;
         let url = settings.database_url();
         let db =
             storage::connect(&url).await.with_context(|| format!("cannot open the database {}", url.redacted()))?;
@@ -91,6 +97,7 @@ impl Application {
         );
         let restored = ingest.restore_open_sessions().await?;
 
+        let shopify = shopify_config.map(|config| Arc::new(Shopify::new(config, db.clone())));
         let (demo_site, demo_created) = if settings.demo_site { ensure_demo_site(&db).await? } else { (None, None) };
 
         let acceptor = TcpListener::bind(settings.listen).into_acceptor().await.with_context(|| {
@@ -112,10 +119,19 @@ impl Application {
             geoip = ?geo_loaded,
             writers,
             sessions.restored = restored,
+            shopify = shopify.is_some(),
             "GhostTrack ready"
         );
         let drops = ingest.drop_ledger();
-        let state = Arc::new(AppState { db: db.clone(), settings, ingest, metrics, demo_site });
+        let state = Arc::new(AppState {
+            db: db.clone(),
+            settings,
+            ingest,
+            metrics,
+            demo_site,
+            shopify,
+            inbox_notify: Arc::new(Notify::new()),
+        });
         Ok(Application { acceptor, local_addr, state, writers: writer_tasks, drops, db, demo_created })
     }
 
@@ -139,7 +155,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let Application { acceptor, state, writers, drops, db, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
-        let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped));
+        let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
+        // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
+        let inbox = state
+            .shopify
+            .is_some()
+            .then(|| tokio::spawn(crate::shopify::inbox::run(db.clone(), state.inbox_notify.clone(), stopped)));
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
@@ -150,6 +171,9 @@ impl Application {
         // Stop background jobs; once the last `AppState` is gone the writer queue closes.
         let _ = stop_jobs.send(true);
         let _ = housekeeping.await;
+        if let Some(inbox) = inbox {
+            let _ = inbox.await;
+        }
         for task in writers {
             let _ = task.await;
         }

@@ -10,6 +10,10 @@ mod m20261121_000003_create_visitors;
 mod m20261121_000004_create_sessions;
 mod m20261121_000005_create_events;
 mod m20261121_000006_create_drop_counters;
+mod m20261122_200001_create_shops;
+mod m20261122_200002_create_webhook_inbox;
+mod m20261122_200003_create_shopify_audit_log;
+mod m20261122_200004_create_shopify_orders;
 
 pub struct Migrator;
 
@@ -23,6 +27,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_create_sessions::Migration),
             Box::new(m20261121_000005_create_events::Migration),
             Box::new(m20261121_000006_create_drop_counters::Migration),
+            Box::new(m20261122_200001_create_shops::Migration),
+            Box::new(m20261122_200002_create_webhook_inbox::Migration),
+            Box::new(m20261122_200003_create_shopify_audit_log::Migration),
+            Box::new(m20261122_200004_create_shopify_orders::Migration),
         ]
     }
 }

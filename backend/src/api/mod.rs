@@ -3,6 +3,7 @@
 
 mod collect;
 mod pages;
+mod shopify;
 mod stats;
 mod system;
 
@@ -16,6 +17,18 @@ use poem_openapi::OpenApiService;
 use crate::startup::AppState;
 use crate::telemetry::metrics::{Route as RouteLabel, RouteStatus};
 
+/// Webhook subscriptions of `shopify.app.toml` (relative to `application_url`).
+pub const WEBHOOKS_PATH: &str = "/webhooks/shopify";
+/// The `compliance_topics` subscription of `shopify.app.toml`.
+pub const COMPLIANCE_WEBHOOKS_PATH: &str = "/webhooks/compliance";
+
+/// `application_url` of `shopify.app.toml`: the embedded app home.
+pub const APP_HOME_PATH: &str = "/app";
+/// The app proxy `url` of `shopify.app.toml`; storefront `/apps/ghosttrack/*` arrives here.
+pub const APP_PROXY_PATH: &str = "/proxy";
+/// `[auth] redirect_urls` of `shopify.app.toml` (authorization-code grant callback).
+pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
+
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = OpenApiService::new(stats::StatsApi, "GhostTrack API", env!("CARGO_PKG_VERSION"))
@@ -27,6 +40,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let collect_routes = Route::new()
         .at("/collect", post(collect::collect))
         .at("/collect.gif", get(collect::pixel))
+        .at(format!("{APP_PROXY_PATH}/collect"), post(collect::proxy_collect))
+        .at(format!("{APP_PROXY_PATH}/collect.gif"), get(collect::proxy_pixel))
         .with(Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400));
 
     Route::new()
@@ -34,6 +49,11 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/t.js", get(pages::tracker).with(Compression::new()))
         .at("/", get(pages::index))
         .at("/demo", get(pages::demo))
+        .at(WEBHOOKS_PATH, post(shopify::webhook))
+        .at(COMPLIANCE_WEBHOOKS_PATH, post(shopify::webhook))
+        .at(APP_HOME_PATH, get(shopify::app_home))
+        .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
+        .at("/api/shopify/session", get(shopify::session))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
         .at("/metrics", get(system::metrics))
@@ -66,12 +86,19 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/collect" => "/collect",
         "/collect.gif" => "/collect.gif",
+        "/proxy/collect" => "/proxy/collect",
+        "/proxy/collect.gif" => "/proxy/collect.gif",
         "/t.js" => "/t.js",
         "/health" => "/health",
         "/ready" => "/ready",
         "/metrics" => "/metrics",
         "/" => "/",
         "/demo" => "/demo",
+        WEBHOOKS_PATH => WEBHOOKS_PATH,
+        APP_HOME_PATH => APP_HOME_PATH,
+        "/auth/session-token" => "/auth/session-token",
+        "/api/shopify/session" => "/api/shopify/session",
+        COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
         p if p.starts_with("/api/") => "/api/other",
         _ => "other",

@@ -6,8 +6,11 @@ pub mod drops;
 pub mod entities;
 pub mod events;
 pub mod salts;
+pub mod shopify_orders;
+pub mod shops;
 pub mod sites;
 pub mod stats;
+pub mod webhook_inbox;
 
 use std::path::Path;
 use std::time::Duration;

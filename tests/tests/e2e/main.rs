@@ -4,5 +4,6 @@ mod browser;
 mod collect;
 mod extension;
 mod migrations;
+mod shopify;
 mod stats;
 mod storage_story;

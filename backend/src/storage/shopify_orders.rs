@@ -1,0 +1,162 @@
+//! Orders from Shopify webhooks, per tenant, plus the compliance operations over them
+//! (export, redact) and the purge of a whole tenant (`shop/redact`).
+
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
+};
+
+use super::entities::{shopify_orders, shops, sites};
+use super::{StorageError, TenantScope};
+use crate::domain::UnixMillis;
+
+pub type OrderRow = shopify_orders::Model;
+
+/// Order fields from one webhook; `None` means "not in this payload".
+#[derive(Debug, Clone, Default)]
+pub struct OrderUpdate {
+    pub order_id: u64,
+    pub customer_id: Option<u64>,
+    pub checkout_token: Option<String>,
+    pub cart_token: Option<String>,
+    pub total_price: Option<String>,
+    pub currency: Option<String>,
+    pub financial_status: Option<String>,
+    pub paid: bool,
+    pub updated_at: Option<String>,
+}
+
+/// Inserts or merges an order. Deliveries arrive out of order: known fields are never erased
+/// by a payload that lacks them, `paid` never goes back to false, and the financial status is
+/// taken from the payload with the later `updated_at`.
+pub async fn upsert(db: &impl ConnectionTrait, scope: TenantScope, o: &OrderUpdate) -> Result<(), StorageError> {
+    use shopify_orders::Column as C;
+    let keep = |col: &str| Expr::cust(format!(r#"COALESCE(excluded."{col}", "shopify_orders"."{col}")"#));
+    let insert = Query::insert()
+        .into_table(shopify_orders::Entity)
+        .columns([
+            C::SiteId,
+            C::OrderId,
+            C::CustomerId,
+            C::CheckoutToken,
+            C::CartToken,
+            C::TotalPrice,
+            C::Currency,
+            C::FinancialStatus,
+            C::Paid,
+            C::ShopifyUpdatedAt,
+            C::ReceivedAt,
+        ])
+        .values_panic([
+            scope.site_id().0.into(),
+            o.order_id.to_string().into(),
+            o.customer_id.map(|c| c.to_string()).into(),
+            o.checkout_token.clone().into(),
+            o.cart_token.clone().into(),
+            o.total_price.clone().into(),
+            o.currency.clone().into(),
+            o.financial_status.clone().into(),
+            o.paid.into(),
+            o.updated_at.clone().into(),
+            UnixMillis::now().0.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::OrderId])
+                .value(C::CustomerId, keep("customer_id"))
+                .value(C::CheckoutToken, keep("checkout_token"))
+                .value(C::CartToken, keep("cart_token"))
+                .value(C::TotalPrice, keep("total_price"))
+                .value(C::Currency, keep("currency"))
+                .value(
+                    C::FinancialStatus,
+                    Expr::cust(
+                        r#"CASE WHEN "shopify_orders"."shopify_updated_at" IS NULL OR excluded."shopify_updated_at" >= "shopify_orders"."shopify_updated_at" THEN COALESCE(excluded."financial_status", "shopify_orders"."financial_status") ELSE "shopify_orders"."financial_status" END"#,
+                    ),
+                )
+                .value(C::Paid, Expr::cust(r#"(excluded."paid" OR "shopify_orders"."paid")"#))
+                .value(
+                    C::ShopifyUpdatedAt,
+                    Expr::cust(
+                        r#"CASE WHEN "shopify_orders"."shopify_updated_at" IS NULL OR excluded."shopify_updated_at" >= "shopify_orders"."shopify_updated_at" THEN excluded."shopify_updated_at" ELSE "shopify_orders"."shopify_updated_at" END"#,
+                    ),
+                )
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
+
+fn customer_filter(customer_id: Option<u64>, order_ids: &[u64]) -> sea_orm::Condition {
+    let mut any = sea_orm::Condition::any();
+    if let Some(c) = customer_id {
+        any = any.add(shopify_orders::Column::CustomerId.eq(c.to_string()));
+    }
+    if !order_ids.is_empty() {
+        any = any.add(shopify_orders::Column::OrderId.is_in(order_ids.iter().map(u64::to_string)));
+    }
+    any
+}
+
+/// Everything held about one customer of one shop (`customers/data_request`).
+pub async fn customer_orders(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    customer_id: Option<u64>,
+    order_ids: &[u64],
+) -> Result<Vec<OrderRow>, StorageError> {
+    if customer_id.is_none() && order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(shopify_orders::Entity::find()
+        .filter(shopify_orders::Column::SiteId.eq(scope.site_id()))
+        .filter(customer_filter(customer_id, order_ids))
+        .order_by_asc(shopify_orders::Column::OrderId)
+        .all(db)
+        .await?)
+}
+
+/// Deletes everything held about one customer of one shop (`customers/redact`).
+pub async fn redact_customer(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    customer_id: Option<u64>,
+    order_ids: &[u64],
+) -> Result<u64, StorageError> {
+    if customer_id.is_none() && order_ids.is_empty() {
+        return Ok(0);
+    }
+    let res = shopify_orders::Entity::delete_many()
+        .filter(shopify_orders::Column::SiteId.eq(scope.site_id()))
+        .filter(customer_filter(customer_id, order_ids))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Tables holding rows keyed by `site_id` that a tenant purge empties. New tenant tables must
+/// be added here (the shop/redact test counts rows in every table of the schema).
+const TENANT_TABLES: &[&str] = &["events", "sessions", "visitors", "drop_counters", "shopify_orders"];
+
+/// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the
+/// number of rows deleted per table.
+pub async fn purge_tenant(
+    db: &DatabaseConnection,
+    scope: TenantScope,
+) -> Result<Vec<(&'static str, u64)>, StorageError> {
+    let txn = db.begin().await?;
+    let backend = txn.get_database_backend();
+    let mut counts = Vec::new();
+    for table in TENANT_TABLES {
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => format!(r#"DELETE FROM "{table}" WHERE "site_id" = $1"#),
+            _ => format!(r#"DELETE FROM "{table}" WHERE "site_id" = ?"#),
+        };
+        let res = txn.execute_raw(Statement::from_sql_and_values(backend, sql, [scope.site_id().0.into()])).await?;
+        counts.push((*table, res.rows_affected()));
+    }
+    shops::Entity::delete_many().filter(shops::Column::SiteId.eq(scope.site_id())).exec(&txn).await?;
+    sites::Entity::delete_by_id(scope.site_id()).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(counts)
+}

@@ -1,0 +1,496 @@
+//! The Shopify platform end to end, against the fake Shopify: install by token exchange on the
+//! first embedded load, refresh, uninstall, reinstall; webhooks (HMAC, headers, duplicates,
+//! out-of-order); compliance; the app proxy collect path; tenant isolation.
+
+use std::time::Duration;
+
+use fake_shopify::{AppRegistration, FakeShopify};
+use ghosttrack::settings::Secret;
+use ghosttrack::shopify::app_toml::AppToml;
+use ghosttrack_tests::{CHROME_UA, Spawn, TestApp, batch, now_ms, pageview, workspace_root};
+use sea_orm::ConnectionTrait;
+
+const API_KEY: &str = "gt-test-client-id";
+const API_SECRET: &str = "gt-test-client-secret";
+const SECRET_KEY: &str = "test-server-secret-key-0123456789abcdef";
+const SHOP: &str = "acme.myshopify.com";
+const OTHER_SHOP: &str = "globex.myshopify.com";
+
+struct Env {
+    app: TestApp,
+    fake: FakeShopify,
+    toml: AppToml,
+}
+
+fn app_toml() -> AppToml {
+    AppToml::parse(&std::fs::read_to_string(workspace_root().join("shopify.app.toml")).unwrap()).unwrap()
+}
+
+async fn start_with(registration: AppRegistration) -> Env {
+    let fake = FakeShopify::start(registration, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = fake.api_base_template();
+    let app = Spawn::default()
+        .configure(move |s| {
+            s.shopify_api_key = Some(API_KEY.into());
+            s.shopify_api_secret = Some(Secret::new(API_SECRET));
+            s.shopify_api_base = base;
+            s.secret_key = Some(Secret::new(SECRET_KEY));
+            s.app_url = Some(url::Url::parse("https://ghosttrack.test").unwrap());
+        })
+        .start()
+        .await;
+    Env { app, fake, toml: app_toml() }
+}
+
+async fn start() -> Env {
+    start_with(AppRegistration::new(API_KEY, API_SECRET)).await
+}
+
+impl Env {
+    fn webhook_url(&self, topic: &str) -> String {
+        self.app.url(&self.toml.uri_for_topic(topic).expect("topic subscribed in shopify.app.toml"))
+    }
+
+    fn proxy_url(&self) -> String {
+        self.app.url(&self.toml.path_of(&self.toml.app_proxy.url))
+    }
+
+    fn home_url(&self) -> String {
+        self.app.url(&self.toml.path_of(&self.toml.application_url))
+    }
+
+    /// What the admin iframe does: load the app with the embedded query.
+    async fn embedded_load(&self, shop: &str) -> reqwest::Response {
+        let url = self.fake.embedded_load_url(&self.home_url(), shop);
+        no_redirects().get(url).send().await.unwrap()
+    }
+
+    async fn send(&self, topic: &str, shop: &str, body: &str) -> reqwest::Response {
+        let d = self.fake.webhook(topic, shop, body);
+        self.fake.deliver(&self.webhook_url(topic), &d).await.unwrap()
+    }
+
+    async fn inbox_drained(&self) {
+        for _ in 0..200 {
+            if self.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'pending'").await == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the webhook inbox was not processed");
+    }
+
+    async fn scalar(&self, sql: &str) -> Option<String> {
+        let backend = self.app.db.get_database_backend();
+        let row = self.app.db.query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned())).await.unwrap()?;
+        row.try_get_by_index::<Option<String>>(0).unwrap()
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test]
+async fn shopify_routes_answer_503_when_the_server_has_no_shopify_credentials() {
+    let app = ghosttrack_tests::spawn_app().await;
+    let toml = app_toml();
+    let resp = app.client.post(app.url(&toml.uri_for_topic("orders/create").unwrap())).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let resp = app.client.get(app.url("/app?shop=acme.myshopify.com")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    // The rest of the server works.
+    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn install_by_embedded_load_then_refresh_uninstall_and_reinstall() {
+    let env = start().await;
+
+    // First embedded load: token exchange, shop + site created, tokens sealed at rest.
+    let resp = env.embedded_load(SHOP).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-security-policy"],
+        "frame-ancestors https://acme.myshopify.com https://admin.shopify.com;"
+    );
+    assert!(resp.text().await.unwrap().contains("acme.myshopify.com"));
+    assert_eq!(env.fake.counters().token_exchanges, 1);
+    let sealed = env.scalar("SELECT access_token FROM shops").await.unwrap();
+    assert!(!sealed.contains("shpat_"), "tokens must be encrypted at rest");
+    assert_eq!(
+        env.scalar("SELECT kind FROM sites WHERE domain = 'acme.myshopify.com'").await.as_deref(),
+        Some("shopify")
+    );
+
+    // A second load reuses the stored token.
+    assert_eq!(env.embedded_load(SHOP).await.status(), 200);
+    assert_eq!(env.fake.counters().token_exchanges, 1);
+
+    // Refresh before expiry: the stored access token is about to expire.
+    let shopify = ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    );
+    let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    let before = shopify.tokens.access_token(&shop).await.unwrap();
+    env.app
+        .db
+        .execute_unprepared(&format!("UPDATE shops SET access_expires_at = {}", now_ms() + 60_000))
+        .await
+        .unwrap();
+    let after = shopify.tokens.access_token(&shop).await.unwrap();
+    use secrecy::ExposeSecret;
+    assert_ne!(before.expose_secret(), after.expose_secret());
+    assert!(env.fake.access_token_valid(SHOP, after.expose_secret()));
+    assert_eq!(env.fake.counters().refreshes, 1);
+    assert_eq!(env.fake.counters().rejected_token_requests, 0);
+
+    // Uninstall: Shopify revokes the tokens and sends app/uninstalled.
+    env.fake.revoke_shop(SHOP);
+    assert_eq!(
+        env.send("app/uninstalled", SHOP, r#"{"id":1,"myshopify_domain":"acme.myshopify.com"}"#).await.status(),
+        200
+    );
+    env.inbox_drained().await;
+    assert_eq!(env.scalar("SELECT status FROM shops").await.as_deref(), Some("uninstalled"));
+    assert_eq!(env.scalar("SELECT access_token FROM shops").await, None);
+    assert!(shopify.tokens.access_token(&shop).await.is_err());
+
+    // Reinstall: the next embedded load exchanges again and reactivates the same tenant.
+    assert_eq!(env.embedded_load(SHOP).await.status(), 200);
+    assert_eq!(env.fake.counters().token_exchanges, 2);
+    assert_eq!(env.scalar("SELECT status FROM shops").await.as_deref(), Some("active"));
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM sites").await, 1);
+    let fresh = shopify.tokens.access_token(&shop).await.unwrap();
+    assert!(env.fake.access_token_valid(SHOP, fresh.expose_secret()));
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_shop_are_serialized_into_one_call() {
+    let mut registration = AppRegistration::new(API_KEY, API_SECRET);
+    // No idempotent retry window: a second use of a spent refresh token fails, as it would
+    // after the window on the real Shopify.
+    registration.refresh_retry_window_secs = -1;
+    let env = start_with(registration).await;
+    assert_eq!(env.embedded_load(SHOP).await.status(), 200);
+    env.app
+        .db
+        .execute_unprepared(&format!("UPDATE shops SET access_expires_at = {}", now_ms() + 60_000))
+        .await
+        .unwrap();
+
+    let shopify = std::sync::Arc::new(ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    ));
+    let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let shopify = shopify.clone();
+            let shop = shop.clone();
+            tokio::spawn(async move { shopify.tokens.access_token(&shop).await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for task in tasks {
+        use secrecy::ExposeSecret;
+        tokens.push(task.await.unwrap().expect("every caller gets a token").expose_secret().to_owned());
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "all callers share the one refreshed token");
+    assert_eq!(env.fake.counters().refreshes, 1);
+    assert_eq!(env.fake.counters().rejected_token_requests, 0);
+    assert!(env.fake.access_token_valid(SHOP, &tokens[0]));
+    assert_eq!(env.scalar("SELECT CAST(token_version AS TEXT) FROM shops").await.as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn document_loads_without_a_valid_token_bounce_and_fetches_get_401_with_retry() {
+    let env = start().await;
+    let client = no_redirects();
+    // No id token: bounce page, with the original query minus id_token and a reload URL.
+    let resp = client.get(format!("{}?embedded=1&shop={SHOP}", env.home_url())).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/auth/session-token?embedded=1&shop=acme.myshopify.com&shopify-reload="),
+        "{location}"
+    );
+    let bounce = client.get(env.app.url(&location)).send().await.unwrap();
+    assert_eq!(bounce.status(), 200);
+    assert_eq!(
+        bounce.headers()["content-security-policy"],
+        "frame-ancestors https://acme.myshopify.com https://admin.shopify.com;"
+    );
+    assert!(bounce.text().await.unwrap().contains("app-bridge.js"));
+
+    // An id token for another shop than ?shop=: 401.
+    let token = env.fake.mint_id_token(OTHER_SHOP, 1);
+    let resp = client.get(format!("{}?embedded=1&shop={SHOP}&id_token={token}", env.home_url())).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    // Hostile shop values: 400, and the CSP never echoes them.
+    for shop in ["evil.com", "x.myshopify.com.evil.com", "%0aacme.myshopify.com"] {
+        let resp = client.get(format!("{}?embedded=1&shop={shop}", env.home_url())).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{shop}");
+        assert_eq!(resp.headers()["content-security-policy"], "frame-ancestors 'none';");
+    }
+
+    // Fetch requests: bearer id token.
+    let session = env.app.url("/api/shopify/session");
+    let ok = env.app.client.get(&session).bearer_auth(env.fake.mint_id_token(SHOP, 7)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<serde_json::Value>().await.unwrap()["shop"], SHOP);
+    let now = chrono::Utc::now().timestamp();
+    let expired = env.fake.mint_id_token_with(SHOP, 7, now - 200, now - 100);
+    let resp = env.app.client.get(&session).bearer_auth(expired).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["x-shopify-retry-invalid-session-request"], "1");
+    let early = env.fake.mint_id_token_with(SHOP, 7, now + 100, now + 160);
+    assert_eq!(env.app.client.get(&session).bearer_auth(early).send().await.unwrap().status(), 401);
+    let mismatch = env
+        .app
+        .client
+        .get(format!("{session}?shop={OTHER_SHOP}"))
+        .bearer_auth(env.fake.mint_id_token(SHOP, 7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatch.status(), 401);
+    assert!(mismatch.headers().get("x-shopify-retry-invalid-session-request").is_none());
+    let wrong_app = FakeShopify::start(AppRegistration::new("another-app", API_SECRET), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .mint_id_token(SHOP, 7);
+    assert_eq!(env.app.client.get(&session).bearer_auth(wrong_app).send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_stored_once_and_rejected_with_shopifys_statuses() {
+    let env = start().await;
+    let url = env.webhook_url("orders/create");
+    let body = r#"{"id":820982911946154508,"total_price":"10.00","currency":"EUR"}"#;
+
+    // Forged and missing HMAC: 401, nothing stored.
+    let forged = env
+        .app
+        .client
+        .post(&url)
+        .header("x-shopify-hmac-sha256", "invalid_hmac")
+        .header("x-shopify-topic", "orders/create")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let unsigned =
+        env.app.client.post(&url).header("x-shopify-topic", "orders/create").body(body).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    // Signed by another app's secret: 401.
+    let other = FakeShopify::start(AppRegistration::new(API_KEY, "not-our-secret"), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let d = other.webhook("orders/create", SHOP, body);
+    assert_eq!(other.deliver(&url, &d).await.unwrap().status(), 401);
+    // Signed but missing headers: 400.
+    let hmac = fake_shopify::signing::webhook_hmac(API_SECRET, body.as_bytes());
+    let partial = env
+        .app
+        .client
+        .post(&url)
+        .header("X-Shopify-Hmac-Sha256", &hmac)
+        .header("X-Shopify-Topic", "orders/create")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partial.status(), 400);
+    // Not a POST: 405.
+    assert_eq!(env.app.client.get(&url).send().await.unwrap().status(), 405);
+    // Oversized: 413.
+    let huge = "x".repeat(3 * 1024 * 1024);
+    assert_eq!(env.app.client.post(&url).body(huge).send().await.unwrap().status(), 413);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox").await, 0);
+
+    // A real delivery, then Shopify's retry of it (same webhook id): stored once, 200 twice.
+    let d = env.fake.webhook("orders/create", SHOP, body);
+    assert_eq!(env.fake.deliver(&url, &d).await.unwrap().status(), 200);
+    assert_eq!(env.fake.deliver(&url, &d).await.unwrap().status(), 200);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox").await, 1);
+    // The lowercase `shopify-*` header form is accepted too.
+    let events_form = env
+        .app
+        .client
+        .post(&url)
+        .header("shopify-hmac-sha256", &hmac)
+        .header("shopify-topic", "orders/create")
+        .header("shopify-shop-domain", SHOP)
+        .header("shopify-api-version", "2026-10")
+        .header("shopify-webhook-id", "events-form-1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events_form.status(), 200);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox").await, 2);
+    env.inbox_drained().await;
+}
+
+async fn install(env: &Env, shop: &str) {
+    assert_eq!(env.embedded_load(shop).await.status(), 200, "install {shop}");
+}
+
+#[tokio::test]
+async fn orders_arriving_out_of_order_keep_u64_ids_money_and_the_paid_state() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    let id = "18446744073709551000"; // > 2^63: only a u64 (or a string) holds it
+    let paid = format!(
+        r#"{{"id":{id},"financial_status":"paid","total_price":"199.90","currency":"EUR","updated_at":"2026-11-21T10:05:00Z","customer":{{"id":9007199254740993}}}}"#
+    );
+    let created = format!(
+        r#"{{"id":{id},"financial_status":"pending","total_price":"199.90","currency":"EUR","cart_token":"cart-1","updated_at":"2026-11-21T10:00:00Z","customer":{{"id":9007199254740993}}}}"#
+    );
+    assert_eq!(env.send("orders/paid", SHOP, &paid).await.status(), 200);
+    env.inbox_drained().await;
+    assert_eq!(env.send("orders/create", SHOP, &created).await.status(), 200);
+    env.inbox_drained().await;
+    assert_eq!(env.scalar("SELECT order_id FROM shopify_orders").await.as_deref(), Some(id));
+    assert_eq!(env.scalar("SELECT customer_id FROM shopify_orders").await.as_deref(), Some("9007199254740993"));
+    assert_eq!(env.scalar("SELECT financial_status FROM shopify_orders").await.as_deref(), Some("paid"));
+    assert_eq!(env.scalar("SELECT total_price FROM shopify_orders").await.as_deref(), Some("199.90"));
+    assert_eq!(env.scalar("SELECT cart_token FROM shopify_orders").await.as_deref(), Some("cart-1"));
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_orders WHERE paid").await, 1);
+
+    // A payload that can never be processed is parked with its error visible.
+    assert_eq!(env.send("orders/create", SHOP, r#"{"id":"not-a-number"}"#).await.status(), 200);
+    env.inbox_drained().await;
+    let error = env.scalar("SELECT last_error FROM webhook_inbox WHERE status = 'parked'").await.unwrap();
+    assert!(error.contains("orders/create"), "{error}");
+}
+
+/// Every text value in every table, for "nothing survives" checks.
+async fn all_text(env: &Env) -> String {
+    let backend = env.app.db.get_database_backend();
+    let mut out = String::new();
+    for table in ["shops", "sites", "webhook_inbox", "shopify_audit_log", "shopify_orders", "events", "sessions"] {
+        let rows = env
+            .app
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(backend, format!("SELECT * FROM {table}")))
+            .await
+            .unwrap();
+        for row in rows {
+            for col in row.column_names() {
+                if let Ok(Some(v)) = row.try_get::<Option<String>>("", &col) {
+                    out.push_str(&v);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn compliance_export_then_redact_leaves_no_customer_data_and_shop_redact_purges_the_tenant() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    let order = r#"{"id":299938,"email":"john@example.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"total_price":"12.00","currency":"USD","checkout_token":"chk-9"}"#;
+    let other = r#"{"id":555,"customer":{"id":42},"total_price":"1.00","currency":"USD"}"#;
+    env.send("orders/create", SHOP, order).await;
+    env.send("orders/create", SHOP, other).await;
+    env.inbox_drained().await;
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_orders").await, 2);
+
+    let compliance = env.webhook_url("customers/data_request");
+    assert_eq!(compliance, env.app.url(ghosttrack::api::COMPLIANCE_WEBHOOKS_PATH));
+    // 401 on a bad HMAC, as the review requires.
+    let forged = env
+        .app
+        .client
+        .post(&compliance)
+        .header("X-Shopify-Hmac-Sha256", "AAAA")
+        .header("X-Shopify-Topic", "customers/redact")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    let request = r#"{"shop_id":954889,"shop_domain":"acme.myshopify.com","orders_requested":[299938],"customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"data_request":{"id":9999}}"#;
+    assert_eq!(env.send("customers/data_request", SHOP, request).await.status(), 200);
+    env.inbox_drained().await;
+    let export =
+        env.scalar("SELECT detail FROM shopify_audit_log WHERE action = 'customer_data_export'").await.unwrap();
+    assert!(export.contains("299938") && export.contains("chk-9"), "{export}");
+    assert!(!export.contains("john@example.com"));
+
+    let redact = r#"{"shop_id":954889,"shop_domain":"acme.myshopify.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"orders_to_redact":[299938]}"#;
+    assert_eq!(env.send("customers/redact", SHOP, redact).await.status(), 200);
+    env.inbox_drained().await;
+    let text = all_text(&env).await;
+    for needle in ["191167", "299938", "john@example.com", "555-625-1199", "chk-9"] {
+        assert!(!text.contains(needle), "{needle} survived the redaction");
+    }
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_orders").await, 1, "other customers are kept");
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_audit_log WHERE action = 'customers/redact'").await, 1);
+
+    // shop/redact (48 h after uninstall): the tenant is gone, the action is audited.
+    env.send("app/uninstalled", SHOP, "{}").await;
+    assert_eq!(
+        env.send("shop/redact", SHOP, r#"{"shop_id":954889,"shop_domain":"acme.myshopify.com"}"#).await.status(),
+        200
+    );
+    env.inbox_drained().await;
+    for table in ["shops", "sites", "shopify_orders", "events", "sessions"] {
+        assert_eq!(env.app.count(&format!("SELECT COUNT(*) FROM {table}")).await, 0, "{table}");
+    }
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_audit_log WHERE action = 'shop/redact'").await, 1);
+    // A duplicate shop/redact is harmless.
+    env.send("shop/redact", SHOP, r#"{"shop_id":954889,"shop_domain":"acme.myshopify.com"}"#).await;
+    env.inbox_drained().await;
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
+}
+
+#[tokio::test]
+async fn the_tracker_collects_through_the_app_proxy_for_the_signed_shop_only() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    install(&env, OTHER_SHOP).await;
+    let body = batch("", "https://acme.myshopify.com/products/x", &[pageview(now_ms(), "")]).replace(r#""k":"","#, "");
+    assert!(!body.contains(r#""k""#));
+
+    let resp = env
+        .fake
+        .proxy_post(&env.proxy_url(), SHOP, "/collect", "203.0.113.9", CHROME_UA, body.clone().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    // Let the group commit land.
+    for _ in 0..100 {
+        if env.app.count("SELECT COUNT(*) FROM events").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acme = env.scalar("SELECT CAST(site_id AS TEXT) FROM shops WHERE domain = 'acme.myshopify.com'").await.unwrap();
+    let globex =
+        env.scalar("SELECT CAST(site_id AS TEXT) FROM shops WHERE domain = 'globex.myshopify.com'").await.unwrap();
+    assert_eq!(env.app.count(&format!("SELECT COUNT(*) FROM events WHERE site_id = {acme}")).await, 1);
+    assert_eq!(env.app.count(&format!("SELECT COUNT(*) FROM events WHERE site_id = {globex}")).await, 0);
+
+    // A tampered or unsigned request is refused; a signed request for an unknown shop is 404.
+    let query = env.fake.proxy_query(SHOP, &[], None).replace("acme", "globex");
+    let resp =
+        env.app.client.post(format!("{}/collect?{query}", env.proxy_url())).body(body.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = env.app.client.post(format!("{}/collect", env.proxy_url())).body(body.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = env
+        .fake
+        .proxy_post(&env.proxy_url(), "initech.myshopify.com", "/collect", "203.0.113.9", CHROME_UA, body.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
