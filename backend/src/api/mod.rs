@@ -26,6 +26,8 @@ pub const COMPLIANCE_WEBHOOKS_PATH: &str = "/webhooks/compliance";
 pub const APP_HOME_PATH: &str = "/app";
 /// The app proxy `url` of `shopify.app.toml`; storefront `/apps/ghosttrack/*` arrives here.
 pub const APP_PROXY_PATH: &str = "/proxy";
+/// Starts the authorization-code grant: `GET /auth?shop=…`.
+pub const AUTH_BEGIN_PATH: &str = "/auth";
 /// `[auth] redirect_urls` of `shopify.app.toml` (authorization-code grant callback).
 pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
@@ -53,6 +55,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at(COMPLIANCE_WEBHOOKS_PATH, post(shopify::webhook))
         .at(APP_HOME_PATH, get(shopify::app_home))
         .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
+        .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
+        .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
         .at("/api/shopify/session", get(shopify::session))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
@@ -96,6 +100,8 @@ fn route_label(path: &str) -> &'static str {
         "/demo" => "/demo",
         WEBHOOKS_PATH => WEBHOOKS_PATH,
         APP_HOME_PATH => APP_HOME_PATH,
+        AUTH_BEGIN_PATH => AUTH_BEGIN_PATH,
+        AUTH_CALLBACK_PATH => AUTH_CALLBACK_PATH,
         "/auth/session-token" => "/auth/session-token",
         "/api/shopify/session" => "/api/shopify/session",
         COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,

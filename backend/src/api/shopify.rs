@@ -8,10 +8,13 @@ use poem::http::{StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 
+use crate::shopify::auth_code;
 use crate::shopify::embedded::{self, AppLoad};
 use crate::shopify::frame_ancestors;
 use crate::shopify::oauth::OAuthError;
 use crate::shopify::shop_domain::ShopDomain;
+use crate::shopify::shop_domain::decode_host;
+use crate::shopify::signing;
 use crate::shopify::tokens::TokenError;
 use crate::shopify::webhooks::{self, MAX_WEBHOOK_BODY_BYTES, ReceiveError};
 use crate::startup::AppState;
@@ -185,4 +188,84 @@ pub async fn session(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respon
         "scope": shop.and_then(|s| s.scope),
     });
     Response::builder().status(StatusCode::OK).content_type("application/json").body(body.to_string())
+}
+
+/// `GET /auth?shop=…`: starts the authorization-code grant (standalone / development installs).
+#[handler]
+pub async fn auth_begin(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    let Some(shopify) = state.shopify.as_ref() else {
+        return html_message(StatusCode::SERVICE_UNAVAILABLE, None, "Shopify is not configured on this server.");
+    };
+    let shop = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "shop")
+        .and_then(|(_, v)| ShopDomain::parse(&v));
+    let Some(shop) = shop else {
+        return html_message(StatusCode::BAD_REQUEST, None, "`shop` must be a {name}.myshopify.com domain.");
+    };
+    match auth_code::begin(&shopify.config, &shop) {
+        Ok(begin) => {
+            let mut resp = redirect(&begin.location, Some(&shop));
+            if let Ok(v) = poem::http::HeaderValue::from_str(&begin.set_cookie) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(error) => html_message(StatusCode::SERVICE_UNAVAILABLE, Some(&shop), &error.to_string()),
+    }
+}
+
+/// `GET /auth/callback`: verifies the HMAC, the state cookie and the shop, exchanges the
+/// single-use code, stores the tokens and sends the merchant to the app inside the admin.
+#[handler]
+pub async fn auth_callback(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    let Some(shopify) = state.shopify.as_ref() else {
+        return html_message(StatusCode::SERVICE_UNAVAILABLE, None, "Shopify is not configured on this server.");
+    };
+    let config = &shopify.config;
+    let query = req.uri().query().unwrap_or("");
+    let signed = match signing::verify_admin_query(&config.secrets, query, now_secs()) {
+        Ok(signed) => signed,
+        Err(error) => {
+            tracing::info!(error = %error, "OAuth callback rejected");
+            return html_message(StatusCode::UNAUTHORIZED, None, "The request signature is invalid.");
+        }
+    };
+    let Some(shop) = signed.get("shop").and_then(ShopDomain::parse) else {
+        return html_message(StatusCode::BAD_REQUEST, None, "`shop` must be a {name}.myshopify.com domain.");
+    };
+    let cookie = req.headers().get(header::COOKIE).and_then(|v| v.to_str().ok());
+    if !auth_code::state_matches(config, cookie, signed.get("state").unwrap_or_default()) {
+        return html_message(StatusCode::UNAUTHORIZED, Some(&shop), "The sign-in expired; please start again.");
+    }
+    let Some(code) = signed.get("code") else {
+        return html_message(StatusCode::BAD_REQUEST, Some(&shop), "The callback has no code.");
+    };
+    let tokens = match auth_code::exchange(shopify.tokens.http(), config, &shop, code).await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            tracing::info!(shop = %shop, error = %error, "code exchange failed");
+            return html_message(
+                StatusCode::BAD_REQUEST,
+                Some(&shop),
+                "Shopify refused the authorization; please start again.",
+            );
+        }
+    };
+    if let Err(error) = shopify.tokens.install_with(&shop, &tokens).await {
+        tracing::error!(shop = %shop, error = %error, "could not store the shop's tokens");
+        return html_message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(&shop),
+            "Could not finish the install; please retry.",
+        );
+    }
+    let admin = signed
+        .get("host")
+        .and_then(decode_host)
+        .unwrap_or_else(|| format!("admin.shopify.com/store/{}", shop.handle()));
+    let mut resp = redirect(&format!("https://{admin}/apps/{}", config.api_key), Some(&shop));
+    if let Ok(v) = poem::http::HeaderValue::from_str(&auth_code::clear_cookie()) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
 }

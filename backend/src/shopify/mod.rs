@@ -5,6 +5,7 @@
 //! `GHOSTTRACK_SHOPIFY_API_SECRET` the server starts and the Shopify routes answer 503.
 
 pub mod app_toml;
+pub mod auth_code;
 pub mod compliance;
 pub mod embedded;
 pub mod id_token;

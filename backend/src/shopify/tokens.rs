@@ -99,6 +99,20 @@ impl Tokens {
         Ok(installed)
     }
 
+    /// Stores tokens obtained by the authorization-code grant (a fresh install or reinstall).
+    pub async fn install_with(&self, shop: &ShopDomain, resp: &TokenResponse) -> Result<Shop, TokenError> {
+        let lock = self.lock_for(shop);
+        let _guard = lock.lock().await;
+        let sealed = self.seal(shop, resp, UnixMillis::now())?;
+        let installed = shops::install(&self.db, shop, resp.scope.as_deref(), &sealed).await?;
+        tracing::info!(shop = %shop, token_version = installed.token_version, "shop installed via authorization code");
+        Ok(installed)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A usable access token for Admin API calls, refreshed first if it expires within
     /// [`REFRESH_MARGIN_MS`].
     pub async fn access_token(&self, shop: &ShopDomain) -> Result<SecretString, TokenError> {

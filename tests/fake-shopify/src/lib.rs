@@ -465,7 +465,8 @@ async fn access_token(
             }
             ok_json(&response)
         }
-        None => {
+        // Shopify's documented body has no grant_type; OAuth clients send authorization_code.
+        None | Some("authorization_code") => {
             let Some(code) = p("code") else { return oauth_error("invalid_request", "code is required") };
             match state.codes.get_mut(code) {
                 Some((code_shop, used)) if *code_shop == shop && !*used => *used = true,

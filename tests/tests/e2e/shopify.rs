@@ -494,3 +494,45 @@ async fn the_tracker_collects_through_the_app_proxy_for_the_signed_shop_only() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn the_authorization_code_grant_installs_once_per_single_use_code() {
+    let mut registration = AppRegistration::new(API_KEY, API_SECRET);
+    registration.redirect_urls = vec!["https://ghosttrack.test/auth/callback".into()];
+    let env = start_with(registration).await;
+    let client = no_redirects();
+
+    // Begin: 302 to the shop's authorize endpoint with a signed state cookie.
+    let begin = client.get(env.app.url(&format!("/auth?shop={SHOP}"))).send().await.unwrap();
+    assert_eq!(begin.status(), 302);
+    let cookie = begin.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("shopify_app_state="));
+    let authorize = begin.headers()["location"].to_str().unwrap().to_owned();
+    assert!(authorize.starts_with(&format!("{}/{SHOP}/admin/oauth/authorize?", env.fake.base_url)), "{authorize}");
+
+    // The merchant approves: the fake redirects to the callback with code, hmac, host, shop, state, timestamp.
+    let approved = client.get(&authorize).send().await.unwrap();
+    assert_eq!(approved.status(), 302, "{:?}", approved.text().await);
+    let callback =
+        approved.headers()["location"].to_str().unwrap().replace("https://ghosttrack.test", &env.app.base_url);
+
+    // Without the cookie (another browser): refused, nothing exchanged.
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 401);
+    assert_eq!(env.fake.counters().code_exchanges, 0);
+    // A tampered callback: refused.
+    let tampered = callback.replace("acme", "globex");
+    assert_eq!(client.get(&tampered).header("cookie", &cookie).send().await.unwrap().status(), 401);
+
+    let done = client.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(done.status(), 302);
+    assert_eq!(done.headers()["location"], format!("https://admin.shopify.com/store/acme/apps/{API_KEY}"));
+    assert_eq!(env.fake.counters().code_exchanges, 1);
+    assert_eq!(env.scalar("SELECT status FROM shops").await.as_deref(), Some("active"));
+    assert!(env.scalar("SELECT refresh_token FROM shops").await.is_some(), "an expiring token with a refresh token");
+
+    // The code is single use: replaying the callback fails at Shopify, and nothing changes.
+    let replay = client.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert_eq!(env.fake.counters().code_exchanges, 1);
+    assert_eq!(env.scalar("SELECT CAST(token_version AS TEXT) FROM shops").await.as_deref(), Some("1"));
+}
