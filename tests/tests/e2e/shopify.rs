@@ -7,7 +7,7 @@ use std::time::Duration;
 use fake_shopify::{AppRegistration, FakeShopify};
 use ghosttrack::settings::Secret;
 use ghosttrack::shopify::app_toml::AppToml;
-use ghosttrack_tests::{CHROME_UA, Spawn, TestApp, batch, now_ms, pageview, workspace_root};
+use ghosttrack_tests::{CHROME_UA, Spawn, TestApp, TestDb, batch, now_ms, pageview, pg, workspace_root};
 use sea_orm::ConnectionTrait;
 
 const API_KEY: &str = "gt-test-client-id";
@@ -27,9 +27,14 @@ fn app_toml() -> AppToml {
 }
 
 async fn start_with(registration: AppRegistration) -> Env {
+    start_on(registration, TestDb::Sqlite).await
+}
+
+async fn start_on(registration: AppRegistration, db: TestDb) -> Env {
     let fake = FakeShopify::start(registration, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = fake.api_base_template();
     let app = Spawn::default()
+        .database(db)
         .configure(move |s| {
             s.shopify_api_key = Some(API_KEY.into());
             s.shopify_api_secret = Some(Secret::new(API_SECRET));
@@ -394,7 +399,62 @@ async fn all_text(env: &Env) -> String {
 
 #[tokio::test]
 async fn compliance_export_then_redact_leaves_no_customer_data_and_shop_redact_purges_the_tenant() {
-    let env = start().await;
+    compliance_story(start().await).await;
+}
+
+#[tokio::test]
+async fn compliance_story_holds_on_postgresql() {
+    let Some(server) = pg::server_url() else { return };
+    let db = pg::fresh_database(&server).await;
+    compliance_story(start_on(AppRegistration::new(API_KEY, API_SECRET), TestDb::Postgres(db)).await).await;
+}
+
+#[tokio::test]
+async fn inbox_claims_never_hand_one_row_to_two_workers_on_postgresql() {
+    use ghosttrack::storage::webhook_inbox::{self, Delivery};
+    let Some(server) = pg::server_url() else { return };
+    let url = pg::fresh_database(&server).await;
+    let db = ghosttrack::storage::connect(&ghosttrack::settings::DatabaseUrl::new(url)).await.unwrap();
+    ghosttrack::storage::migrate(&db).await.unwrap();
+    for i in 0..200 {
+        let d = Delivery {
+            webhook_id: format!("w{i}"),
+            shop_domain: SHOP.into(),
+            topic: "orders/create".into(),
+            api_version: "2026-10".into(),
+            triggered_at: None,
+            event_id: None,
+            body: "{}".into(),
+        };
+        assert!(webhook_inbox::insert_if_new(&db, &d).await.unwrap());
+    }
+    let now = ghosttrack::domain::UnixMillis::now();
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let rows = webhook_inbox::claim_due(&db, now, 60_000, 7).await.unwrap();
+                    if rows.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(rows.into_iter().map(|r| r.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (200, 200), "every row claimed exactly once");
+}
+
+async fn compliance_story(env: Env) {
     install(&env, SHOP).await;
     let order = r#"{"id":299938,"email":"john@example.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"total_price":"12.00","currency":"USD","checkout_token":"chk-9"}"#;
     let other = r#"{"id":555,"customer":{"id":42},"total_price":"1.00","currency":"USD"}"#;
