@@ -34,6 +34,8 @@ pub enum TokenError {
     Cipher(#[from] CipherError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("the shop's tokens kept changing under a refresh; try again")]
+    RefreshRace,
 }
 
 /// Token flows of one server.
@@ -144,6 +146,6 @@ impl Tokens {
             }
             tracing::info!(shop = %shop, "another node refreshed first; using its tokens");
         }
-        Err(TokenError::Storage(StorageError::Db(sea_orm::DbErr::Custom("token refresh kept racing".into()))))
+        Err(TokenError::RefreshRace)
     }
 }
