@@ -4,6 +4,7 @@
 //! The module is optional at run time: without `GHOSTTRACK_SHOPIFY_API_KEY` and
 //! `GHOSTTRACK_SHOPIFY_API_SECRET` the server starts and the Shopify routes answer 503.
 
+pub mod admin;
 pub mod app_toml;
 pub mod auth_code;
 pub mod compliance;

@@ -87,6 +87,10 @@ struct State {
     current_refresh: HashMap<String, String>,
     codes: HashMap<String, (String, bool)>,
     counters: Counters,
+    /// Leaky bucket per shop: (points available, last update).
+    buckets: HashMap<String, (f64, i64)>,
+    /// Answer this many GraphQL requests with THROTTLED, whatever the bucket says.
+    forced_throttles: u32,
 }
 
 /// What the fake saw, for assertions.
@@ -96,6 +100,8 @@ pub struct Counters {
     pub refreshes: u32,
     pub code_exchanges: u32,
     pub rejected_token_requests: u32,
+    pub graphql_requests: u32,
+    pub graphql_throttled: u32,
 }
 
 struct Inner {
@@ -141,6 +147,7 @@ impl FakeShopify {
         let routes = Route::new()
             .at("/:shop/admin/oauth/access_token", post(access_token))
             .at("/:shop/admin/oauth/authorize", get(authorize))
+            .at("/:shop/admin/api/:version/graphql.json", post(graphql))
             .data(inner.clone());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(routes).await;
@@ -179,6 +186,11 @@ impl FakeShopify {
             .access_tokens
             .get(token)
             .is_some_and(|r| r.shop == shop && r.expires_at.is_none_or(|at| at > now))
+    }
+
+    /// The next `n` Admin GraphQL requests answer `THROTTLED` (HTTP 200, Shopify's shape).
+    pub fn throttle_next(&self, n: u32) {
+        self.inner.state.lock().forced_throttles = n;
     }
 
     /// `app/uninstalled` on Shopify's side: every token of the shop is revoked.
@@ -555,4 +567,68 @@ async fn authorize(
     pairs.push(("hmac", &hmac));
     let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
     Response::builder().status(StatusCode::FOUND).header("location", format!("{}?{query}", q.redirect_uri)).finish()
+}
+
+/// Standard-plan limits of 2026 (spec §5.2): 1000-point bucket, 100 points/s.
+const BUCKET_MAX: f64 = 1000.0;
+const RESTORE_RATE: f64 = 100.0;
+/// Cost of the queries the fake answers (an object field costs 1).
+const QUERY_COST: f64 = 1.0;
+
+fn cost_extension(requested: f64, actual: Option<f64>, available: f64) -> serde_json::Value {
+    serde_json::json!({ "cost": {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": { "maximumAvailable": BUCKET_MAX, "currentlyAvailable": available, "restoreRate": RESTORE_RATE }
+    }})
+}
+
+/// `POST /{shop}/admin/api/{version}/graphql.json`: token check, leaky bucket, the `shop` query.
+#[handler]
+async fn graphql(
+    req: &Request,
+    Path((shop, _version)): Path<(String, String)>,
+    body: poem::Body,
+    Data(inner): Data<&Arc<Inner>>,
+) -> Response {
+    let token = req.headers().get("x-shopify-access-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let query: serde_json::Value =
+        serde_json::from_slice(&body.into_vec().await.unwrap_or_default()).unwrap_or_default();
+    let now = inner.now();
+    let mut state = inner.state.lock();
+    state.counters.graphql_requests += 1;
+    let valid =
+        state.access_tokens.get(&token).is_some_and(|r| r.shop == shop && r.expires_at.is_none_or(|at| at > now));
+    if !valid {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .content_type("application/json")
+            .body(r#"{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}"#);
+    }
+    let (mut available, last) = state.buckets.get(&shop).copied().unwrap_or((BUCKET_MAX, now));
+    available = (available + (now - last) as f64 * RESTORE_RATE).min(BUCKET_MAX);
+    if state.forced_throttles > 0 || available < QUERY_COST {
+        state.forced_throttles = state.forced_throttles.saturating_sub(1);
+        state.counters.graphql_throttled += 1;
+        state.buckets.insert(shop, (available, now));
+        return ok_json(&serde_json::json!({
+            "errors": [{ "message": "Throttled", "extensions": { "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits" } }],
+            "extensions": cost_extension(QUERY_COST * 10.0, None, 0.0),
+        }));
+    }
+    available -= QUERY_COST;
+    state.buckets.insert(shop.clone(), (available, now));
+    drop(state);
+    let text = query["query"].as_str().unwrap_or("");
+    if text.contains("shop") {
+        let name = shop.trim_end_matches(".myshopify.com");
+        return ok_json(&serde_json::json!({
+            "data": { "shop": { "name": name, "plan": { "displayName": "Development", "partnerDevelopment": true } } },
+            "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available),
+        }));
+    }
+    ok_json(&serde_json::json!({
+        "errors": [{ "message": "This fake answers only the shop query" }],
+        "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available),
+    }))
 }

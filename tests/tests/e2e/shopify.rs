@@ -596,3 +596,27 @@ async fn the_authorization_code_grant_installs_once_per_single_use_code() {
     assert_eq!(env.fake.counters().code_exchanges, 1);
     assert_eq!(env.scalar("SELECT CAST(token_version AS TEXT) FROM shops").await.as_deref(), Some("1"));
 }
+
+#[tokio::test]
+async fn the_admin_graphql_client_waits_out_throttling_and_reports_revoked_tokens() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    let shopify = ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    );
+    let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    let info = shopify.shop_info(&shop).await.unwrap();
+    assert_eq!(info.name, "acme");
+    assert!(info.plan.partner_development);
+
+    env.fake.throttle_next(2);
+    let started = std::time::Instant::now();
+    assert_eq!(shopify.shop_info(&shop).await.unwrap().name, "acme");
+    assert_eq!(env.fake.counters().graphql_throttled, 2);
+    // THROTTLED with 0 of 10 points available at 100/s: two waits of 0.1 s.
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+
+    env.fake.revoke_shop(SHOP);
+    assert!(matches!(shopify.shop_info(&shop).await, Err(ghosttrack::shopify::admin::AdminError::Unauthorized)));
+}
