@@ -60,10 +60,10 @@ pub fn app_load(config: &ShopifyConfig, path: &str, raw_query: &str, now_secs: i
             // An expired or invalid token in the URL: get a fresh one through the bounce page.
             Err(error) => tracing::debug!(error = %error, "app load with an invalid id token; bouncing"),
         }
-    } else if get(&params, "hmac").is_some() {
-        if let Err(error) = signing::verify_admin_query(&config.secrets, raw_query, now_secs) {
-            return AppLoad::Unauthorized(format!("the request signature is invalid: {error}"));
-        }
+    } else if get(&params, "hmac").is_some()
+        && let Err(error) = signing::verify_admin_query(&config.secrets, raw_query, now_secs)
+    {
+        return AppLoad::Unauthorized(format!("the request signature is invalid: {error}"));
     }
     let Some(shop) = parsed_shop else {
         return AppLoad::BadRequest("open GhostTrack from your Shopify admin".into());
@@ -121,10 +121,10 @@ pub fn authenticate_bearer(
         .ok_or(BearerError::Missing)?;
     let verified = id_token::verify(token, &config.api_key, &config.secrets)?;
     let params = pairs(raw_query);
-    if let Some(shop) = get(&params, "shop") {
-        if ShopDomain::parse(shop).as_ref() != Some(&verified.shop) {
-            return Err(BearerError::ShopMismatch);
-        }
+    if let Some(shop) = get(&params, "shop")
+        && ShopDomain::parse(shop).as_ref() != Some(&verified.shop)
+    {
+        return Err(BearerError::ShopMismatch);
     }
     Ok(verified)
 }

@@ -28,7 +28,7 @@ impl ShopDomain {
         let valid = name.len() <= MAX_NAME_LEN
             && first.is_ascii_alphanumeric()
             && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        valid.then(|| ShopDomain(candidate))
+        valid.then_some(ShopDomain(candidate))
     }
 
     pub fn as_str(&self) -> &str {

@@ -323,10 +323,10 @@ impl FakeShopify {
     pub async fn deliver_with_retries(&self, url: &str, d: &WebhookDelivery, base_backoff: Duration) -> (u32, bool) {
         let mut delay = base_backoff;
         for attempt in 1..=9 {
-            if let Ok(resp) = self.deliver(url, d).await {
-                if resp.status().is_success() {
-                    return (attempt, true);
-                }
+            if let Ok(resp) = self.deliver(url, d).await
+                && resp.status().is_success()
+            {
+                return (attempt, true);
             }
             if attempt < 9 {
                 tokio::time::sleep(delay).await;
@@ -547,7 +547,7 @@ async fn authorize(
     if !shop_ok(&shop) || q.client_id != app.client_id {
         return (StatusCode::BAD_REQUEST, "Oauth error invalid_request: The client_id is invalid").into_response();
     }
-    if !app.redirect_urls.iter().any(|u| *u == q.redirect_uri) {
+    if !app.redirect_urls.contains(&q.redirect_uri) {
         return (StatusCode::BAD_REQUEST, "Oauth error invalid_request: The redirect_uri is not whitelisted")
             .into_response();
     }
