@@ -1,12 +1,12 @@
 //! The webhook inbox: verified deliveries persisted before the 200, claimed by workers.
-//! Claims take a lease (`next_attempt_at` moves into the future) inside a transaction; on
-//! PostgreSQL the select uses `FOR UPDATE SKIP LOCKED` so concurrent workers on several nodes
-//! never claim the same row. SQLite has one writer at a time, so the transaction suffices.
+//! Claims take a lease (`next_attempt_at` moves into the future) in one `UPDATE … RETURNING`;
+//! on PostgreSQL its inner select uses `FOR UPDATE SKIP LOCKED`, so concurrent workers on
+//! several nodes never claim the same row. SQLite has one writer at a time.
 
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, Statement,
 };
 
 use super::StorageError;
@@ -64,7 +64,10 @@ pub async fn insert_if_new(db: &impl ConnectionTrait, d: &Delivery) -> Result<bo
     Ok(db.execute(&insert).await?.rows_affected() == 1)
 }
 
-/// Claims up to `limit` due rows for `lease_ms`, counting the attempt.
+/// Claims up to `limit` due rows for `lease_ms`, counting the attempt. One `UPDATE …
+/// RETURNING` statement: on SQLite it takes the write lock at once (a read-then-write
+/// transaction would fail with SQLITE_BUSY_SNAPSHOT under concurrent inserts); on PostgreSQL the
+/// inner select skips rows another worker has locked.
 pub async fn claim_due(
     db: &DatabaseConnection,
     now: UnixMillis,
@@ -72,33 +75,29 @@ pub async fn claim_due(
     limit: u64,
 ) -> Result<Vec<InboxRow>, StorageError> {
     use webhook_inbox::Column as C;
-    let txn = db.begin().await?;
-    let mut select = webhook_inbox::Entity::find()
-        .filter(C::Status.eq("pending"))
-        .filter(C::NextAttemptAt.lte(now))
-        .order_by_asc(C::Id)
-        .limit(limit);
-    if txn.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            r#"UPDATE "webhook_inbox" SET "next_attempt_at" = $1, "attempts" = "attempts" + 1
+               WHERE "id" IN (SELECT "id" FROM "webhook_inbox" WHERE "status" = 'pending' AND "next_attempt_at" <= $2
+                              ORDER BY "id" LIMIT $3 FOR UPDATE SKIP LOCKED)
+               RETURNING "id""#
+        }
+        _ => {
+            r#"UPDATE "webhook_inbox" SET "next_attempt_at" = ?, "attempts" = "attempts" + 1
+               WHERE "id" IN (SELECT "id" FROM "webhook_inbox" WHERE "status" = 'pending' AND "next_attempt_at" <= ?
+                              ORDER BY "id" LIMIT ?)
+               RETURNING "id""#
+        }
+    };
+    let values: [sea_orm::Value; 3] = [(now.0 + lease_ms).into(), now.0.into(), (limit as i64).into()];
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let ids: Vec<i64> =
+        rows.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<_, _>>().map_err(sea_orm::DbErr::from)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    let rows = select.all(&txn).await?;
-    if !rows.is_empty() {
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        webhook_inbox::Entity::update_many()
-            .col_expr(C::NextAttemptAt, Expr::value(now.0 + lease_ms))
-            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-            .filter(C::Id.is_in(ids))
-            .exec(&txn)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|mut r| {
-            r.attempts += 1;
-            r
-        })
-        .collect())
+    Ok(webhook_inbox::Entity::find().filter(C::Id.is_in(ids)).order_by_asc(C::Id).all(db).await?)
 }
 
 /// Marks a row processed and drops its body: payloads can carry protected customer data, and
