@@ -14,6 +14,7 @@ mod m20261122_200001_create_shops;
 mod m20261122_200002_create_webhook_inbox;
 mod m20261122_200003_create_shopify_audit_log;
 mod m20261122_200004_create_shopify_orders;
+mod m20261122_200005_create_shopify_carts;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200002_create_webhook_inbox::Migration),
             Box::new(m20261122_200003_create_shopify_audit_log::Migration),
             Box::new(m20261122_200004_create_shopify_orders::Migration),
+            Box::new(m20261122_200005_create_shopify_carts::Migration),
         ]
     }
 }

@@ -174,9 +174,34 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
             let deleted = super::compliance::redact_shop(db, &shop).await?;
             tracing::info!(shop = %shop, rows.deleted = deleted, "shop redacted");
         }
+        "carts/create" | "carts/update" | "checkouts/create" | "checkouts/update" => {
+            let payload: CartPayload = parse(row)?;
+            let is_cart = row.topic.starts_with("carts/");
+            let token = payload
+                .token
+                .or_else(|| payload.id.as_ref().and_then(|v| v.as_str().map(str::to_owned)))
+                .ok_or_else(|| HandlerError::Poison(format!("{}: no token", row.topic)))?;
+            let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
+                return Ok(());
+            };
+            let cart_token = if is_cart { Some(token.clone()) } else { payload.cart_token.clone() };
+            let tracked = match &cart_token {
+                Some(ct) => shopify_orders::cart_was_tracked(db, found.scope(), ct).await?,
+                None => false,
+            };
+            let seen = shopify_orders::CartSeen {
+                kind: if is_cart { "cart" } else { "checkout" },
+                token,
+                cart_token: if is_cart { None } else { payload.cart_token },
+            };
+            shopify_orders::record_cart(db, found.scope(), &seen, tracked).await?;
+            if !tracked {
+                tracing::info!(shop = %shop, webhook.topic = %row.topic, "cart not produced by a tracked session");
+            }
+        }
         other => {
-            // checkouts/*, carts/*, order_transactions/create: acknowledged and stored, their
-            // handlers are not written yet (see docs/ARCHITECTURE.md, Shopify).
+            // order_transactions/create: acknowledged and stored, its handler (failed payments
+            // as detection events) is not written yet (see docs/ARCHITECTURE.md, Shopify).
             tracing::debug!(shop = %shop, webhook.topic = other, "no handler for this topic yet");
         }
     }
@@ -209,6 +234,17 @@ pub struct OrderPayload {
 pub struct CustomerRef {
     #[serde(default)]
     pub id: Option<u64>,
+}
+
+/// Carts (`token`, also in `id`) and checkouts (`token`, `cart_token`).
+#[derive(Debug, Deserialize)]
+struct CartPayload {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    cart_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -136,7 +136,7 @@ pub async fn redact_customer(
 
 /// Tables holding rows keyed by `site_id` that a tenant purge empties. New tenant tables must
 /// be added here (the shop/redact test counts rows in every table of the schema).
-const TENANT_TABLES: &[&str] = &["events", "sessions", "visitors", "drop_counters", "shopify_orders"];
+const TENANT_TABLES: &[&str] = &["events", "sessions", "visitors", "drop_counters", "shopify_orders", "shopify_carts"];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the
 /// number of rows deleted per table.
@@ -159,4 +159,76 @@ pub async fn purge_tenant(
     sites::Entity::delete_by_id(scope.site_id()).exec(&txn).await?;
     txn.commit().await?;
     Ok(counts)
+}
+
+/// A cart or checkout seen in a webhook.
+#[derive(Debug, Clone)]
+pub struct CartSeen {
+    /// `cart` or `checkout`.
+    pub kind: &'static str,
+    pub token: String,
+    /// For a checkout, the cart it came from.
+    pub cart_token: Option<String>,
+}
+
+/// Whether any add-to-cart event of the tenant carried `cart_token` (the tracker sends it as
+/// `ct` in the event's props).
+pub async fn cart_was_tracked(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    cart_token: &str,
+) -> Result<bool, StorageError> {
+    let backend = db.get_database_backend();
+    let needle = serde_json::json!({ "ct": cart_token }).to_string();
+    // `{"ct":"…"}` minus the braces: the exact JSON member, wherever it sits in props.
+    let member = needle.trim_start_matches('{').trim_end_matches('}').to_owned();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            r#"SELECT COUNT(*) FROM "events" WHERE "site_id" = $1 AND "kind" = 'ac' AND strpos("props", $2) > 0"#
+        }
+        _ => r#"SELECT COUNT(*) FROM "events" WHERE "site_id" = ? AND "kind" = 'ac' AND instr("props", ?) > 0"#,
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.site_id().0.into(), member.into()]))
+        .await?;
+    let count = row
+        .map(|r| r.try_get_by_index::<i64>(0).or_else(|_| r.try_get_by_index::<i32>(0).map(i64::from)))
+        .transpose()
+        .map_err(sea_orm::DbErr::from)?
+        .unwrap_or(0);
+    Ok(count > 0)
+}
+
+/// Records a cart or checkout; `tracked` only ever goes from false to true (the tracker's event
+/// and the webhook arrive in any order).
+pub async fn record_cart(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    cart: &CartSeen,
+    tracked: bool,
+) -> Result<(), StorageError> {
+    use super::entities::shopify_carts::Column as C;
+    let now = UnixMillis::now().0;
+    let insert = Query::insert()
+        .into_table(super::entities::shopify_carts::Entity)
+        .columns([C::SiteId, C::Kind, C::Token, C::CartToken, C::Tracked, C::FirstSeenAt, C::LastSeenAt])
+        .values_panic([
+            scope.site_id().0.into(),
+            cart.kind.into(),
+            cart.token.clone().into(),
+            cart.cart_token.clone().into(),
+            tracked.into(),
+            now.into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::Kind, C::Token])
+                .value(C::Tracked, Expr::cust(r#"(excluded."tracked" OR "shopify_carts"."tracked")"#))
+                .value(C::CartToken, Expr::cust(r#"COALESCE(excluded."cart_token", "shopify_carts"."cart_token")"#))
+                .value(C::LastSeenAt, Expr::cust(r#"excluded."last_seen_at""#))
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
 }

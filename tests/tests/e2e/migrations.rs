@@ -81,6 +81,11 @@ const STEPS: &[(&str, &str, &[&str])] = &[
             "paid",
         ],
     ),
+    (
+        "create_shopify_carts",
+        "shopify_carts",
+        &["site_id", "kind", "token", "cart_token", "tracked", "first_seen_at", "last_seen_at"],
+    ),
 ];
 
 async fn each_step_applies_and_reverts(db: &DatabaseConnection) {

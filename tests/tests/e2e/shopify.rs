@@ -620,3 +620,43 @@ async fn the_admin_graphql_client_waits_out_throttling_and_reports_revoked_token
     env.fake.revoke_shop(SHOP);
     assert!(matches!(shopify.shop_info(&shop).await, Err(ghosttrack::shopify::admin::AdminError::Unauthorized)));
 }
+
+#[tokio::test]
+async fn carts_no_tracked_session_produced_are_recorded_as_such() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    // The tracker reports an add-to-cart with cart token "tracked-cart" through the app proxy.
+    let add = format!(r#"{{"t":"ac","ts":{},"src":"fetch","ct":"tracked-cart","vid":"1","q":1}}"#, now_ms());
+    let body =
+        batch("", "https://acme.myshopify.com/products/x", &[pageview(now_ms(), ""), add]).replace(r#""k":"","#, "");
+    let resp = env
+        .fake
+        .proxy_post(&env.proxy_url(), SHOP, "/collect", "203.0.113.9", CHROME_UA, body.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    for _ in 0..100 {
+        if env.app.count("SELECT COUNT(*) FROM events WHERE kind = 'ac'").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM events WHERE kind = 'ac'").await, 1);
+
+    env.send("carts/create", SHOP, r#"{"id":"tracked-cart","token":"tracked-cart","line_items":[]}"#).await;
+    env.send("carts/create", SHOP, r#"{"id":"scripted-cart","token":"scripted-cart","line_items":[]}"#).await;
+    env.send("checkouts/create", SHOP, r#"{"id":1234567890123456789,"token":"chk-1","cart_token":"tracked-cart"}"#)
+        .await;
+    env.send("checkouts/create", SHOP, r#"{"id":1234567890123456790,"token":"chk-2","cart_token":"scripted-cart"}"#)
+        .await;
+    env.inbox_drained().await;
+    let tracked = |kind: &str, token: &str| {
+        format!("SELECT COUNT(*) FROM shopify_carts WHERE kind = '{kind}' AND token = '{token}' AND tracked")
+    };
+    assert_eq!(env.app.count(&tracked("cart", "tracked-cart")).await, 1);
+    assert_eq!(env.app.count(&tracked("cart", "scripted-cart")).await, 0);
+    assert_eq!(env.app.count(&tracked("checkout", "chk-1")).await, 1);
+    assert_eq!(env.app.count(&tracked("checkout", "chk-2")).await, 0);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_carts").await, 4);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
+}

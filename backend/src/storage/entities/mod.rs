@@ -5,6 +5,7 @@ pub mod drop_counters;
 pub mod events;
 pub mod sessions;
 pub mod shopify_audit_log;
+pub mod shopify_carts;
 pub mod shopify_orders;
 pub mod shops;
 pub mod sites;
