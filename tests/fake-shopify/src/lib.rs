@@ -188,6 +188,12 @@ impl FakeShopify {
             .is_some_and(|r| r.shop == shop && r.expires_at.is_none_or(|at| at > now))
     }
 
+    /// Every access and refresh token issued so far (to check they never reach a log).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let state = self.inner.state.lock();
+        state.access_tokens.keys().chain(state.refresh_tokens.keys()).cloned().collect()
+    }
+
     /// The next `n` Admin GraphQL requests answer `THROTTLED` (HTTP 200, Shopify's shape).
     pub fn throttle_next(&self, n: u32) {
         self.inner.state.lock().forced_throttles = n;

@@ -660,3 +660,102 @@ async fn carts_no_tracked_session_produced_are_recorded_as_such() {
     assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_carts").await, 4);
     assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
 }
+
+/// Every log line of this test binary, at every level (one global subscriber for all tests).
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Writer(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for Writer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Writer(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the e2e binary");
+        logs
+    })
+}
+
+#[tokio::test]
+async fn no_token_secret_email_or_raw_ip_reaches_the_logs() {
+    let logs = captured_logs();
+    let mut registration = AppRegistration::new(API_KEY, API_SECRET);
+    registration.redirect_urls = vec!["https://ghosttrack.test/auth/callback".into()];
+    let env = start_with(registration).await;
+    // Install, refresh, proxy collect from a client IP, webhooks with customer data, a forged webhook.
+    install(&env, SHOP).await;
+    let shopify = ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    );
+    let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    env.app.db.execute_unprepared(&format!("UPDATE shops SET access_expires_at = {}", now_ms())).await.unwrap();
+    shopify.tokens.access_token(&shop).await.unwrap();
+    shopify.shop_info(&shop).await.unwrap();
+    let body = batch("", "https://acme.myshopify.com/", &[pageview(now_ms(), "")]).replace(r#""k":"","#, "");
+    env.fake
+        .proxy_post(&env.proxy_url(), SHOP, "/collect", "198.51.100.77", CHROME_UA, body.into_bytes())
+        .await
+        .unwrap();
+    let order = r#"{"id":1,"email":"jane.doe@example.com","browser_ip":"198.51.100.77","customer":{"id":5,"email":"jane.doe@example.com"}}"#;
+    env.send("orders/create", SHOP, order).await;
+    env.send(
+        "customers/redact",
+        SHOP,
+        r#"{"customer":{"id":5,"email":"jane.doe@example.com"},"orders_to_redact":[1]}"#,
+    )
+    .await;
+    env.send("orders/create", SHOP, r#"{"id":"poison","email":"jane.doe@example.com"}"#).await;
+    env.app
+        .client
+        .post(env.webhook_url("orders/create"))
+        .header("x-shopify-hmac-sha256", "AAAA")
+        .body(order)
+        .send()
+        .await
+        .unwrap();
+    let bad_token = env.fake.mint_id_token_with(SHOP, 1, 0, 1);
+    env.app.client.get(env.app.url("/api/shopify/session")).bearer_auth(&bad_token).send().await.unwrap();
+    env.inbox_drained().await;
+    // The auth-code flow, whose callback carries a code and whose cookie carries the state.
+    let client = no_redirects();
+    let begin = client.get(env.app.url(&format!("/auth?shop={SHOP}"))).send().await.unwrap();
+    let cookie = begin.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let approved = client.get(begin.headers()["location"].to_str().unwrap()).send().await.unwrap();
+    let callback =
+        approved.headers()["location"].to_str().unwrap().replace("https://ghosttrack.test", &env.app.base_url);
+    assert_eq!(client.get(&callback).header("cookie", &cookie).send().await.unwrap().status(), 302);
+
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("shop installed via token exchange"), "the capture works");
+    let mut secrets: Vec<String> = env.fake.issued_tokens();
+    secrets.extend([
+        API_SECRET.into(),
+        SECRET_KEY.into(),
+        bad_token,
+        "jane.doe@example.com".into(),
+        "198.51.100.77".into(),
+    ]);
+    secrets.push(cookie.trim_start_matches("shopify_app_state=").split('.').next().unwrap().to_owned());
+    let code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    secrets.push(code);
+    assert!(secrets.len() > 8);
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret value reached the logs: {}…",
+            &secret[..6.min(secret.len())]
+        );
+    }
+}
