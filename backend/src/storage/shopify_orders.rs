@@ -193,8 +193,7 @@ pub async fn cart_was_tracked(
         .await?;
     let count = row
         .map(|r| r.try_get_by_index::<i64>(0).or_else(|_| r.try_get_by_index::<i32>(0).map(i64::from)))
-        .transpose()
-        .map_err(sea_orm::DbErr::from)?
+        .transpose()?
         .unwrap_or(0);
     Ok(count > 0)
 }

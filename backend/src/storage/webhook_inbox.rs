@@ -92,8 +92,7 @@ pub async fn claim_due(
     };
     let values: [sea_orm::Value; 3] = [(now.0 + lease_ms).into(), now.0.into(), (limit as i64).into()];
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    let ids: Vec<i64> =
-        rows.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<_, _>>().map_err(sea_orm::DbErr::from)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<_, _>>()?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
