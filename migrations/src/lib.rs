@@ -15,6 +15,7 @@ mod m20261122_200002_create_webhook_inbox;
 mod m20261122_200003_create_shopify_audit_log;
 mod m20261122_200004_create_shopify_orders;
 mod m20261122_200005_create_shopify_carts;
+mod m20261122_200006_create_shopify_payment_attempts;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200003_create_shopify_audit_log::Migration),
             Box::new(m20261122_200004_create_shopify_orders::Migration),
             Box::new(m20261122_200005_create_shopify_carts::Migration),
+            Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
         ]
     }
 }

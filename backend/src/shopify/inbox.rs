@@ -199,9 +199,29 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
                 tracing::info!(shop = %shop, webhook.topic = %row.topic, "cart not produced by a tracked session");
             }
         }
+        "order_transactions/create" => {
+            let t: TransactionPayload = parse(row)?;
+            let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
+                return Ok(());
+            };
+            let details = t.payment_details.unwrap_or_default();
+            let attempt = shopify_orders::PaymentAttempt {
+                transaction_id: t.id,
+                order_id: t.order_id,
+                kind: t.kind,
+                gateway: t.gateway,
+                status: t.status,
+                error_code: t.error_code,
+                card_bin: details.credit_card_bin,
+                avs_result_code: details.avs_result_code,
+                cvv_result_code: details.cvv_result_code,
+                amount: t.amount,
+                currency: t.currency,
+                test: t.test.unwrap_or(false),
+            };
+            shopify_orders::record_payment_attempt(db, found.scope(), &attempt).await?;
+        }
         other => {
-            // order_transactions/create: acknowledged and stored, its handler (failed payments
-            // as detection events) is not written yet (see docs/ARCHITECTURE.md, Shopify).
             tracing::debug!(shop = %shop, webhook.topic = other, "no handler for this topic yet");
         }
     }
@@ -234,6 +254,40 @@ pub struct OrderPayload {
 pub struct CustomerRef {
     #[serde(default)]
     pub id: Option<u64>,
+}
+
+/// The REST Transaction payload of `order_transactions/create`, the fields GhostTrack keeps.
+#[derive(Debug, Deserialize)]
+struct TransactionPayload {
+    id: u64,
+    #[serde(default)]
+    order_id: Option<u64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+    status: String,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    amount: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    test: Option<bool>,
+    #[serde(default)]
+    payment_details: Option<PaymentDetails>,
+}
+
+/// Card facts only; `credit_card_name` and the masked number are not read.
+#[derive(Debug, Default, Deserialize)]
+struct PaymentDetails {
+    #[serde(default)]
+    credit_card_bin: Option<String>,
+    #[serde(default)]
+    avs_result_code: Option<String>,
+    #[serde(default)]
+    cvv_result_code: Option<String>,
 }
 
 /// Carts (`token`, also in `id`) and checkouts (`token`, `cart_token`).

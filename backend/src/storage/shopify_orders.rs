@@ -116,7 +116,8 @@ pub async fn customer_orders(
         .await?)
 }
 
-/// Deletes everything held about one customer of one shop (`customers/redact`).
+/// Deletes everything held about one customer of one shop (`customers/redact`): their orders
+/// (by customer id or listed order id) and the payment attempts of those orders.
 pub async fn redact_customer(
     db: &impl ConnectionTrait,
     scope: TenantScope,
@@ -125,6 +126,17 @@ pub async fn redact_customer(
 ) -> Result<u64, StorageError> {
     if customer_id.is_none() && order_ids.is_empty() {
         return Ok(0);
+    }
+    let mut orders: Vec<String> =
+        customer_orders(db, scope, customer_id, order_ids).await?.into_iter().map(|o| o.order_id).collect();
+    orders.extend(order_ids.iter().map(u64::to_string));
+    if !orders.is_empty() {
+        use super::entities::shopify_payment_attempts::Column as P;
+        super::entities::shopify_payment_attempts::Entity::delete_many()
+            .filter(P::SiteId.eq(scope.site_id()))
+            .filter(P::OrderId.is_in(orders))
+            .exec(db)
+            .await?;
     }
     let res = shopify_orders::Entity::delete_many()
         .filter(shopify_orders::Column::SiteId.eq(scope.site_id()))
@@ -136,7 +148,8 @@ pub async fn redact_customer(
 
 /// Tables holding rows keyed by `site_id` that a tenant purge empties. New tenant tables must
 /// be added here (the shop/redact test counts rows in every table of the schema).
-const TENANT_TABLES: &[&str] = &["events", "sessions", "visitors", "drop_counters", "shopify_orders", "shopify_carts"];
+const TENANT_TABLES: &[&str] =
+    &["events", "sessions", "visitors", "drop_counters", "shopify_orders", "shopify_carts", "shopify_payment_attempts"];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the
 /// number of rows deleted per table.
@@ -225,6 +238,75 @@ pub async fn record_cart(
                 .value(C::Tracked, Expr::cust(r#"(excluded."tracked" OR "shopify_carts"."tracked")"#))
                 .value(C::CartToken, Expr::cust(r#"COALESCE(excluded."cart_token", "shopify_carts"."cart_token")"#))
                 .value(C::LastSeenAt, Expr::cust(r#"excluded."last_seen_at""#))
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
+
+/// A payment attempt from `order_transactions/create`.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentAttempt {
+    pub transaction_id: u64,
+    pub order_id: Option<u64>,
+    pub kind: Option<String>,
+    pub gateway: Option<String>,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub card_bin: Option<String>,
+    pub avs_result_code: Option<String>,
+    pub cvv_result_code: Option<String>,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub test: bool,
+}
+
+/// Records a payment attempt; a later delivery for the same transaction (a status update)
+/// replaces its status and codes.
+pub async fn record_payment_attempt(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    p: &PaymentAttempt,
+) -> Result<(), StorageError> {
+    use super::entities::shopify_payment_attempts::Column as C;
+    let insert = Query::insert()
+        .into_table(super::entities::shopify_payment_attempts::Entity)
+        .columns([
+            C::SiteId,
+            C::TransactionId,
+            C::OrderId,
+            C::Kind,
+            C::Gateway,
+            C::Status,
+            C::ErrorCode,
+            C::CardBin,
+            C::AvsResultCode,
+            C::CvvResultCode,
+            C::Amount,
+            C::Currency,
+            C::Test,
+            C::ReceivedAt,
+        ])
+        .values_panic([
+            scope.site_id().0.into(),
+            p.transaction_id.to_string().into(),
+            p.order_id.map(|o| o.to_string()).into(),
+            p.kind.clone().into(),
+            p.gateway.clone().into(),
+            p.status.clone().into(),
+            p.error_code.clone().into(),
+            p.card_bin.clone().into(),
+            p.avs_result_code.clone().into(),
+            p.cvv_result_code.clone().into(),
+            p.amount.clone().into(),
+            p.currency.clone().into(),
+            p.test.into(),
+            UnixMillis::now().0.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::TransactionId])
+                .update_columns([C::Status, C::ErrorCode, C::AvsResultCode, C::CvvResultCode, C::ReceivedAt])
                 .to_owned(),
         )
         .to_owned();

@@ -86,6 +86,20 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "shopify_carts",
         &["site_id", "kind", "token", "cart_token", "tracked", "first_seen_at", "last_seen_at"],
     ),
+    (
+        "create_shopify_payment_attempts",
+        "shopify_payment_attempts",
+        &[
+            "site_id",
+            "transaction_id",
+            "order_id",
+            "status",
+            "error_code",
+            "card_bin",
+            "avs_result_code",
+            "cvv_result_code",
+        ],
+    ),
 ];
 
 async fn each_step_applies_and_reverts(db: &DatabaseConnection) {

@@ -378,7 +378,17 @@ async fn orders_arriving_out_of_order_keep_u64_ids_money_and_the_paid_state() {
 async fn all_text(env: &Env) -> String {
     let backend = env.app.db.get_database_backend();
     let mut out = String::new();
-    for table in ["shops", "sites", "webhook_inbox", "shopify_audit_log", "shopify_orders", "events", "sessions"] {
+    for table in [
+        "shops",
+        "sites",
+        "webhook_inbox",
+        "shopify_audit_log",
+        "shopify_orders",
+        "shopify_carts",
+        "shopify_payment_attempts",
+        "events",
+        "sessions",
+    ] {
         let rows = env
             .app
             .db
@@ -758,4 +768,32 @@ async fn no_token_secret_email_or_raw_ip_reaches_the_logs() {
             &secret[..6.min(secret.len())]
         );
     }
+}
+
+#[tokio::test]
+async fn failed_payment_attempts_keep_bin_avs_cvv_and_error_code_and_are_redacted_with_their_order() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    let failure = r#"{"id":5234,"order_id":4500,"kind":"sale","gateway":"shopify_payments","status":"failure","error_code":"card_declined","message":"Your card was declined.","test":false,"source_name":"web","amount":"1.00","currency":"USD","payment_details":{"credit_card_bin":"424242","avs_result_code":"N","cvv_result_code":"N","credit_card_number":"•••• •••• •••• 4242","credit_card_company":"Visa","credit_card_name":"Jane Doe","credit_card_wallet":null,"payment_method_name":"visa"}}"#;
+    let unknown_status =
+        r#"{"id":18446744073709551615,"order_id":4500,"kind":"sale","status":"brand_new_status","amount":"1.00"}"#;
+    env.send("order_transactions/create", SHOP, failure).await;
+    env.send("order_transactions/create", SHOP, unknown_status).await;
+    env.inbox_drained().await;
+    assert_eq!(
+        env.scalar("SELECT error_code || ' ' || card_bin || ' ' || avs_result_code || cvv_result_code FROM shopify_payment_attempts WHERE status = 'failure'")
+            .await
+            .as_deref(),
+        Some("card_declined 424242 NN")
+    );
+    assert_eq!(
+        env.scalar("SELECT transaction_id FROM shopify_payment_attempts WHERE status = 'brand_new_status'")
+            .await
+            .as_deref(),
+        Some("18446744073709551615")
+    );
+    assert!(!all_text(&env).await.contains("Jane Doe"));
+    env.send("customers/redact", SHOP, r#"{"customer":{"id":77},"orders_to_redact":[4500]}"#).await;
+    env.inbox_drained().await;
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_payment_attempts").await, 0);
 }

@@ -7,6 +7,7 @@ pub mod sessions;
 pub mod shopify_audit_log;
 pub mod shopify_carts;
 pub mod shopify_orders;
+pub mod shopify_payment_attempts;
 pub mod shops;
 pub mod sites;
 pub mod visitors;
