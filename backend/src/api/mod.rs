@@ -4,6 +4,7 @@
 mod collect;
 mod pages;
 mod shopify;
+mod shopify_session;
 mod stats;
 mod system;
 
@@ -33,8 +34,8 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new(stats::StatsApi, "GhostTrack API", env!("CARGO_PKG_VERSION"))
-        .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`.")
+    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
+        .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`. Endpoints of the embedded Shopify panel (tag Shopify) take the App Bridge id token instead: `Authorization: Bearer <id token>` (security scheme ShopifySessionToken).")
         .server("/api");
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -57,7 +58,6 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
         .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
         .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
-        .at("/api/shopify/session", get(shopify::session))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
         .at("/metrics", get(system::metrics))

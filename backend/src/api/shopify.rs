@@ -159,37 +159,6 @@ pub async fn bounce(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respons
     html(StatusCode::OK, shop.as_ref(), embedded::bounce_page(&shopify.config.api_key))
 }
 
-/// `GET /api/shopify/session`: who the embedded panel is signed in as. Authenticated with
-/// `Authorization: Bearer <id token>`; invalid tokens get 401 + the App Bridge retry header.
-#[handler]
-pub async fn session(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
-    let Some(shopify) = state.shopify.as_ref() else { return not_configured() };
-    let verified = match embedded::authenticate_bearer(&shopify.config, req.headers(), req.uri().query().unwrap_or(""))
-    {
-        Ok(v) => v,
-        Err(error) => {
-            let mut resp = json(StatusCode::UNAUTHORIZED, "unauthorized", &error.to_string());
-            if error.retry() {
-                resp.headers_mut().insert(embedded::RETRY_HEADER, poem::http::HeaderValue::from_static("1"));
-            }
-            return resp;
-        }
-    };
-    let shop = match crate::storage::shops::find(&state.db, &verified.shop).await {
-        Ok(shop) => shop,
-        Err(error) => {
-            tracing::error!(error = %error, "shop lookup failed");
-            return json(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "try again");
-        }
-    };
-    let body = serde_json::json!({
-        "shop": verified.shop.as_str(),
-        "installed": shop.as_ref().is_some_and(|s| s.active),
-        "scope": shop.and_then(|s| s.scope),
-    });
-    Response::builder().status(StatusCode::OK).content_type("application/json").body(body.to_string())
-}
-
 /// `GET /auth?shop=…`: starts the authorization-code grant (standalone / development installs).
 #[handler]
 pub async fn auth_begin(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {

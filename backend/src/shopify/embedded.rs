@@ -119,9 +119,19 @@ pub fn authenticate_bearer(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(BearerError::Missing)?;
-    let verified = id_token::verify(token, &config.api_key, &config.secrets)?;
     let params = pairs(raw_query);
-    if let Some(shop) = get(&params, "shop")
+    authenticate_id_token(config, token, get(&params, "shop"))
+}
+
+/// Verifies a bearer id token; `shop_param` (the request's `?shop=`), when present, must name
+/// the token's shop.
+pub fn authenticate_id_token(
+    config: &ShopifyConfig,
+    token: &str,
+    shop_param: Option<&str>,
+) -> Result<VerifiedIdToken, BearerError> {
+    let verified = id_token::verify(token, &config.api_key, &config.secrets)?;
+    if let Some(shop) = shop_param
         && ShopDomain::parse(shop).as_ref() != Some(&verified.shop)
     {
         return Err(BearerError::ShopMismatch);

@@ -263,6 +263,19 @@ async fn document_loads_without_a_valid_token_bounce_and_fetches_get_401_with_re
         .unwrap();
     assert_eq!(mismatch.status(), 401);
     assert!(mismatch.headers().get("x-shopify-retry-invalid-session-request").is_none());
+    // The OpenAPI document marks the endpoint as taking the id token.
+    let doc: serde_json::Value =
+        env.app.client.get(env.app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let op = &doc["paths"]["/shopify/session"]["get"];
+    assert_eq!(op["operationId"], "get_shopify_session");
+    assert!(op["security"].to_string().contains("ShopifySessionToken"), "{op}");
+    assert!(
+        op["responses"]["401"]["headers"]
+            .to_string()
+            .to_lowercase()
+            .contains("x-shopify-retry-invalid-session-request"),
+        "{op}"
+    );
     let wrong_app = FakeShopify::start(AppRegistration::new("another-app", API_SECRET), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
