@@ -9,6 +9,7 @@ pub mod detect;
 pub mod domain;
 pub mod ingest;
 pub mod settings;
+pub mod shopify;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

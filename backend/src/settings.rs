@@ -31,6 +31,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "geoip_anonymous",
     "trusted_proxies",
     "demo_site",
+    "shopify_api_key",
+    "shopify_api_secret",
+    "shopify_api_secret_previous",
+    "shopify_api_base",
+    "app_url",
+    "secret_key",
     "ingest.max_body_bytes",
     "ingest.max_events_per_batch",
     "ingest.max_clock_skew_secs",
@@ -72,6 +78,19 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Create a demo site for `localhost` on first start and print its snippet.
     pub demo_site: bool,
+    /// Shopify app client id (API key). With the secret it enables the Shopify routes.
+    #[serde(deserialize_with = "opt_string_or_number")]
+    pub shopify_api_key: Option<String>,
+    /// Shopify app client secret: signs webhooks, app-load queries, proxy requests, id tokens.
+    pub shopify_api_secret: Option<Secret>,
+    /// The previous client secret, still accepted for HMACs and id tokens during a rotation.
+    pub shopify_api_secret_previous: Option<Secret>,
+    /// Template of the base URL of every call to a shop; `{shop}` is the shop domain.
+    pub shopify_api_base: String,
+    /// Public HTTPS URL of the app (the `application_url` of `shopify.app.toml`).
+    pub app_url: Option<url::Url>,
+    /// Server secret (≥ 32 bytes) from which the token-encryption and cookie keys are derived.
+    pub secret_key: Option<Secret>,
     pub ingest: IngestSettings,
     pub log: LogSettings,
     pub detect: DetectSettings,
@@ -158,6 +177,12 @@ impl Default for Settings {
             geoip_anonymous: None,
             trusted_proxies: Vec::new(),
             demo_site: true,
+            shopify_api_key: None,
+            shopify_api_secret: None,
+            shopify_api_secret_previous: None,
+            shopify_api_base: DEFAULT_SHOPIFY_API_BASE.to_owned(),
+            app_url: None,
+            secret_key: None,
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
             detect: DetectSettings::default(),
@@ -184,6 +209,73 @@ impl Default for IngestSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self { format: LogFormat::Pretty, filter: "info,sqlx=warn,sea_orm=warn".into() }
+    }
+}
+
+/// Default `shopify_api_base`: the shop's own HTTPS origin.
+pub const DEFAULT_SHOPIFY_API_BASE: &str = "https://{shop}";
+
+/// A secret setting (API secret, server key). `Debug` and `Serialize` never show it.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = string_or_number(d)?;
+        if raw.is_empty() {
+            return Err(serde::de::Error::custom("must not be empty"));
+        }
+        Ok(Secret::new(raw))
+    }
+}
+
+/// Env values that look like numbers are typed as numbers (see `env_value`); an API key or
+/// secret made only of digits must still read as a string.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(StringOrNumber::deserialize(d)?.into_string())
+}
+
+fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<StringOrNumber>::deserialize(d)?.map(StringOrNumber::into_string))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Str(String),
+    Unsigned(u64),
+    Signed(i64),
+}
+
+impl StringOrNumber {
+    fn into_string(self) -> String {
+        match self {
+            StringOrNumber::Str(s) => s,
+            StringOrNumber::Unsigned(n) => n.to_string(),
+            StringOrNumber::Signed(n) => n.to_string(),
+        }
     }
 }
 
@@ -388,6 +480,24 @@ trusted_proxies = []
 # Create a demo site for localhost on first start and print its snippet (GHOSTTRACK_DEMO_SITE).
 demo_site = true
 
+# Shopify app credentials (Partner Dashboard → Client credentials). Without both, the Shopify
+# routes (embedded app, webhooks, app proxy) answer 503 and everything else works.
+# shopify_api_key = "a61950a2cbd5f32876b0b55587ec7a27"   # GHOSTTRACK_SHOPIFY_API_KEY
+# shopify_api_secret = "…"                               # GHOSTTRACK_SHOPIFY_API_SECRET
+# Previous client secret, accepted for HMACs and id tokens while a rotation settles.
+# shopify_api_secret_previous = "…"                      # GHOSTTRACK_SHOPIFY_API_SECRET_PREVIOUS
+
+# Base URL of every call to a shop; {shop} is replaced by the shop domain (GHOSTTRACK_SHOPIFY_API_BASE).
+# Tests point it at the fake Shopify, e.g. "http://127.0.0.1:4000/{shop}".
+shopify_api_base = "https://{shop}"
+
+# Public HTTPS URL of the app, the application_url of shopify.app.toml (GHOSTTRACK_APP_URL).
+# app_url = "https://ghosttrack.example.com"
+
+# Server secret, at least 32 bytes, from which the keys that encrypt shop tokens at rest and sign
+# cookies are derived (GHOSTTRACK_SECRET_KEY). Required for Shopify installs. `openssl rand -hex 32`.
+# secret_key = "…"
+
 [ingest]
 # Largest /collect body in bytes; larger requests get 413.
 max_body_bytes = 65536
@@ -511,6 +621,33 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("listen"), "{message}");
         assert!(message.contains("print-config"), "{message}");
+    }
+
+    #[test]
+    fn shopify_settings_come_from_env_and_secrets_stay_hidden() {
+        let loaded = Settings::load_from(
+            None,
+            env(&[
+                ("GHOSTTRACK_SHOPIFY_API_KEY", "1234567890"),
+                ("GHOSTTRACK_SHOPIFY_API_SECRET", "hush-hush"),
+                ("GHOSTTRACK_SHOPIFY_API_SECRET_PREVIOUS", "old-hush"),
+                ("GHOSTTRACK_SHOPIFY_API_BASE", "http://127.0.0.1:4000/{shop}"),
+                ("GHOSTTRACK_APP_URL", "https://app.example.com"),
+                ("GHOSTTRACK_SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+            ]),
+        )
+        .unwrap();
+        assert!(loaded.unknown_env.is_empty(), "{:?}", loaded.unknown_env);
+        let s = loaded.settings;
+        assert_eq!(s.shopify_api_key.as_deref(), Some("1234567890"));
+        assert_eq!(s.shopify_api_secret.as_ref().unwrap().expose(), "hush-hush");
+        assert_eq!(s.shopify_api_secret_previous.as_ref().unwrap().expose(), "old-hush");
+        assert_eq!(s.shopify_api_base, "http://127.0.0.1:4000/{shop}");
+        assert_eq!(s.app_url.as_ref().unwrap().as_str(), "https://app.example.com/");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hush-hush") && !printed.contains("0123456789abcdef"), "{printed}");
+        let serialized = serde_json::to_string(&s).unwrap();
+        assert!(!serialized.contains("hush-hush"), "{serialized}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Server};
 use sea_orm::DatabaseConnection;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::detect::service::{self as detect_service, Detector};
@@ -21,6 +21,7 @@ use crate::ingest::enrich::{Enricher, GeoLookup};
 use crate::ingest::writer::{self, Sink, WriterConfig};
 use crate::ingest::{DropLedger, Ingest};
 use crate::settings::Settings;
+use crate::shopify::{Shopify, ShopifyConfig};
 use crate::storage::pg_writer::PgBatchWriter;
 use crate::storage::sqlite_writer::SqliteBatchWriter;
 use crate::storage::{self, sites::SiteKind};
@@ -44,6 +45,10 @@ pub struct AppState {
     pub demo_site: Option<SiteKey>,
     /// The detection engine (`None` when `detect.enabled` is false).
     pub detector: Option<Arc<Detector>>,
+    /// `None` when the server runs without Shopify credentials.
+    pub shopify: Option<Arc<Shopify>>,
+    /// Wakes the webhook inbox worker when a new delivery is stored.
+    pub inbox_notify: Arc<Notify>,
 }
 
 /// A built, bound, not yet serving application.
@@ -61,6 +66,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        let shopify_config = ShopifyConfig::from_settings(&settings).context("invalid Shopify settings")?;
         let url = settings.database_url();
         let db =
             storage::connect(&url).await.with_context(|| format!("cannot open the database {}", url.redacted()))?;
@@ -131,6 +137,7 @@ impl Application {
         };
         let restored = ingest.restore_open_sessions().await?;
 
+        let shopify = shopify_config.map(|config| Arc::new(Shopify::new(config, db.clone())));
         let (demo_site, demo_created) = if settings.demo_site { ensure_demo_site(&db).await? } else { (None, None) };
 
         let acceptor = TcpListener::bind(settings.listen).into_acceptor().await.with_context(|| {
@@ -152,10 +159,20 @@ impl Application {
             geoip = ?geo_loaded,
             writers,
             sessions.restored = restored,
+            shopify = shopify.is_some(),
             "GhostTrack ready"
         );
         let drops = ingest.drop_ledger();
-        let state = Arc::new(AppState { db: db.clone(), settings, ingest, metrics, demo_site, detector });
+        let state = Arc::new(AppState {
+            db: db.clone(),
+            settings,
+            ingest,
+            metrics,
+            demo_site,
+            detector,
+            shopify,
+            inbox_notify: Arc::new(Notify::new()),
+        });
         Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
     }
 
@@ -179,7 +196,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
-        let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped));
+        let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
+        // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
+        let inbox = state
+            .shopify
+            .is_some()
+            .then(|| tokio::spawn(crate::shopify::inbox::run(db.clone(), state.inbox_notify.clone(), stopped)));
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
@@ -190,6 +212,9 @@ impl Application {
         // Stop background jobs; once the last `AppState` is gone the writer queue closes.
         let _ = stop_jobs.send(true);
         let _ = housekeeping.await;
+        if let Some(inbox) = inbox {
+            let _ = inbox.await;
+        }
         for task in writers {
             let _ = task.await;
         }

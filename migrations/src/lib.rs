@@ -12,6 +12,12 @@ mod m20261121_000005_create_events;
 mod m20261121_000006_create_drop_counters;
 mod m20261121_000007_drop_events_site_fk_on_postgres;
 mod m20261122_100001_create_threats;
+mod m20261122_200001_create_shops;
+mod m20261122_200002_create_webhook_inbox;
+mod m20261122_200003_create_shopify_audit_log;
+mod m20261122_200004_create_shopify_orders;
+mod m20261122_200005_create_shopify_carts;
+mod m20261122_200006_create_shopify_payment_attempts;
 
 pub struct Migrator;
 
@@ -27,6 +33,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_create_drop_counters::Migration),
             Box::new(m20261121_000007_drop_events_site_fk_on_postgres::Migration),
             Box::new(m20261122_100001_create_threats::Migration),
+            Box::new(m20261122_200001_create_shops::Migration),
+            Box::new(m20261122_200002_create_webhook_inbox::Migration),
+            Box::new(m20261122_200003_create_shopify_audit_log::Migration),
+            Box::new(m20261122_200004_create_shopify_orders::Migration),
+            Box::new(m20261122_200005_create_shopify_carts::Migration),
+            Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
         ]
     }
 }

@@ -10,7 +10,10 @@ use poem::{Body, Request, Response, handler};
 
 use crate::domain::UnixMillis;
 use crate::ingest::{ClientContext, CollectError, DropReason, NO_SITE};
+use crate::shopify::shop_domain::ShopDomain;
+use crate::shopify::signing;
 use crate::startup::AppState;
+use crate::storage::{self, sites::Site};
 
 /// A transparent 1×1 GIF (43 bytes).
 const PIXEL_GIF: &[u8] = &[
@@ -31,6 +34,52 @@ fn client<'a>(req: &'a Request, headers: &'a HeaderMap) -> ClientContext<'a> {
 
 #[handler]
 pub async fn collect(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>) -> Response {
+    collect_for(req, body, state, None).await
+}
+
+/// The tenant named by a verified Shopify app-proxy signature, or the error response.
+async fn proxy_tenant(req: &Request, state: &AppState) -> Result<Site, Response> {
+    let Some(shopify) = state.shopify.as_ref() else { return Err(super::shopify::not_configured()) };
+    let query = req.uri().query().unwrap_or("");
+    let now = chrono::Utc::now().timestamp();
+    let signed = signing::verify_proxy_query(&shopify.config.secrets, query, now).map_err(|error| {
+        tracing::info!(error = %error, "app proxy request rejected");
+        error_status(StatusCode::UNAUTHORIZED, "invalid_signature", "the app proxy signature is missing or wrong")
+    })?;
+    let shop = signed
+        .get("shop")
+        .and_then(ShopDomain::parse)
+        .ok_or_else(|| error_status(StatusCode::BAD_REQUEST, "invalid_shop", "the signed shop is not a shop domain"))?;
+    match storage::shops::active_site(&state.db, &shop).await {
+        Ok(Some(site)) => Ok(site),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, DropReason::UnknownSite, "unknown site")),
+        Err(e) => {
+            tracing::error!(error = %e, "shop lookup failed");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, DropReason::StorageUnavailable, "try again"))
+        }
+    }
+}
+
+/// `POST /proxy/collect`: the tracker's batch through the Shopify app proxy. The signed `shop`
+/// names the tenant, so the batch needs no site key.
+#[handler]
+pub async fn proxy_collect(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>) -> Response {
+    match proxy_tenant(req, state).await {
+        Ok(site) => collect_for(req, body, state, Some(site)).await,
+        Err(resp) => resp,
+    }
+}
+
+/// `GET /proxy/collect.gif`: the no-JS pixel through the app proxy.
+#[handler]
+pub async fn proxy_pixel(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    match proxy_tenant(req, state).await {
+        Ok(site) => pixel_for(req, state, Some(site)).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn collect_for(req: &Request, body: Body, state: &AppState, verified: Option<Site>) -> Response {
     let limit = state.settings.ingest.max_body_bytes;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -51,7 +100,7 @@ pub async fn collect(req: &Request, body: Body, Data(state): Data<&Arc<AppState>
         }
     };
     let headers = req.headers();
-    match state.ingest.collect(&bytes, client(req, headers)).await {
+    match state.ingest.collect_as(&bytes, verified, client(req, headers)).await {
         Ok(accepted) => json(StatusCode::ACCEPTED, &accepted),
         Err(err) => collect_error(err),
     }
@@ -95,12 +144,16 @@ fn pixel_query(req: &Request) -> [Option<String>; 3] {
 /// still counted as a drop.
 #[handler]
 pub async fn pixel(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    pixel_for(req, state, None).await
+}
+
+async fn pixel_for(req: &Request, state: &AppState, verified: Option<Site>) -> Response {
     let [k, u, r] = pixel_query(req);
     let headers = req.headers();
     // Without JavaScript the page URL can only come from the Referer header.
     let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
     let url = u.as_deref().or(referer).unwrap_or("");
-    let result = state.ingest.collect_pixel(k.as_deref(), url, r.as_deref(), client(req, headers)).await;
+    let result = state.ingest.collect_pixel_as(k.as_deref(), verified, url, r.as_deref(), client(req, headers)).await;
     if let Err(err) = result {
         tracing::debug!(error = %err, "pixel request dropped");
     }
@@ -116,6 +169,10 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
         .status(status)
         .content_type("application/json")
         .body(serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn error_status(status: StatusCode, code: &str, message: &str) -> Response {
+    json(status, &serde_json::json!({ "error": code, "message": message }))
 }
 
 fn error(status: StatusCode, reason: DropReason, message: &str) -> Response {

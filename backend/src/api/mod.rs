@@ -4,6 +4,8 @@
 mod collect;
 mod detect;
 mod pages;
+mod shopify;
+mod shopify_session;
 mod stats;
 mod system;
 
@@ -17,10 +19,24 @@ use poem_openapi::OpenApiService;
 use crate::startup::AppState;
 use crate::telemetry::metrics::{Route as RouteLabel, RouteStatus};
 
+/// Webhook subscriptions of `shopify.app.toml` (relative to `application_url`).
+pub const WEBHOOKS_PATH: &str = "/webhooks/shopify";
+/// The `compliance_topics` subscription of `shopify.app.toml`.
+pub const COMPLIANCE_WEBHOOKS_PATH: &str = "/webhooks/compliance";
+
+/// `application_url` of `shopify.app.toml`: the embedded app home.
+pub const APP_HOME_PATH: &str = "/app";
+/// The app proxy `url` of `shopify.app.toml`; storefront `/apps/ghosttrack/*` arrives here.
+pub const APP_PROXY_PATH: &str = "/proxy";
+/// Starts the authorization-code grant: `GET /auth?shop=…`.
+pub const AUTH_BEGIN_PATH: &str = "/auth";
+/// `[auth] redirect_urls` of `shopify.app.toml` (authorization-code grant callback).
+pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
+
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new(stats::StatsApi, "GhostTrack API", env!("CARGO_PKG_VERSION"))
-        .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`.")
+    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
+        .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`. Endpoints of the embedded Shopify panel (tag Shopify) take the App Bridge id token instead: `Authorization: Bearer <id token>` (security scheme ShopifySessionToken).")
         .server("/api");
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -32,6 +48,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let collect_routes = Route::new()
         .at("/collect", post(collect::collect))
         .at("/collect.gif", get(collect::pixel))
+        .at(format!("{APP_PROXY_PATH}/collect"), post(collect::proxy_collect))
+        .at(format!("{APP_PROXY_PATH}/collect.gif"), get(collect::proxy_pixel))
         .with(Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400));
 
     Route::new()
@@ -39,6 +57,12 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/t.js", get(pages::tracker).with(Compression::new()))
         .at("/", get(pages::index))
         .at("/demo", get(pages::demo))
+        .at(WEBHOOKS_PATH, post(shopify::webhook))
+        .at(COMPLIANCE_WEBHOOKS_PATH, post(shopify::webhook))
+        .at(APP_HOME_PATH, get(shopify::app_home))
+        .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
+        .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
+        .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
         .at("/metrics", get(system::metrics))
@@ -73,12 +97,21 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/collect" => "/collect",
         "/collect.gif" => "/collect.gif",
+        "/proxy/collect" => "/proxy/collect",
+        "/proxy/collect.gif" => "/proxy/collect.gif",
         "/t.js" => "/t.js",
         "/health" => "/health",
         "/ready" => "/ready",
         "/metrics" => "/metrics",
         "/" => "/",
         "/demo" => "/demo",
+        WEBHOOKS_PATH => WEBHOOKS_PATH,
+        APP_HOME_PATH => APP_HOME_PATH,
+        AUTH_BEGIN_PATH => AUTH_BEGIN_PATH,
+        AUTH_CALLBACK_PATH => AUTH_CALLBACK_PATH,
+        "/auth/session-token" => "/auth/session-token",
+        "/api/shopify/session" => "/api/shopify/session",
+        COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
         "/v1/evaluate" => "/v1/evaluate",
         "/v1/recent" => "/v1/recent",

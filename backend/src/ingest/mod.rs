@@ -129,10 +129,25 @@ impl Ingest {
 
     /// `POST /collect`.
     pub async fn collect(&self, body: &[u8], client: ClientContext<'_>) -> Result<Accepted, CollectError> {
+        self.collect_as(body, None, client).await
+    }
+
+    /// `POST /collect`, or the same batch through the Shopify app proxy, whose verified
+    /// signature already names the tenant (`verified`): then `k` is optional, and a `k` naming
+    /// another site is refused as an unknown site.
+    pub async fn collect_as(
+        &self,
+        body: &[u8],
+        verified: Option<Site>,
+        client: ClientContext<'_>,
+    ) -> Result<Accepted, CollectError> {
         let day = client.received_at.day();
         let batch =
             payload::parse_batch(body, self.settings.max_events_per_batch).map_err(|r| self.reject(NO_SITE, day, r))?;
-        let site = self.gatekeep(batch.site_key, day).await?;
+        let site = match verified {
+            Some(site) => self.gatekeep_verified(site, batch.site_key, day)?,
+            None => self.gatekeep(batch.site_key, day).await?,
+        };
         let mut drops = BTreeMap::new();
         let consent = analytics_allowed(&site, batch.consent);
         let events = self.validate_events(&batch, consent, client.received_at, &mut drops);
@@ -147,8 +162,23 @@ impl Ingest {
         referrer: Option<&str>,
         client: ClientContext<'_>,
     ) -> Result<Accepted, CollectError> {
+        self.collect_pixel_as(site_key, None, url, referrer, client).await
+    }
+
+    /// The pixel, optionally for a tenant verified by the app proxy (see [`Ingest::collect_as`]).
+    pub async fn collect_pixel_as(
+        &self,
+        site_key: Option<&str>,
+        verified: Option<Site>,
+        url: &str,
+        referrer: Option<&str>,
+        client: ClientContext<'_>,
+    ) -> Result<Accepted, CollectError> {
         let day = client.received_at.day();
-        let site = self.gatekeep(site_key, day).await?;
+        let site = match verified {
+            Some(site) => self.gatekeep_verified(site, site_key, day)?,
+            None => self.gatekeep(site_key, day).await?,
+        };
         let mut pageview = EventBody::Pageview(payload::Pageview {
             r: referrer.filter(|r| !r.is_empty()).map(|r| r.chars().take(payload::MAX_PATH_CHARS).collect()),
             ti: None,
@@ -166,6 +196,18 @@ impl Ingest {
     fn reject(&self, site: crate::domain::SiteId, day: i32, rejection: Rejection) -> CollectError {
         self.drops.record(site, day, rejection.reason, 1);
         CollectError::Rejected(rejection)
+    }
+
+    /// gatekeep for a tenant proven by a signature: a key, if sent, must be that tenant's.
+    fn gatekeep_verified(&self, site: Site, key: Option<&str>, day: i32) -> Result<Site, CollectError> {
+        match key {
+            Some(key) if key != site.key.as_str() => Err(self.reject(
+                NO_SITE,
+                day,
+                Rejection { reason: DropReason::UnknownSite, message: "unknown site".into() },
+            )),
+            _ => Ok(site),
+        }
     }
 
     /// gatekeep: the site key must name a site.

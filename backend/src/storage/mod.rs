@@ -7,12 +7,15 @@ pub mod entities;
 pub mod events;
 pub mod pg_writer;
 pub mod salts;
+pub mod shopify_orders;
+pub mod shops;
 pub mod sites;
 pub mod sqlite_writer;
 pub mod stats;
 #[cfg(test)]
 mod test_rows;
 pub mod threats;
+pub mod webhook_inbox;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -6,5 +6,6 @@ mod detect;
 mod extension;
 mod infra;
 mod migrations;
+mod shopify;
 mod stats;
 mod storage_story;

@@ -1,0 +1,367 @@
+//! The webhook inbox worker: claims due deliveries, runs the topic handler, and records the
+//! outcome. Handlers are idempotent (Shopify retries and duplicates; spec §3.4) and tolerate
+//! out-of-order delivery. Transient failures (database) retry with exponential backoff; a
+//! payload that cannot be understood is parked at once, any row still failing after
+//! [`MAX_ATTEMPTS`] is parked; parked rows keep their body and error for an operator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+use tokio::sync::{Notify, watch};
+
+use super::shop_domain::ShopDomain;
+use crate::domain::UnixMillis;
+use crate::storage::shopify_orders::{self, OrderUpdate};
+use crate::storage::webhook_inbox::{self, InboxRow};
+use crate::storage::{StorageError, shops};
+
+/// Attempts before a failing row is parked (Shopify itself retries 8 times).
+pub const MAX_ATTEMPTS: i32 = 8;
+/// How long a claimed row is hidden from other workers.
+const LEASE_MS: i64 = 60_000;
+/// Rows claimed per round.
+const CLAIM_BATCH: u64 = 64;
+/// Poll interval when nobody notifies (other nodes' deliveries, retries coming due).
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The payload can never be processed: park it.
+    #[error("unprocessable payload: {0}")]
+    Poison(String),
+    /// Worth retrying later.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Delay before attempt `attempts + 1`: 2, 4, 8 … seconds, at most an hour.
+pub fn backoff_ms(attempts: i32) -> i64 {
+    1000 * (1i64 << attempts.clamp(1, 12)).min(3600)
+}
+
+/// Runs until `stopped` flips, waking on `notify` (a new delivery) or every second.
+pub async fn run(db: DatabaseConnection, notify: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match drain(&db, UnixMillis::now()).await {
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "webhook inbox claim failed; will retry"),
+        }
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stopped.changed() => break,
+        }
+    }
+}
+
+/// Processes every row due at `now`; returns how many were handled (successfully or not).
+pub async fn drain(db: &DatabaseConnection, now: UnixMillis) -> Result<usize, StorageError> {
+    let mut handled = 0;
+    loop {
+        let rows = webhook_inbox::claim_due(db, now, LEASE_MS, CLAIM_BATCH).await?;
+        if rows.is_empty() {
+            return Ok(handled);
+        }
+        for row in rows {
+            handled += 1;
+            let outcome = process(db, &row).await;
+            let recorded = match outcome {
+                Ok(()) => webhook_inbox::mark_done(db, row.id).await,
+                Err(HandlerError::Poison(reason)) => {
+                    tracing::warn!(webhook.topic = %row.topic, webhook.row = row.id, error = %reason, "webhook parked");
+                    webhook_inbox::mark_failed(db, row.id, &reason, None).await
+                }
+                Err(HandlerError::Storage(error)) => {
+                    let retry = (row.attempts < MAX_ATTEMPTS).then(|| UnixMillis(now.0 + backoff_ms(row.attempts)));
+                    tracing::warn!(
+                        webhook.topic = %row.topic, webhook.row = row.id, attempts = row.attempts,
+                        parked = retry.is_none(), error = %error, "webhook handler failed"
+                    );
+                    webhook_inbox::mark_failed(db, row.id, &error.to_string(), retry).await
+                }
+            };
+            recorded?;
+        }
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(row: &InboxRow) -> Result<T, HandlerError> {
+    serde_json::from_str(&row.body).map_err(|e| HandlerError::Poison(format!("{}: {e}", row.topic)))
+}
+
+/// Runs the handler of one delivery.
+pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), HandlerError> {
+    let shop = ShopDomain::parse(&row.shop_domain)
+        .ok_or_else(|| HandlerError::Poison("stored shop domain is invalid".into()))?;
+    match row.topic.as_str() {
+        "orders/create" | "orders/paid" | "orders/updated" => {
+            let order: OrderPayload = parse(row)?;
+            let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
+                tracing::info!(shop = %shop, webhook.topic = %row.topic, "order for a shop that is not installed; ignored");
+                return Ok(());
+            };
+            let paid = row.topic == "orders/paid" || order.financial_status.as_deref() == Some("paid");
+            let update = OrderUpdate {
+                order_id: order.id,
+                customer_id: order.customer.and_then(|c| c.id),
+                checkout_token: order.checkout_token,
+                cart_token: order.cart_token,
+                total_price: order.total_price,
+                currency: order.currency,
+                financial_status: order.financial_status,
+                paid,
+                updated_at: order.updated_at,
+            };
+            shopify_orders::upsert(db, found.scope(), &update).await?;
+        }
+        "app/uninstalled" => {
+            let known = shops::mark_uninstalled(db, &shop).await?;
+            tracing::info!(shop = %shop, known, "app uninstalled; tokens dropped");
+        }
+        "app/scopes_update" => {
+            let payload: ScopesUpdate = parse(row)?;
+            shops::set_scope(db, &shop, &payload.current.join(",")).await?;
+        }
+        "app_subscriptions/update" => {
+            let payload: SubscriptionUpdate = parse(row)?;
+            let s = payload.app_subscription;
+            let detail = serde_json::json!({
+                "subscription_id": s.admin_graphql_api_id,
+                "name": s.name,
+                "status": s.status,
+                "updated_at": s.updated_at,
+            });
+            shops::audit(db, &shop, "app_subscription", &detail).await?;
+        }
+        "customers/data_request" => {
+            let payload: CustomerRequest = parse(row)?;
+            let customer_id = payload.customer.as_ref().and_then(|c| c.id);
+            let orders = match shops::find(db, &shop).await? {
+                Some(found) => {
+                    shopify_orders::customer_orders(db, found.scope(), customer_id, &payload.orders_requested).await?
+                }
+                None => Vec::new(),
+            };
+            let export: Vec<serde_json::Value> = orders
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "order_id": o.order_id, "checkout_token": o.checkout_token, "cart_token": o.cart_token,
+                        "total_price": o.total_price, "currency": o.currency,
+                        "financial_status": o.financial_status, "paid": o.paid,
+                    })
+                })
+                .collect();
+            // `json!` orders keys alphabetically, so the detail starts with the customer id
+            // (customers/redact finds and deletes these exports by that prefix).
+            let detail = serde_json::json!({
+                "customer_id": customer_id.map(|c| c.to_string()),
+                "data_request_id": payload.data_request.map(|d| d.id),
+                "orders": export,
+            });
+            shops::audit(db, &shop, super::compliance::EXPORT_ACTION, &detail).await?;
+            tracing::info!(shop = %shop, orders = orders.len(), "customer data export stored");
+        }
+        "customers/redact" => {
+            let payload: CustomerRequest = parse(row)?;
+            let customer_id = payload.customer.as_ref().and_then(|c| c.id);
+            let deleted = super::compliance::redact_customer(db, &shop, customer_id, &payload.orders_to_redact).await?;
+            tracing::info!(shop = %shop, orders.deleted = deleted, "customer redacted");
+        }
+        "shop/redact" => {
+            let deleted = super::compliance::redact_shop(db, &shop).await?;
+            tracing::info!(shop = %shop, rows.deleted = deleted, "shop redacted");
+        }
+        "carts/create" | "carts/update" | "checkouts/create" | "checkouts/update" => {
+            let payload: CartPayload = parse(row)?;
+            let is_cart = row.topic.starts_with("carts/");
+            let token = payload
+                .token
+                .or_else(|| payload.id.as_ref().and_then(|v| v.as_str().map(str::to_owned)))
+                .ok_or_else(|| HandlerError::Poison(format!("{}: no token", row.topic)))?;
+            let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
+                return Ok(());
+            };
+            let cart_token = if is_cart { Some(token.clone()) } else { payload.cart_token.clone() };
+            let tracked = match &cart_token {
+                Some(ct) => shopify_orders::cart_was_tracked(db, found.scope(), ct).await?,
+                None => false,
+            };
+            let seen = shopify_orders::CartSeen {
+                kind: if is_cart { "cart" } else { "checkout" },
+                token,
+                cart_token: if is_cart { None } else { payload.cart_token },
+            };
+            shopify_orders::record_cart(db, found.scope(), &seen, tracked).await?;
+            if !tracked {
+                tracing::info!(shop = %shop, webhook.topic = %row.topic, "cart not produced by a tracked session");
+            }
+        }
+        "order_transactions/create" => {
+            let t: TransactionPayload = parse(row)?;
+            let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
+                return Ok(());
+            };
+            let details = t.payment_details.unwrap_or_default();
+            let attempt = shopify_orders::PaymentAttempt {
+                transaction_id: t.id,
+                order_id: t.order_id,
+                kind: t.kind,
+                gateway: t.gateway,
+                status: t.status,
+                error_code: t.error_code,
+                card_bin: details.credit_card_bin,
+                avs_result_code: details.avs_result_code,
+                cvv_result_code: details.cvv_result_code,
+                amount: t.amount,
+                currency: t.currency,
+                test: t.test.unwrap_or(false),
+            };
+            shopify_orders::record_payment_attempt(db, found.scope(), &attempt).await?;
+        }
+        other => {
+            tracing::debug!(shop = %shop, webhook.topic = other, "no handler for this topic yet");
+        }
+    }
+    Ok(())
+}
+
+/// Fields of the Order webhook payload GhostTrack keeps. Ids are u64 (they exceed 2^53);
+/// money is a decimal string; statuses are strings so unknown values are kept.
+#[derive(Debug, Deserialize)]
+pub struct OrderPayload {
+    pub id: u64,
+    #[serde(default)]
+    pub customer: Option<CustomerRef>,
+    #[serde(default)]
+    pub checkout_token: Option<String>,
+    #[serde(default)]
+    pub cart_token: Option<String>,
+    #[serde(default)]
+    pub total_price: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub financial_status: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+/// A customer reference; the compliance payloads may carry only an email (id absent or null).
+#[derive(Debug, Deserialize)]
+pub struct CustomerRef {
+    #[serde(default)]
+    pub id: Option<u64>,
+}
+
+/// The REST Transaction payload of `order_transactions/create`, the fields GhostTrack keeps.
+#[derive(Debug, Deserialize)]
+struct TransactionPayload {
+    id: u64,
+    #[serde(default)]
+    order_id: Option<u64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+    status: String,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    amount: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    test: Option<bool>,
+    #[serde(default)]
+    payment_details: Option<PaymentDetails>,
+}
+
+/// Card facts only; `credit_card_name` and the masked number are not read.
+#[derive(Debug, Default, Deserialize)]
+struct PaymentDetails {
+    #[serde(default)]
+    credit_card_bin: Option<String>,
+    #[serde(default)]
+    avs_result_code: Option<String>,
+    #[serde(default)]
+    cvv_result_code: Option<String>,
+}
+
+/// Carts (`token`, also in `id`) and checkouts (`token`, `cart_token`).
+#[derive(Debug, Deserialize)]
+struct CartPayload {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    cart_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScopesUpdate {
+    current: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubscriptionUpdate {
+    app_subscription: AppSubscription,
+}
+
+#[derive(Debug, Deserialize)]
+struct AppSubscription {
+    #[serde(default)]
+    admin_graphql_api_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    /// Kept verbatim (ACTIVE, CANCELLED, FROZEN, … and future values).
+    status: String,
+    #[serde(default)]
+    updated_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerRequest {
+    #[serde(default)]
+    customer: Option<CustomerRef>,
+    #[serde(default)]
+    orders_requested: Vec<u64>,
+    #[serde(default)]
+    orders_to_redact: Vec<u64>,
+    #[serde(default)]
+    data_request: Option<DataRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DataRequest {
+    id: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped_at_an_hour() {
+        assert_eq!(backoff_ms(1), 2_000);
+        assert_eq!(backoff_ms(2), 4_000);
+        assert_eq!(backoff_ms(7), 128_000);
+        assert_eq!(backoff_ms(40), 3_600_000);
+    }
+
+    #[test]
+    fn order_payloads_keep_u64_ids_decimal_money_and_unknown_statuses() {
+        let json = r#"{"id": 18446744073709551615, "customer": {"id": 9007199254740993, "email": "x@example.com"},
+            "total_price": "199.00", "currency": "EUR", "financial_status": "brand_new_status",
+            "cart_token": "c1", "checkout_token": null, "updated_at": "2026-11-21T10:00:00-05:00"}"#;
+        let o: OrderPayload = serde_json::from_str(json).unwrap();
+        assert_eq!(o.id, u64::MAX);
+        assert_eq!(o.customer.unwrap().id, Some(9_007_199_254_740_993));
+        assert_eq!(o.total_price.as_deref(), Some("199.00"));
+        assert_eq!(o.financial_status.as_deref(), Some("brand_new_status"));
+        assert_eq!(o.checkout_token, None);
+    }
+}

@@ -1,0 +1,24 @@
+use sea_orm::entity::prelude::*;
+
+use crate::domain::{SiteId, UnixMillis};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "shopify_carts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub site_id: SiteId,
+    /// `cart` or `checkout`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub kind: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub token: String,
+    pub cart_token: Option<String>,
+    pub tracked: bool,
+    pub first_seen_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,323 @@
+//! Orders from Shopify webhooks, per tenant, plus the compliance operations over them
+//! (export, redact) and the purge of a whole tenant (`shop/redact`).
+
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
+};
+
+use super::entities::{shopify_orders, shops, sites};
+use super::{StorageError, TenantScope};
+use crate::domain::UnixMillis;
+
+pub type OrderRow = shopify_orders::Model;
+
+/// Order fields from one webhook; `None` means "not in this payload".
+#[derive(Debug, Clone, Default)]
+pub struct OrderUpdate {
+    pub order_id: u64,
+    pub customer_id: Option<u64>,
+    pub checkout_token: Option<String>,
+    pub cart_token: Option<String>,
+    pub total_price: Option<String>,
+    pub currency: Option<String>,
+    pub financial_status: Option<String>,
+    pub paid: bool,
+    pub updated_at: Option<String>,
+}
+
+/// Inserts or merges an order. Deliveries arrive out of order: known fields are never erased
+/// by a payload that lacks them, `paid` never goes back to false, and the financial status is
+/// taken from the payload with the later `updated_at`.
+pub async fn upsert(db: &impl ConnectionTrait, scope: TenantScope, o: &OrderUpdate) -> Result<(), StorageError> {
+    use shopify_orders::Column as C;
+    let keep = |col: &str| Expr::cust(format!(r#"COALESCE(excluded."{col}", "shopify_orders"."{col}")"#));
+    let insert = Query::insert()
+        .into_table(shopify_orders::Entity)
+        .columns([
+            C::SiteId,
+            C::OrderId,
+            C::CustomerId,
+            C::CheckoutToken,
+            C::CartToken,
+            C::TotalPrice,
+            C::Currency,
+            C::FinancialStatus,
+            C::Paid,
+            C::ShopifyUpdatedAt,
+            C::ReceivedAt,
+        ])
+        .values_panic([
+            scope.site_id().0.into(),
+            o.order_id.to_string().into(),
+            o.customer_id.map(|c| c.to_string()).into(),
+            o.checkout_token.clone().into(),
+            o.cart_token.clone().into(),
+            o.total_price.clone().into(),
+            o.currency.clone().into(),
+            o.financial_status.clone().into(),
+            o.paid.into(),
+            o.updated_at.clone().into(),
+            UnixMillis::now().0.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::OrderId])
+                .value(C::CustomerId, keep("customer_id"))
+                .value(C::CheckoutToken, keep("checkout_token"))
+                .value(C::CartToken, keep("cart_token"))
+                .value(C::TotalPrice, keep("total_price"))
+                .value(C::Currency, keep("currency"))
+                .value(
+                    C::FinancialStatus,
+                    Expr::cust(
+                        r#"CASE WHEN "shopify_orders"."shopify_updated_at" IS NULL OR excluded."shopify_updated_at" >= "shopify_orders"."shopify_updated_at" THEN COALESCE(excluded."financial_status", "shopify_orders"."financial_status") ELSE "shopify_orders"."financial_status" END"#,
+                    ),
+                )
+                .value(C::Paid, Expr::cust(r#"(excluded."paid" OR "shopify_orders"."paid")"#))
+                .value(
+                    C::ShopifyUpdatedAt,
+                    Expr::cust(
+                        r#"CASE WHEN "shopify_orders"."shopify_updated_at" IS NULL OR excluded."shopify_updated_at" >= "shopify_orders"."shopify_updated_at" THEN excluded."shopify_updated_at" ELSE "shopify_orders"."shopify_updated_at" END"#,
+                    ),
+                )
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
+
+fn customer_filter(customer_id: Option<u64>, order_ids: &[u64]) -> sea_orm::Condition {
+    let mut any = sea_orm::Condition::any();
+    if let Some(c) = customer_id {
+        any = any.add(shopify_orders::Column::CustomerId.eq(c.to_string()));
+    }
+    if !order_ids.is_empty() {
+        any = any.add(shopify_orders::Column::OrderId.is_in(order_ids.iter().map(u64::to_string)));
+    }
+    any
+}
+
+/// Everything held about one customer of one shop (`customers/data_request`).
+pub async fn customer_orders(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    customer_id: Option<u64>,
+    order_ids: &[u64],
+) -> Result<Vec<OrderRow>, StorageError> {
+    if customer_id.is_none() && order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(shopify_orders::Entity::find()
+        .filter(shopify_orders::Column::SiteId.eq(scope.site_id()))
+        .filter(customer_filter(customer_id, order_ids))
+        .order_by_asc(shopify_orders::Column::OrderId)
+        .all(db)
+        .await?)
+}
+
+/// Deletes everything held about one customer of one shop (`customers/redact`): their orders
+/// (by customer id or listed order id) and the payment attempts of those orders.
+pub async fn redact_customer(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    customer_id: Option<u64>,
+    order_ids: &[u64],
+) -> Result<u64, StorageError> {
+    if customer_id.is_none() && order_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut orders: Vec<String> =
+        customer_orders(db, scope, customer_id, order_ids).await?.into_iter().map(|o| o.order_id).collect();
+    orders.extend(order_ids.iter().map(u64::to_string));
+    if !orders.is_empty() {
+        use super::entities::shopify_payment_attempts::Column as P;
+        super::entities::shopify_payment_attempts::Entity::delete_many()
+            .filter(P::SiteId.eq(scope.site_id()))
+            .filter(P::OrderId.is_in(orders))
+            .exec(db)
+            .await?;
+    }
+    let res = shopify_orders::Entity::delete_many()
+        .filter(shopify_orders::Column::SiteId.eq(scope.site_id()))
+        .filter(customer_filter(customer_id, order_ids))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Tables holding rows keyed by `site_id` that a tenant purge empties. New tenant tables must
+/// be added here (the shop/redact test counts rows in every table of the schema).
+const TENANT_TABLES: &[&str] = &[
+    "events",
+    "sessions",
+    "visitors",
+    "drop_counters",
+    "threats",
+    "shopify_orders",
+    "shopify_carts",
+    "shopify_payment_attempts",
+];
+
+/// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the
+/// number of rows deleted per table.
+pub async fn purge_tenant(
+    db: &DatabaseConnection,
+    scope: TenantScope,
+) -> Result<Vec<(&'static str, u64)>, StorageError> {
+    let txn = db.begin().await?;
+    let backend = txn.get_database_backend();
+    let mut counts = Vec::new();
+    for table in TENANT_TABLES {
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => format!(r#"DELETE FROM "{table}" WHERE "site_id" = $1"#),
+            _ => format!(r#"DELETE FROM "{table}" WHERE "site_id" = ?"#),
+        };
+        let res = txn.execute_raw(Statement::from_sql_and_values(backend, sql, [scope.site_id().0.into()])).await?;
+        counts.push((*table, res.rows_affected()));
+    }
+    shops::Entity::delete_many().filter(shops::Column::SiteId.eq(scope.site_id())).exec(&txn).await?;
+    sites::Entity::delete_by_id(scope.site_id()).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(counts)
+}
+
+/// A cart or checkout seen in a webhook.
+#[derive(Debug, Clone)]
+pub struct CartSeen {
+    /// `cart` or `checkout`.
+    pub kind: &'static str,
+    pub token: String,
+    /// For a checkout, the cart it came from.
+    pub cart_token: Option<String>,
+}
+
+/// Whether any add-to-cart event of the tenant carried `cart_token` (the tracker sends it as
+/// `ct` in the event's props).
+pub async fn cart_was_tracked(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    cart_token: &str,
+) -> Result<bool, StorageError> {
+    let backend = db.get_database_backend();
+    let needle = serde_json::json!({ "ct": cart_token }).to_string();
+    // `{"ct":"…"}` minus the braces: the exact JSON member, wherever it sits in props.
+    let member = needle.trim_start_matches('{').trim_end_matches('}').to_owned();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            r#"SELECT COUNT(*) FROM "events" WHERE "site_id" = $1 AND "kind" = 'ac' AND strpos("props", $2) > 0"#
+        }
+        _ => r#"SELECT COUNT(*) FROM "events" WHERE "site_id" = ? AND "kind" = 'ac' AND instr("props", ?) > 0"#,
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.site_id().0.into(), member.into()]))
+        .await?;
+    let count = row
+        .map(|r| r.try_get_by_index::<i64>(0).or_else(|_| r.try_get_by_index::<i32>(0).map(i64::from)))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(count > 0)
+}
+
+/// Records a cart or checkout; `tracked` only ever goes from false to true (the tracker's event
+/// and the webhook arrive in any order).
+pub async fn record_cart(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    cart: &CartSeen,
+    tracked: bool,
+) -> Result<(), StorageError> {
+    use super::entities::shopify_carts::Column as C;
+    let now = UnixMillis::now().0;
+    let insert = Query::insert()
+        .into_table(super::entities::shopify_carts::Entity)
+        .columns([C::SiteId, C::Kind, C::Token, C::CartToken, C::Tracked, C::FirstSeenAt, C::LastSeenAt])
+        .values_panic([
+            scope.site_id().0.into(),
+            cart.kind.into(),
+            cart.token.clone().into(),
+            cart.cart_token.clone().into(),
+            tracked.into(),
+            now.into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::Kind, C::Token])
+                .value(C::Tracked, Expr::cust(r#"(excluded."tracked" OR "shopify_carts"."tracked")"#))
+                .value(C::CartToken, Expr::cust(r#"COALESCE(excluded."cart_token", "shopify_carts"."cart_token")"#))
+                .value(C::LastSeenAt, Expr::cust(r#"excluded."last_seen_at""#))
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
+
+/// A payment attempt from `order_transactions/create`.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentAttempt {
+    pub transaction_id: u64,
+    pub order_id: Option<u64>,
+    pub kind: Option<String>,
+    pub gateway: Option<String>,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub card_bin: Option<String>,
+    pub avs_result_code: Option<String>,
+    pub cvv_result_code: Option<String>,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub test: bool,
+}
+
+/// Records a payment attempt; a later delivery for the same transaction (a status update)
+/// replaces its status and codes.
+pub async fn record_payment_attempt(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    p: &PaymentAttempt,
+) -> Result<(), StorageError> {
+    use super::entities::shopify_payment_attempts::Column as C;
+    let insert = Query::insert()
+        .into_table(super::entities::shopify_payment_attempts::Entity)
+        .columns([
+            C::SiteId,
+            C::TransactionId,
+            C::OrderId,
+            C::Kind,
+            C::Gateway,
+            C::Status,
+            C::ErrorCode,
+            C::CardBin,
+            C::AvsResultCode,
+            C::CvvResultCode,
+            C::Amount,
+            C::Currency,
+            C::Test,
+            C::ReceivedAt,
+        ])
+        .values_panic([
+            scope.site_id().0.into(),
+            p.transaction_id.to_string().into(),
+            p.order_id.map(|o| o.to_string()).into(),
+            p.kind.clone().into(),
+            p.gateway.clone().into(),
+            p.status.clone().into(),
+            p.error_code.clone().into(),
+            p.card_bin.clone().into(),
+            p.avs_result_code.clone().into(),
+            p.cvv_result_code.clone().into(),
+            p.amount.clone().into(),
+            p.currency.clone().into(),
+            p.test.into(),
+            UnixMillis::now().0.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::TransactionId])
+                .update_columns([C::Status, C::ErrorCode, C::AvsResultCode, C::CvvResultCode, C::ReceivedAt])
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
