@@ -578,10 +578,10 @@ mod tests {
                 continue;
             }
             let candidate = line.trim_start_matches("# ");
-            if let Some((key, _)) = candidate.split_once(" = ") {
-                if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                    keys.push(format!("{table}{key}"));
-                }
+            if let Some((key, _)) = candidate.split_once(" = ")
+                && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                keys.push(format!("{table}{key}"));
             }
         }
         keys

@@ -65,18 +65,20 @@ impl Spawn {
     pub async fn start(self) -> TestApp {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = Settings::default();
-        settings.listen = "127.0.0.1:0".parse().unwrap();
-        settings.data_dir = dir.path().to_owned();
-        settings.demo_site = false;
-        settings.geoip_city = Some(maxmind("GeoIP2-City-Test.mmdb"));
-        settings.geoip_asn = Some(maxmind("GeoLite2-ASN-Test.mmdb"));
-        settings.geoip_anonymous = Some(maxmind("GeoIP2-Anonymous-IP-Test.mmdb"));
-        // Tests send X-Forwarded-For from loopback to pose as clients from anywhere.
-        settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        settings.database_url = match &self.db {
-            TestDb::Sqlite => None,
-            TestDb::Postgres(url) => Some(DatabaseUrl::new(url.clone())),
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            demo_site: false,
+            geoip_city: Some(maxmind("GeoIP2-City-Test.mmdb")),
+            geoip_asn: Some(maxmind("GeoLite2-ASN-Test.mmdb")),
+            geoip_anonymous: Some(maxmind("GeoIP2-Anonymous-IP-Test.mmdb")),
+            // Tests send X-Forwarded-For from loopback to pose as clients from anywhere.
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            database_url: match &self.db {
+                TestDb::Sqlite => None,
+                TestDb::Postgres(url) => Some(DatabaseUrl::new(url.clone())),
+            },
+            ..Settings::default()
         };
         (self.configure)(&mut settings);
 

@@ -105,7 +105,7 @@ struct BreakdownItem {
 #[derive(ApiResponse)]
 enum GetStatsResponse {
     #[oai(status = 200)]
-    Ok(Json<Stats>),
+    Ok(Json<Box<Stats>>),
     /// The range or bucket is invalid.
     #[oai(status = 400)]
     BadRequest(Json<ApiError>),
@@ -203,7 +203,7 @@ impl StatsApi {
         let browsers = items(breakdowns.pop().unwrap_or_default());
         let countries = items(breakdowns.pop().unwrap_or_default());
         let referrers = items(breakdowns.pop().unwrap_or_default());
-        GetStatsResponse::Ok(Json(Stats {
+        GetStatsResponse::Ok(Json(Box::new(Stats {
             site: tenant.key.to_string(),
             from,
             to,
@@ -233,7 +233,7 @@ impl StatsApi {
             browsers,
             os,
             devices,
-        }))
+        })))
     }
 }
 

@@ -56,7 +56,7 @@ fn dockerfile_is_multi_stage_non_root_and_sets_known_settings() {
     let text = read("infra/Dockerfile");
     assert!(text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")) >= 2, "multi-stage build");
     assert!(text.contains("--locked"), "the image builds from Cargo.lock");
-    let user = text.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("a USER instruction");
+    let user = text.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("a USER instruction");
     assert!(!user.starts_with('0') && !user.starts_with("root"), "runs as non-root, not {user}");
     let settings = assert_binary_accepts("infra/Dockerfile", &ghosttrack_vars(dockerfile_env(&text)));
     assert_eq!(settings.listen.port(), 8080);
