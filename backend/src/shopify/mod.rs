@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod id_token;
 pub mod inbox;
 pub mod oauth;
+pub mod pixel;
 pub mod shop_domain;
 pub mod signing;
 pub mod token_cipher;

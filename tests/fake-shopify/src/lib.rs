@@ -91,6 +91,11 @@ struct State {
     buckets: HashMap<String, (f64, i64)>,
     /// Answer this many GraphQL requests with THROTTLED, whatever the bucket says.
     forced_throttles: u32,
+    /// The app's web pixel per shop: (id, settings as sent).
+    pixels: HashMap<String, (String, serde_json::Value)>,
+    next_pixel_id: u64,
+    /// The MAIN theme's `config/settings_data.json` per shop (absent: the shop has no MAIN theme).
+    theme_settings_data: HashMap<String, String>,
 }
 
 /// What the fake saw, for assertions.
@@ -102,6 +107,8 @@ pub struct Counters {
     pub rejected_token_requests: u32,
     pub graphql_requests: u32,
     pub graphql_throttled: u32,
+    pub pixel_creates: u32,
+    pub pixel_updates: u32,
 }
 
 struct Inner {
@@ -197,6 +204,21 @@ impl FakeShopify {
     /// The next `n` Admin GraphQL requests answer `THROTTLED` (HTTP 200, Shopify's shape).
     pub fn throttle_next(&self, n: u32) {
         self.inner.state.lock().forced_throttles = n;
+    }
+
+    /// The app's web pixel on a shop: `(id, settings)` as last set, if any.
+    pub fn web_pixel(&self, shop: &str) -> Option<(String, serde_json::Value)> {
+        self.inner.state.lock().pixels.get(shop).cloned()
+    }
+
+    /// The merchant (or support) deletes the app's pixel.
+    pub fn delete_web_pixel(&self, shop: &str) {
+        self.inner.state.lock().pixels.remove(shop);
+    }
+
+    /// Publishes a MAIN theme whose `config/settings_data.json` is `content` (verbatim, comments included).
+    pub fn set_main_theme_settings_data(&self, shop: &str, content: &str) {
+        self.inner.state.lock().theme_settings_data.insert(shop.to_owned(), content.to_owned());
     }
 
     /// `app/uninstalled` on Shopify's side: every token of the shop is revoked.
@@ -624,17 +646,85 @@ async fn graphql(
     }
     available -= QUERY_COST;
     state.buckets.insert(shop.clone(), (available, now));
-    drop(state);
-    let text = query["query"].as_str().unwrap_or("");
-    if text.contains("shop") {
+    let text = query["query"].as_str().unwrap_or("").to_owned();
+    let vars = &query["variables"];
+    let data = if text.contains("webPixelCreate") {
+        state.counters.pixel_creates += 1;
+        let settings = vars["settings"].clone();
+        if let Some(errors) = invalid_pixel_settings(&settings) {
+            serde_json::json!({ "webPixelCreate": { "userErrors": errors, "webPixel": null } })
+        } else if state.pixels.contains_key(&shop) {
+            serde_json::json!({ "webPixelCreate": { "userErrors": [{ "code": "TAKEN", "field": ["webPixel"], "message": "Web pixel is taken." }], "webPixel": null } })
+        } else {
+            state.next_pixel_id += 1;
+            let id = format!("gid://shopify/WebPixel/{}", state.next_pixel_id);
+            state.pixels.insert(shop.clone(), (id.clone(), settings.clone()));
+            serde_json::json!({ "webPixelCreate": { "userErrors": [], "webPixel": { "id": id, "settings": settings } } })
+        }
+    } else if text.contains("webPixelUpdate") {
+        state.counters.pixel_updates += 1;
+        let settings = vars["settings"].clone();
+        let id = vars["id"].as_str().unwrap_or("");
+        if state.pixels.get(&shop).is_none_or(|(current, _)| current != id) {
+            drop(state);
+            return ok_json(&serde_json::json!({
+                "errors": [{ "message": "No web pixel was found for this app.", "path": ["webPixelUpdate"] }],
+                "data": { "webPixelUpdate": null },
+                "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available),
+            }));
+        }
+        if let Some(errors) = invalid_pixel_settings(&settings) {
+            serde_json::json!({ "webPixelUpdate": { "userErrors": errors, "webPixel": null } })
+        } else {
+            state.pixels.insert(shop.clone(), (id.to_owned(), settings.clone()));
+            serde_json::json!({ "webPixelUpdate": { "userErrors": [], "webPixel": { "id": id, "settings": settings } } })
+        }
+    } else if text.contains("webPixel") {
+        let found = state.pixels.get(&shop).cloned();
+        match found {
+            Some((id, settings)) => serde_json::json!({ "webPixel": { "id": id, "settings": settings } }),
+            None => {
+                drop(state);
+                return ok_json(&serde_json::json!({
+                    "errors": [{ "message": "No web pixel was found for this app.", "path": ["webPixel"] }],
+                    "data": { "webPixel": null },
+                    "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available),
+                }));
+            }
+        }
+    } else if text.contains("themes(") && text.contains("MAIN") {
+        let nodes = match state.theme_settings_data.get(&shop) {
+            None => serde_json::json!([]),
+            Some(content) => serde_json::json!([{ "id": "gid://shopify/OnlineStoreTheme/1", "name": "Dawn",
+                "files": { "nodes": [{ "filename": "config/settings_data.json", "body": { "content": content } }] } }]),
+        };
+        serde_json::json!({ "themes": { "nodes": nodes } })
+    } else if text.contains("shop") {
         let name = shop.trim_end_matches(".myshopify.com");
+        serde_json::json!({ "shop": { "name": name, "plan": { "displayName": "Development", "partnerDevelopment": true } } })
+    } else {
+        drop(state);
         return ok_json(&serde_json::json!({
-            "data": { "shop": { "name": name, "plan": { "displayName": "Development", "partnerDevelopment": true } } },
+            "errors": [{ "message": "This fake does not answer this operation" }],
             "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available),
         }));
-    }
-    ok_json(&serde_json::json!({
-        "errors": [{ "message": "This fake answers only the shop query" }],
-        "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available),
-    }))
+    };
+    drop(state);
+    ok_json(&serde_json::json!({ "data": data, "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available) }))
+}
+
+/// Settings must match the pixel's TOML (`[settings.fields.accountID]`, min length 1): a JSON
+/// object, or a string holding one, with a non-empty string `accountID` and no other keys.
+fn invalid_pixel_settings(settings: &serde_json::Value) -> Option<serde_json::Value> {
+    let parsed = match settings {
+        serde_json::Value::String(s) => serde_json::from_str::<serde_json::Value>(s).ok(),
+        other => Some(other.clone()),
+    };
+    let ok = parsed
+        .as_ref()
+        .and_then(|v| v.as_object())
+        .is_some_and(|o| o.len() == 1 && o.get("accountID").and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()));
+    (!ok).then(|| {
+        serde_json::json!([{ "code": "INVALID_SETTINGS", "field": ["webPixel", "settings"], "message": "Settings do not match the extension's settings definition." }])
+    })
 }

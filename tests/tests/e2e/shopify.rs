@@ -645,6 +645,88 @@ async fn the_admin_graphql_client_waits_out_throttling_and_reports_revoked_token
 }
 
 #[tokio::test]
+async fn shopify_web_pixel_is_created_once_then_updated_and_recreated_when_deleted() {
+    use ghosttrack::shopify::pixel::PixelOutcome;
+    let env = start().await;
+    install(&env, SHOP).await;
+    let shopify = ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    );
+    let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    // A fresh store: the webPixel query errors with "No web pixel was found", which means none.
+    assert_eq!(shopify.web_pixel(&shop).await.unwrap(), None);
+
+    let first = shopify.ensure_web_pixel(&shop, "gt_site_1", None).await.unwrap();
+    let PixelOutcome::Created(pixel) = &first else { panic!("expected a create, got {first:?}") };
+    let (id, settings) = env.fake.web_pixel(SHOP).unwrap();
+    assert_eq!(pixel.id, id);
+    // Sent as a JSON-encoded string, as the docs do.
+    assert_eq!(settings, serde_json::json!(r#"{"accountID":"gt_site_1"}"#));
+
+    // Without the stored id: create answers TAKEN, so the existing pixel is looked up and updated.
+    let again = shopify.ensure_web_pixel(&shop, "gt_site_2", None).await.unwrap();
+    assert_eq!(
+        again,
+        PixelOutcome::Updated(ghosttrack::shopify::pixel::WebPixel {
+            id: id.clone(),
+            settings: serde_json::json!(r#"{"accountID":"gt_site_2"}"#),
+        })
+    );
+    assert_eq!(env.fake.web_pixel(SHOP).unwrap().1, serde_json::json!(r#"{"accountID":"gt_site_2"}"#));
+    assert_eq!(env.fake.counters().pixel_creates, 2);
+
+    // With the stored id: a plain update, no create.
+    let creates = env.fake.counters().pixel_creates;
+    assert!(matches!(shopify.ensure_web_pixel(&shop, "gt_site_3", Some(&id)).await.unwrap(), PixelOutcome::Updated(_)));
+    assert_eq!(env.fake.counters().pixel_creates, creates);
+
+    // Deleted on Shopify's side: the update finds nothing, so a new pixel is created.
+    env.fake.delete_web_pixel(SHOP);
+    let recreated = shopify.ensure_web_pixel(&shop, "gt_site_3", Some(&id)).await.unwrap();
+    let PixelOutcome::Created(p) = &recreated else { panic!("expected a create, got {recreated:?}") };
+    assert_ne!(p.id, id);
+    assert_eq!(env.fake.web_pixel(SHOP).unwrap().0, p.id);
+
+    // Settings Shopify refuses are an error, not a silent success.
+    let refused = shopify.ensure_web_pixel(&shop, "", None).await;
+    assert!(
+        matches!(refused, Err(ghosttrack::shopify::pixel::PixelError::Refused(ref e)) if e[0].code.as_deref() == Some("INVALID_SETTINGS")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn shopify_theme_embed_status_reads_the_main_theme_settings_data() {
+    use ghosttrack::shopify::pixel::EmbedStatus;
+    let env = start().await;
+    install(&env, SHOP).await;
+    let shopify = ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    );
+    let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    assert_eq!(shopify.theme_embed_status(&shop).await.unwrap(), EmbedStatus::NoMainTheme);
+    // As a real theme has it: a comment header, escaped slashes, another app's embed first.
+    let data = |disabled: &str| {
+        r#"/*
+ * IMPORTANT: The contents of this file are auto-generated.
+ */
+{"current":{"blocks":{
+  "1":{"type":"shopify:\/\/apps\/other\/blocks\/app-embed\/u-1","disabled":false,"settings":{}},
+  "9876":{"type":"shopify:\/\/apps\/ghosttrack\/blocks\/ghosttrack-embed\/0b9f3c1e-1111","disabled":DISABLED,"settings":{}}
+}}}"#
+            .replace("DISABLED", disabled)
+    };
+    env.fake.set_main_theme_settings_data(SHOP, r#"/* header */ {"current":{"blocks":{}}}"#);
+    assert_eq!(shopify.theme_embed_status(&shop).await.unwrap(), EmbedStatus::Missing);
+    env.fake.set_main_theme_settings_data(SHOP, &data("false"));
+    assert_eq!(shopify.theme_embed_status(&shop).await.unwrap(), EmbedStatus::Enabled);
+    env.fake.set_main_theme_settings_data(SHOP, &data("true"));
+    assert_eq!(shopify.theme_embed_status(&shop).await.unwrap(), EmbedStatus::Disabled);
+}
+
+#[tokio::test]
 async fn carts_no_tracked_session_produced_are_recorded_as_such() {
     let env = start().await;
     install(&env, SHOP).await;
