@@ -405,13 +405,18 @@ mod tests {
     #[test]
     fn pixel_checkout_events_map_to_checkout_bodies_with_their_token() {
         use crate::ingest::payload::{Alert, CheckoutStep};
-        let ctx = TrackerContext { session: 3, visitor: 4, user_agent: "UA", path: "/checkouts/cn/x", ..Default::default() };
+        let ctx =
+            TrackerContext { session: 3, visitor: 4, user_agent: "UA", path: "/checkouts/cn/x", ..Default::default() };
         let step = CheckoutStep { ck: Some("tok1".into()) };
         let e = from_tracker(&ctx, 1, &EventBody::CheckoutStarted(step.clone()));
         assert_eq!((e.body, e.checkout_token.as_deref()), (Body::CheckoutStarted, Some("tok1")));
         let e = from_tracker(&ctx, 2, &EventBody::PaymentInfoSubmitted(step.clone()));
         assert_eq!((e.body, e.checkout_token.as_deref()), (Body::PaymentInfoSubmitted, Some("tok1")));
-        let e = from_tracker(&ctx, 3, &EventBody::AlertDisplayed(Alert { ck: Some("tok1".into()), at: "PAYMENT_ERROR".into() }));
+        let e = from_tracker(
+            &ctx,
+            3,
+            &EventBody::AlertDisplayed(Alert { ck: Some("tok1".into()), at: "PAYMENT_ERROR".into() }),
+        );
         assert!(e.body.is_payment_failure());
         assert_eq!((e.session, e.checkout_token.as_deref()), (Some(3), Some("tok1")));
         let e = from_tracker(&ctx, 4, &EventBody::CheckoutCompleted(CheckoutStep { ck: None }));

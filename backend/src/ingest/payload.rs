@@ -371,7 +371,9 @@ impl EventBody {
                 truncate_opt(&mut ac.ct, MAX_SHORT_TEXT_CHARS);
                 truncate_opt(&mut ac.vid, 32);
             }
-            EventBody::CheckoutStarted(step) | EventBody::PaymentInfoSubmitted(step) | EventBody::CheckoutCompleted(step) => {
+            EventBody::CheckoutStarted(step)
+            | EventBody::PaymentInfoSubmitted(step)
+            | EventBody::CheckoutCompleted(step) => {
                 sanitize_checkout_token(&mut step.ck)?;
             }
             EventBody::AlertDisplayed(al) => {
@@ -396,7 +398,8 @@ fn sanitize_checkout_token(token: &mut Option<String>) -> Result<(), &'static st
         *token = None;
     }
     if let Some(t) = token
-        && (t.len() > MAX_CHECKOUT_TOKEN_CHARS || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        && (t.len() > MAX_CHECKOUT_TOKEN_CHARS
+            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     {
         return Err("checkout token must be at most 64 letters, digits, '-' or '_'");
     }
@@ -522,8 +525,10 @@ mod tests {
         assert_eq!(cc.body, EventBody::CheckoutCompleted(CheckoutStep { ck: None }));
         assert_eq!(cc.body.props_json(), None);
         // The alert's message is not kept; the type is normalised to upper case.
-        let al = parse_event(&raw(r#"{"t":"al","ts":10,"ck":"c1a2b3","at":"payment_error","message":"Card 4242 declined"}"#))
-            .unwrap();
+        let al = parse_event(&raw(
+            r#"{"t":"al","ts":10,"ck":"c1a2b3","at":"payment_error","message":"Card 4242 declined"}"#,
+        ))
+        .unwrap();
         assert_eq!(al.body, EventBody::AlertDisplayed(Alert { ck: Some("c1a2b3".into()), at: "PAYMENT_ERROR".into() }));
         assert_eq!(al.body.props_json().unwrap(), r#"{"ck":"c1a2b3","at":"PAYMENT_ERROR"}"#);
         assert!(!al.body.needs_consent());

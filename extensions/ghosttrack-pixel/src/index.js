@@ -6,8 +6,9 @@
 //   payment_info_submitted  -> {t:"pi", ts, ck}
 //   alert_displayed         -> {t:"al", ts, ck, at}   (PAYMENT_ERROR and CHECKOUT_ERROR only)
 //   checkout_completed      -> {t:"cc", ts, ck}
-// `ck` is the checkout token (for alerts: the last one seen, alerts carry no checkout). Nothing else of the checkout is read: no email, phone, names,
-// addresses, line items, amounts or alert messages (they can hold what the shopper typed).
+// `ck` is the checkout token (for alerts: the last one seen; alerts carry no checkout). Nothing
+// else of the checkout is read: no email, phone, names, addresses, line items, amounts or alert
+// messages (they can hold what the shopper typed).
 import {register} from '@shopify/web-pixels-extension';
 
 const MAX_BATCH = 25;
