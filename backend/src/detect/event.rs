@@ -305,6 +305,7 @@ pub fn from_tracker(ctx: &TrackerContext<'_>, ts: i64, body: &EventBody) -> Dete
         ua.contains("Chrome/") && !ua.contains("Mobile") && !ua.contains("Android")
     };
     let mut cart_token = None;
+    let mut checkout_token = None;
     let body = match body {
         EventBody::Pageview(Pageview { pt, .. }) => Body::Pageview {
             path: ctx.path.to_owned(),
@@ -337,6 +338,22 @@ pub fn from_tracker(ctx: &TrackerContext<'_>, ts: i64, body: &EventBody) -> Dete
                 rejected: false,
             }
         }
+        EventBody::CheckoutStarted(step) => {
+            checkout_token = step.ck.clone();
+            Body::CheckoutStarted
+        }
+        EventBody::PaymentInfoSubmitted(step) => {
+            checkout_token = step.ck.clone();
+            Body::PaymentInfoSubmitted
+        }
+        EventBody::AlertDisplayed(al) => {
+            checkout_token = al.ck.clone();
+            Body::AlertDisplayed { alert_type: al.at.clone() }
+        }
+        EventBody::CheckoutCompleted(step) => {
+            checkout_token = step.ck.clone();
+            Body::CheckoutCompleted
+        }
     };
     DetectEvent {
         ts,
@@ -350,7 +367,7 @@ pub fn from_tracker(ctx: &TrackerContext<'_>, ts: i64, body: &EventBody) -> Dete
         net_flags: ctx.net_flags,
         user_agent: Some(ctx.user_agent.to_owned()),
         cart_token,
-        checkout_token: None,
+        checkout_token,
         body,
     }
 }
@@ -383,6 +400,27 @@ mod tests {
         assert!(!Body::AlertDisplayed { alert_type: "CONTACT_ERROR".into() }.is_payment_failure());
         let ok = Body::OrderTransaction(Transaction { status: "success".into(), ..Default::default() });
         assert!(!ok.is_payment_failure() && ok.is_payment_attempt());
+    }
+
+    #[test]
+    fn pixel_checkout_events_map_to_checkout_bodies_with_their_token() {
+        use crate::ingest::payload::{Alert, CheckoutStep};
+        let ctx =
+            TrackerContext { session: 3, visitor: 4, user_agent: "UA", path: "/checkouts/cn/x", ..Default::default() };
+        let step = CheckoutStep { ck: Some("tok1".into()) };
+        let e = from_tracker(&ctx, 1, &EventBody::CheckoutStarted(step.clone()));
+        assert_eq!((e.body, e.checkout_token.as_deref()), (Body::CheckoutStarted, Some("tok1")));
+        let e = from_tracker(&ctx, 2, &EventBody::PaymentInfoSubmitted(step.clone()));
+        assert_eq!((e.body, e.checkout_token.as_deref()), (Body::PaymentInfoSubmitted, Some("tok1")));
+        let e = from_tracker(
+            &ctx,
+            3,
+            &EventBody::AlertDisplayed(Alert { ck: Some("tok1".into()), at: "PAYMENT_ERROR".into() }),
+        );
+        assert!(e.body.is_payment_failure());
+        assert_eq!((e.session, e.checkout_token.as_deref()), (Some(3), Some("tok1")));
+        let e = from_tracker(&ctx, 4, &EventBody::CheckoutCompleted(CheckoutStep { ck: None }));
+        assert_eq!((e.body, e.checkout_token), (Body::CheckoutCompleted, None));
     }
 
     #[test]

@@ -104,6 +104,39 @@ pub enum EventBody {
     Environment(Environment),
     #[serde(rename = "ac")]
     AddToCart(AddToCart),
+    /// Web pixel `checkout_started`.
+    #[serde(rename = "co")]
+    CheckoutStarted(CheckoutStep),
+    /// Web pixel `payment_info_submitted`.
+    #[serde(rename = "pi")]
+    PaymentInfoSubmitted(CheckoutStep),
+    /// Web pixel `alert_displayed` (checkout only).
+    #[serde(rename = "al")]
+    AlertDisplayed(Alert),
+    /// Web pixel `checkout_completed`.
+    #[serde(rename = "cc")]
+    CheckoutCompleted(CheckoutStep),
+}
+
+/// Longest checkout token kept (Shopify's are 32 hex characters).
+const MAX_CHECKOUT_TOKEN_CHARS: usize = 64;
+/// Longest alert type (`MERCHANDISE_ERROR` is the longest Shopify sends today).
+const MAX_ALERT_TYPE_CHARS: usize = 32;
+
+/// A checkout step seen by the web pixel: only the checkout token, never the checkout's
+/// contents (email, addresses, lines, transactions).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct CheckoutStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ck: Option<String>,
+}
+
+/// A checkout alert: its type only (the message, target and value may hold what the shopper typed).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Alert {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ck: Option<String>,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -239,6 +272,10 @@ impl EventBody {
             EventBody::Visibility(_) => "vi",
             EventBody::Environment(_) => "en",
             EventBody::AddToCart(_) => "ac",
+            EventBody::CheckoutStarted(_) => "co",
+            EventBody::PaymentInfoSubmitted(_) => "pi",
+            EventBody::AlertDisplayed(_) => "al",
+            EventBody::CheckoutCompleted(_) => "cc",
         }
     }
 
@@ -253,6 +290,10 @@ impl EventBody {
             EventBody::Visibility(b) => serde_json::to_string(b),
             EventBody::Environment(b) => serde_json::to_string(b),
             EventBody::AddToCart(b) => serde_json::to_string(b),
+            EventBody::CheckoutStarted(b) | EventBody::PaymentInfoSubmitted(b) | EventBody::CheckoutCompleted(b) => {
+                serde_json::to_string(b)
+            }
+            EventBody::AlertDisplayed(b) => serde_json::to_string(b),
         }
         .ok()?;
         (json != "{}").then_some(json)
@@ -330,9 +371,39 @@ impl EventBody {
                 truncate_opt(&mut ac.ct, MAX_SHORT_TEXT_CHARS);
                 truncate_opt(&mut ac.vid, 32);
             }
+            EventBody::CheckoutStarted(step)
+            | EventBody::PaymentInfoSubmitted(step)
+            | EventBody::CheckoutCompleted(step) => {
+                sanitize_checkout_token(&mut step.ck)?;
+            }
+            EventBody::AlertDisplayed(al) => {
+                sanitize_checkout_token(&mut al.ck)?;
+                if al.at.is_empty()
+                    || al.at.len() > MAX_ALERT_TYPE_CHARS
+                    || !al.at.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
+                {
+                    return Err("alert type must be 1-32 letters or underscores");
+                }
+                al.at.make_ascii_uppercase();
+            }
         }
         Ok(())
     }
+}
+
+/// A checkout token is an opaque id: ASCII letters, digits, `-` and `_`, at most 64 characters.
+/// An empty token counts as absent.
+fn sanitize_checkout_token(token: &mut Option<String>) -> Result<(), &'static str> {
+    if token.as_deref() == Some("") {
+        *token = None;
+    }
+    if let Some(t) = token
+        && (t.len() > MAX_CHECKOUT_TOKEN_CHARS
+            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err("checkout token must be at most 64 letters, digits, '-' or '_'");
+    }
+    Ok(())
 }
 
 /// Parses and sanitises one raw event.
@@ -350,6 +421,10 @@ pub fn parse_event(raw: &RawValue) -> Result<Event, DropReason> {
         "vi" => from_str(json).map(EventBody::Visibility),
         "en" => from_str(json).map(EventBody::Environment),
         "ac" => from_str(json).map(EventBody::AddToCart),
+        "co" => from_str(json).map(EventBody::CheckoutStarted),
+        "pi" => from_str(json).map(EventBody::PaymentInfoSubmitted),
+        "al" => from_str(json).map(EventBody::AlertDisplayed),
+        "cc" => from_str(json).map(EventBody::CheckoutCompleted),
         _ => return Err(DropReason::UnknownEventType),
     };
     let (Ok(mut body), Some(ts)) = (body, head.ts) else { return Err(DropReason::InvalidEvent) };
@@ -438,6 +513,48 @@ mod tests {
         assert_eq!(event.body.props_json(), None);
     }
 
+    #[test]
+    fn pixel_checkout_events_parse_and_keep_only_the_token_and_alert_type() {
+        let co = parse_event(&raw(r#"{"t":"co","ts":7,"ck":"c1a2b3","email":"a@b.example"}"#)).unwrap();
+        assert_eq!(co.body, EventBody::CheckoutStarted(CheckoutStep { ck: Some("c1a2b3".into()) }));
+        assert_eq!(co.body.kind(), "co");
+        assert_eq!(co.body.props_json().unwrap(), r#"{"ck":"c1a2b3"}"#);
+        let pi = parse_event(&raw(r#"{"t":"pi","ts":8,"ck":"c1a2b3"}"#)).unwrap();
+        assert_eq!(pi.body.kind(), "pi");
+        let cc = parse_event(&raw(r#"{"t":"cc","ts":9}"#)).unwrap();
+        assert_eq!(cc.body, EventBody::CheckoutCompleted(CheckoutStep { ck: None }));
+        assert_eq!(cc.body.props_json(), None);
+        // The alert's message is not kept; the type is normalised to upper case.
+        let al = parse_event(&raw(
+            r#"{"t":"al","ts":10,"ck":"c1a2b3","at":"payment_error","message":"Card 4242 declined"}"#,
+        ))
+        .unwrap();
+        assert_eq!(al.body, EventBody::AlertDisplayed(Alert { ck: Some("c1a2b3".into()), at: "PAYMENT_ERROR".into() }));
+        assert_eq!(al.body.props_json().unwrap(), r#"{"ck":"c1a2b3","at":"PAYMENT_ERROR"}"#);
+        assert!(!al.body.needs_consent());
+    }
+
+    #[test]
+    fn pixel_checkout_events_with_bad_fields_are_invalid() {
+        let long = "a".repeat(65);
+        for json in [
+            format!(r#"{{"t":"co","ts":1,"ck":"{long}"}}"#),
+            r#"{"t":"pi","ts":1,"ck":"a b"}"#.to_owned(),
+            r#"{"t":"pi","ts":1,"ck":"<script>"}"#.to_owned(),
+            r#"{"t":"cc","ts":1,"ck":5}"#.to_owned(),
+            r#"{"t":"al","ts":1,"ck":"x"}"#.to_owned(),
+            r#"{"t":"al","ts":1,"at":""}"#.to_owned(),
+            r#"{"t":"al","ts":1,"at":"PAYMENT ERROR"}"#.to_owned(),
+            format!(r#"{{"t":"al","ts":1,"at":"{}"}}"#, "A".repeat(33)),
+            r#"{"t":"co","ck":"x"}"#.to_owned(),
+        ] {
+            assert_eq!(parse_event(&raw(&json)), Err(DropReason::InvalidEvent), "{json}");
+        }
+        // An empty token is the same as none.
+        let pi = parse_event(&raw(r#"{"t":"pi","ts":1,"ck":""}"#)).unwrap();
+        assert_eq!(pi.body, EventBody::PaymentInfoSubmitted(CheckoutStep { ck: None }));
+    }
+
     proptest! {
         #[test]
         fn parsing_arbitrary_bytes_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -448,13 +565,13 @@ mod tests {
 
         #[test]
         fn parsing_json_shaped_noise_never_panics(
-            t in "(pv|cl|sc|pp|ix|vi|en|ac|zz)",
+            t in "(pv|cl|sc|pp|ix|vi|en|ac|co|pi|al|cc|zz)",
             ts in any::<i64>(),
             x in any::<i64>(),
             s in ".{0,40}",
         ) {
             let event = format!(
-                r#"{{"t":"{t}","ts":{ts},"x":{x},"y":{x},"d":{x},"p":[{x},{x},{x}],"vs":{s:?},"gl":{s:?},"ti":{s:?},"q":{x}}}"#
+                r#"{{"t":"{t}","ts":{ts},"x":{x},"y":{x},"d":{x},"p":[{x},{x},{x}],"vs":{s:?},"gl":{s:?},"ti":{s:?},"q":{x},"ck":{s:?},"at":{s:?}}}"#
             );
             let body = format!(r#"{{"k":{s:?},"s":{ts},"u":{s:?},"e":[{event}]}}"#);
             if let Ok(batch) = parse_batch(body.as_bytes(), 50) {
