@@ -90,9 +90,11 @@ fn not_found(errors: &[UserError]) -> bool {
     errors.iter().any(|e| e.code.as_deref() == Some("NOT_FOUND") || is_not_found_message(&e.message))
 }
 
-/// The pixel settings we send: `{"accountID": <site key>}` as a JSON-encoded string (spec §2.8).
-pub fn pixel_settings(account_id: &str) -> String {
-    serde_json::json!({ "accountID": account_id }).to_string()
+/// The pixel settings we send, as a JSON-encoded string (spec §2.8): exactly the fields
+/// `extensions/ghosttrack-pixel/shopify.extension.toml` declares, `accountID` (the site key) and
+/// `collectorUrl` (where the pixel posts its batches).
+pub fn pixel_settings(account_id: &str, collector_url: &str) -> String {
+    serde_json::json!({ "accountID": account_id, "collectorUrl": collector_url }).to_string()
 }
 
 enum Attempt {
@@ -149,15 +151,16 @@ impl Shopify {
         }
     }
 
-    /// Creates or updates the app's pixel with `{"accountID": account_id}`. `known_id` is the id
+    /// Creates or updates the app's pixel with its settings (see [`pixel_settings`]). `known_id` is the id
     /// we stored last time, if any: update it first; otherwise create. Idempotent.
     pub async fn ensure_web_pixel(
         &self,
         shop: &ShopDomain,
         account_id: &str,
+        collector_url: &str,
         known_id: Option<&str>,
     ) -> Result<PixelOutcome, PixelError> {
-        let settings = pixel_settings(account_id);
+        let settings = pixel_settings(account_id, collector_url);
         if let Some(id) = known_id {
             match self.update_pixel(shop, id, &settings).await? {
                 Attempt::Done(p) => return Ok(PixelOutcome::Updated(p)),
@@ -354,6 +357,9 @@ mod tests {
 
     #[test]
     fn pixel_settings_are_a_json_encoded_string() {
-        assert_eq!(pixel_settings("gt_abc\"1"), r#"{"accountID":"gt_abc\"1"}"#);
+        assert_eq!(
+            pixel_settings("gt_abc\"1", "https://gt.example/collect"),
+            r#"{"accountID":"gt_abc\"1","collectorUrl":"https://gt.example/collect"}"#
+        );
     }
 }

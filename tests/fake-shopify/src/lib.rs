@@ -713,18 +713,50 @@ async fn graphql(
     ok_json(&serde_json::json!({ "data": data, "extensions": cost_extension(QUERY_COST, Some(QUERY_COST), available) }))
 }
 
-/// Settings must match the pixel's TOML (`[settings.fields.accountID]`, min length 1): a JSON
-/// object, or a string holding one, with a non-empty string `accountID` and no other keys.
+/// The setting fields GhostTrack's web pixel extension declares (`[settings.fields.<name>]` in
+/// its TOML, each a text field with min length 1), read from the extension itself so the fake
+/// and the extension cannot drift apart.
+fn pixel_setting_fields() -> Vec<&'static str> {
+    include_str!("../../../extensions/ghosttrack-pixel/shopify.extension.toml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[settings.fields.").and_then(|r| r.strip_suffix(']')))
+        .collect()
+}
+
+/// Settings must match the pixel's definition, as Shopify checks them: a JSON object (or a
+/// string holding one) with exactly the declared fields, each a non-empty string.
 fn invalid_pixel_settings(settings: &serde_json::Value) -> Option<serde_json::Value> {
     let parsed = match settings {
         serde_json::Value::String(s) => serde_json::from_str::<serde_json::Value>(s).ok(),
         other => Some(other.clone()),
     };
-    let ok = parsed
-        .as_ref()
-        .and_then(|v| v.as_object())
-        .is_some_and(|o| o.len() == 1 && o.get("accountID").and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()));
+    let fields = pixel_setting_fields();
+    let ok = parsed.as_ref().and_then(|v| v.as_object()).is_some_and(|o| {
+        o.len() == fields.len()
+            && fields.iter().all(|f| o.get(*f).and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()))
+    });
     (!ok).then(|| {
         serde_json::json!([{ "code": "INVALID_SETTINGS", "field": ["webPixel", "settings"], "message": "Settings do not match the extension's settings definition." }])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixel_settings_are_checked_against_the_extension_definition() {
+        let fields = pixel_setting_fields();
+        assert!(fields.contains(&"accountID"), "parsed the extension TOML: {fields:?}");
+        let all: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|f| (f.to_string(), serde_json::json!("x"))).collect();
+        assert_eq!(invalid_pixel_settings(&serde_json::Value::Object(all.clone()).to_string().into()), None);
+        let mut missing = all.clone();
+        missing.remove("accountID");
+        assert!(invalid_pixel_settings(&serde_json::Value::Object(missing)).is_some());
+        let mut extra = all;
+        extra.insert("other".into(), serde_json::json!("x"));
+        assert!(invalid_pixel_settings(&serde_json::Value::Object(extra)).is_some());
+        assert!(invalid_pixel_settings(&serde_json::json!({})).is_some());
+    }
 }

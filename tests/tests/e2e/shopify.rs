@@ -654,42 +654,49 @@ async fn shopify_web_pixel_is_created_once_then_updated_and_recreated_when_delet
         env.app.db.clone(),
     );
     let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
+    const COLLECT: &str = "https://gt.example/collect";
     // A fresh store: the webPixel query errors with "No web pixel was found", which means none.
     assert_eq!(shopify.web_pixel(&shop).await.unwrap(), None);
 
-    let first = shopify.ensure_web_pixel(&shop, "gt_site_1", None).await.unwrap();
+    let first = shopify.ensure_web_pixel(&shop, "gt_site_1", COLLECT, None).await.unwrap();
     let PixelOutcome::Created(pixel) = &first else { panic!("expected a create, got {first:?}") };
     let (id, settings) = env.fake.web_pixel(SHOP).unwrap();
     assert_eq!(pixel.id, id);
     // Sent as a JSON-encoded string, as the docs do.
-    assert_eq!(settings, serde_json::json!(r#"{"accountID":"gt_site_1"}"#));
+    assert_eq!(settings, serde_json::json!(r#"{"accountID":"gt_site_1","collectorUrl":"https://gt.example/collect"}"#));
 
     // Without the stored id: create answers TAKEN, so the existing pixel is looked up and updated.
-    let again = shopify.ensure_web_pixel(&shop, "gt_site_2", None).await.unwrap();
+    let again = shopify.ensure_web_pixel(&shop, "gt_site_2", COLLECT, None).await.unwrap();
     assert_eq!(
         again,
         PixelOutcome::Updated(ghosttrack::shopify::pixel::WebPixel {
             id: id.clone(),
-            settings: serde_json::json!(r#"{"accountID":"gt_site_2"}"#),
+            settings: serde_json::json!(r#"{"accountID":"gt_site_2","collectorUrl":"https://gt.example/collect"}"#),
         })
     );
-    assert_eq!(env.fake.web_pixel(SHOP).unwrap().1, serde_json::json!(r#"{"accountID":"gt_site_2"}"#));
+    assert_eq!(
+        env.fake.web_pixel(SHOP).unwrap().1,
+        serde_json::json!(r#"{"accountID":"gt_site_2","collectorUrl":"https://gt.example/collect"}"#)
+    );
     assert_eq!(env.fake.counters().pixel_creates, 2);
 
     // With the stored id: a plain update, no create.
     let creates = env.fake.counters().pixel_creates;
-    assert!(matches!(shopify.ensure_web_pixel(&shop, "gt_site_3", Some(&id)).await.unwrap(), PixelOutcome::Updated(_)));
+    assert!(matches!(
+        shopify.ensure_web_pixel(&shop, "gt_site_3", COLLECT, Some(&id)).await.unwrap(),
+        PixelOutcome::Updated(_)
+    ));
     assert_eq!(env.fake.counters().pixel_creates, creates);
 
     // Deleted on Shopify's side: the update finds nothing, so a new pixel is created.
     env.fake.delete_web_pixel(SHOP);
-    let recreated = shopify.ensure_web_pixel(&shop, "gt_site_3", Some(&id)).await.unwrap();
+    let recreated = shopify.ensure_web_pixel(&shop, "gt_site_3", COLLECT, Some(&id)).await.unwrap();
     let PixelOutcome::Created(p) = &recreated else { panic!("expected a create, got {recreated:?}") };
     assert_ne!(p.id, id);
     assert_eq!(env.fake.web_pixel(SHOP).unwrap().0, p.id);
 
     // Settings Shopify refuses are an error, not a silent success.
-    let refused = shopify.ensure_web_pixel(&shop, "", None).await;
+    let refused = shopify.ensure_web_pixel(&shop, "", COLLECT, None).await;
     assert!(
         matches!(refused, Err(ghosttrack::shopify::pixel::PixelError::Refused(ref e)) if e[0].code.as_deref() == Some("INVALID_SETTINGS")),
         "{refused:?}"
