@@ -9,17 +9,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::auth::Bearer;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use super::site_token::{ApiError, AuthFailure, SiteToken, tenant};
 
 use crate::detect::event::{Body, DetectEvent, ip_key_prefix};
 use crate::detect::score::{Evidence, Reason, Verdict};
-use crate::domain::{ApiToken, UnixMillis};
+use crate::domain::UnixMillis;
 use crate::startup::AppState;
-use crate::storage::sites::Site;
-use crate::storage::{self as store, TenantScope};
+use crate::storage::{self as store};
 
 /// Largest `POST /v1/evaluate` body; larger ones get 413 (see [`limit_body`]).
 pub const MAX_EVALUATE_BYTES: usize = 16 * 1024;
@@ -56,21 +56,6 @@ const MAX_RECENT: u64 = 500;
 enum ApiTags {
     /// Detection verdicts.
     Detect,
-}
-
-/// A site's API token, printed once by `ghosttrack site add`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "gtk_…")]
-struct SiteToken(Bearer);
-
-#[derive(Object)]
-struct ApiError {
-    error: String,
-    message: String,
-}
-
-fn api_error(error: &str, message: impl Into<String>) -> Json<ApiError> {
-    Json(ApiError { error: error.into(), message: message.into() })
 }
 
 /// One request to judge.
@@ -260,38 +245,13 @@ enum VerdictResponse {
     Unavailable(Json<ApiError>),
 }
 
-/// Why authentication did not yield a tenant.
-enum AuthFailure {
-    Unauthorized,
-    NotFound,
-    Unavailable,
-}
-
-async fn tenant(state: &AppState, token: &SiteToken, site: &str) -> Result<(TenantScope, Site), AuthFailure> {
-    match store::sites::authenticate_token(&state.db, &ApiToken::from_presented(&token.0.token)).await {
-        Ok(Some((scope, tenant))) if tenant.key.as_str() == site => Ok((scope, tenant)),
-        Ok(Some(_)) => Err(AuthFailure::NotFound),
-        Ok(None) => Err(AuthFailure::Unauthorized),
-        Err(error) => {
-            tracing::error!(error = %error, "token lookup failed");
-            Err(AuthFailure::Unavailable)
-        }
-    }
-}
-
 macro_rules! auth_or_return {
     ($resp:ident, $state:expr, $token:expr, $site:expr) => {
-        match tenant($state, $token, $site).await {
+        match tenant(&$state.db, $token, $site).await {
             Ok(t) => t,
-            Err(AuthFailure::Unauthorized) => {
-                return $resp::Unauthorized(api_error("invalid_token", "the API token is not valid"));
-            }
-            Err(AuthFailure::NotFound) => {
-                return $resp::NotFound(api_error("site_not_found", "no such site for this token"));
-            }
-            Err(AuthFailure::Unavailable) => {
-                return $resp::Unavailable(api_error("unavailable", "the database is unavailable; retry shortly"));
-            }
+            Err(failure @ AuthFailure::Unauthorized) => return $resp::Unauthorized(failure.body()),
+            Err(failure @ AuthFailure::NotFound) => return $resp::NotFound(failure.body()),
+            Err(failure @ AuthFailure::Unavailable) => return $resp::Unavailable(failure.body()),
         }
     };
 }
@@ -312,20 +272,22 @@ impl DetectApi {
         let body = body.0;
         let (_, tenant) = auth_or_return!(EvaluateResponse, state, &auth, &body.site);
         let Some(detector) = &state.detector else {
-            return EvaluateResponse::Unavailable(api_error(
+            return EvaluateResponse::Unavailable(ApiError::new(
                 "detection_disabled",
                 "detection is disabled (detect.enabled)",
             ));
         };
         if body.path.is_empty() || body.path.len() > 2048 || body.method.is_empty() || body.method.len() > 16 {
-            return EvaluateResponse::BadRequest(api_error(
+            return EvaluateResponse::BadRequest(ApiError::new(
                 "invalid_request",
                 "`path` (1..2048 chars) and `method` (1..16 chars) are required",
             ));
         }
         let ip: IpAddr = match body.ip.as_deref().map(str::parse) {
             Some(Ok(ip)) => ip,
-            Some(Err(_)) => return EvaluateResponse::BadRequest(api_error("invalid_ip", "`ip` is not an IP address")),
+            Some(Err(_)) => {
+                return EvaluateResponse::BadRequest(ApiError::new("invalid_ip", "`ip` is not an IP address"));
+            }
             None => {
                 let peer =
                     req.remote_addr().as_socket_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -367,11 +329,14 @@ impl DetectApi {
         let (scope, tenant) = auth_or_return!(RecentResponse, state, &auth, &site.0);
         let limit = limit.0.unwrap_or(50);
         if !(1..=MAX_RECENT).contains(&limit) {
-            return RecentResponse::BadRequest(api_error("invalid_limit", format!("limit must be 1..{MAX_RECENT}")));
+            return RecentResponse::BadRequest(ApiError::new(
+                "invalid_limit",
+                format!("limit must be 1..{MAX_RECENT}"),
+            ));
         }
         let decision = match decision.0.as_deref().map(crate::detect::Decision::parse) {
             Some(None) => {
-                return RecentResponse::BadRequest(api_error(
+                return RecentResponse::BadRequest(ApiError::new(
                     "invalid_decision",
                     "decision is ALLOW, CHALLENGE or BLOCK",
                 ));
@@ -396,7 +361,7 @@ impl DetectApi {
             })),
             Err(error) => {
                 tracing::error!(error = %error, "recent verdicts query failed");
-                RecentResponse::Unavailable(api_error("unavailable", "the database is unavailable; retry shortly"))
+                RecentResponse::Unavailable(ApiError::new("unavailable", "the database is unavailable; retry shortly"))
             }
         }
     }
@@ -413,7 +378,7 @@ impl DetectApi {
     ) -> StatsResponse {
         let (scope, tenant) = auth_or_return!(StatsResponse, state, &auth, &site.0);
         if !(10..=86_400).contains(&window_seconds.0) {
-            return StatsResponse::BadRequest(api_error("invalid_window", "window_seconds must be 10..86400"));
+            return StatsResponse::BadRequest(ApiError::new("invalid_window", "window_seconds must be 10..86400"));
         }
         let from = UnixMillis(UnixMillis::now().0 - window_seconds.0 as i64 * 1000);
         let result = async {
@@ -426,7 +391,7 @@ impl DetectApi {
             Ok(r) => r,
             Err(error) => {
                 tracing::error!(error = %error, "detection stats query failed");
-                return StatsResponse::Unavailable(api_error(
+                return StatsResponse::Unavailable(ApiError::new(
                     "unavailable",
                     "the database is unavailable; retry shortly",
                 ));
@@ -475,10 +440,10 @@ impl DetectApi {
                 labels: Vec::new(),
                 at: r.at.0,
             })),
-            Ok(None) => VerdictResponse::NotFound(api_error("no_verdict", "no verdict for this subject")),
+            Ok(None) => VerdictResponse::NotFound(ApiError::new("no_verdict", "no verdict for this subject")),
             Err(error) => {
                 tracing::error!(error = %error, "verdict query failed");
-                VerdictResponse::Unavailable(api_error("unavailable", "the database is unavailable; retry shortly"))
+                VerdictResponse::Unavailable(ApiError::new("unavailable", "the database is unavailable; retry shortly"))
             }
         }
     }

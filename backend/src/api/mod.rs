@@ -6,6 +6,7 @@ mod detect;
 mod pages;
 mod shopify;
 mod shopify_session;
+mod site_token;
 mod stats;
 mod system;
 

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::auth::Bearer;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
-use crate::domain::{ApiToken, UnixMillis};
+use super::site_token::{ApiError, AuthFailure, SiteToken, tenant};
+
+use crate::domain::UnixMillis;
 use crate::startup::AppState;
 use crate::storage::stats::{self, Bucket, Dimension, Range};
 use crate::storage::{self as store};
@@ -27,30 +28,11 @@ enum ApiTags {
     Stats,
 }
 
-/// A site's API token, printed once by `ghosttrack site add`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "gtk_…")]
-struct SiteToken(Bearer);
-
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
 enum BucketParam {
     Hour,
     Day,
-}
-
-#[derive(Object)]
-struct ApiError {
-    /// Stable machine-readable code.
-    error: String,
-    /// What went wrong and how to fix it.
-    message: String,
-}
-
-impl ApiError {
-    fn new(error: &str, message: impl Into<String>) -> Json<ApiError> {
-        Json(ApiError { error: error.into(), message: message.into() })
-    }
 }
 
 #[derive(Object)]
@@ -139,18 +121,12 @@ impl StatsApi {
         bucket: Query<Option<BucketParam>>,
     ) -> GetStatsResponse {
         let db = &state.db;
-        let (scope, tenant) = match store::sites::authenticate_token(db, &ApiToken::from_presented(&auth.0.token)).await
-        {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return GetStatsResponse::Unauthorized(ApiError::new("invalid_token", "the API token is not valid"));
-            }
-            Err(error) => return unavailable(error),
+        let (scope, tenant) = match tenant(db, &auth, &site.0).await {
+            Ok(found) => found,
+            Err(failure @ AuthFailure::Unauthorized) => return GetStatsResponse::Unauthorized(failure.body()),
+            Err(failure @ AuthFailure::NotFound) => return GetStatsResponse::NotFound(failure.body()),
+            Err(failure @ AuthFailure::Unavailable) => return GetStatsResponse::Unavailable(failure.body()),
         };
-        // A token reads only its own site; another site's key is simply not found.
-        if tenant.key.as_str() != site.0 {
-            return GetStatsResponse::NotFound(ApiError::new("site_not_found", "no such site for this token"));
-        }
 
         let (from, to) = (from.0, to.0);
         let range = Range { from: UnixMillis::from(from), to: UnixMillis::from(to) };
