@@ -60,6 +60,11 @@ impl From<DbErr> for StorageError {
     }
 }
 
+/// SQLite page cache per connection, in KiB (64 MiB): the hot tail of events, sessions and
+/// their indexes stays in memory instead of being re-read for every group commit. Used by the
+/// pool and by the dedicated writer (`sqlite_writer`).
+pub(crate) const SQLITE_CACHE_KIB: i64 = 65_536;
+
 /// Opens the database, creating the SQLite file (and its directory) when needed, and applies
 /// pending migrations. SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives a
 /// process crash (the acknowledgement guarantee of `/collect`); only an OS crash or power loss
@@ -76,9 +81,7 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, StorageErr
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // 64 MiB page cache: the hot tail of events, sessions and their indexes stays
-                // in memory instead of being re-read for every group commit.
-                .pragma("cache_size", "-65536")
+                .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
                 .pragma("temp_store", "memory")
         });
     } else {

@@ -46,7 +46,7 @@ impl SqliteBatchWriter {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "cache_size", -super::SQLITE_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(8);
         Ok(SqliteBatchWriter { conn, events_sql: None, sessions_sql: None, visitors_sql: None })
     }
