@@ -18,6 +18,7 @@ mod m20261122_200003_create_shopify_audit_log;
 mod m20261122_200004_create_shopify_orders;
 mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
+mod m20261122_300001_create_shopify_setup;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200004_create_shopify_orders::Migration),
             Box::new(m20261122_200005_create_shopify_carts::Migration),
             Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
+            Box::new(m20261122_300001_create_shopify_setup::Migration),
         ]
     }
 }

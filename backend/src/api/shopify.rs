@@ -110,7 +110,12 @@ pub async fn app_home(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respo
     let config = &shopify.config;
     match embedded::app_load(config, req.uri().path(), req.uri().query().unwrap_or(""), now_secs()) {
         AppLoad::Render { token, id_token } => match shopify.tokens.ensure_installed(&token.shop, &id_token).await {
-            Ok(shop) => html(StatusCode::OK, Some(&shop.domain), embedded::app_page(&config.api_key, &shop.domain)),
+            Ok(shop) => {
+                let page = embedded::app_page(&config.api_key, &shop.domain);
+                let domain = shop.domain.clone();
+                crate::shopify::setup::spawn_if_due(shopify.clone(), state.db.clone(), shop);
+                html(StatusCode::OK, Some(&domain), page)
+            }
             Err(TokenError::OAuth(OAuthError::InvalidSubjectToken)) => {
                 let query = req.uri().query().unwrap_or("");
                 let stripped: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
@@ -220,13 +225,16 @@ pub async fn auth_callback(req: &Request, Data(state): Data<&Arc<AppState>>) -> 
             );
         }
     };
-    if let Err(error) = shopify.tokens.install_with(&shop, &tokens).await {
-        tracing::error!(shop = %shop, error = %error, "could not store the shop's tokens");
-        return html_message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(&shop),
-            "Could not finish the install; please retry.",
-        );
+    match shopify.tokens.install_with(&shop, &tokens).await {
+        Ok(installed) => crate::shopify::setup::spawn_if_due(shopify.clone(), state.db.clone(), installed),
+        Err(error) => {
+            tracing::error!(shop = %shop, error = %error, "could not store the shop's tokens");
+            return html_message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&shop),
+                "Could not finish the install; please retry.",
+            );
+        }
     }
     let admin = signed
         .get("host")

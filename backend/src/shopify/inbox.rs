@@ -118,6 +118,10 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
         }
         "app/uninstalled" => {
             let known = shops::mark_uninstalled(db, &shop).await?;
+            if let Some(found) = shops::find(db, &shop).await? {
+                // Shopify removes the app's pixel on uninstall; a reinstall starts the job over.
+                crate::storage::shopify_setup::delete(db, found.scope()).await?;
+            }
             tracing::info!(shop = %shop, known, "app uninstalled; tokens dropped");
         }
         "app/scopes_update" => {

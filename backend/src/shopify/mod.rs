@@ -13,6 +13,7 @@ pub mod id_token;
 pub mod inbox;
 pub mod oauth;
 pub mod pixel;
+pub mod setup;
 pub mod shop_domain;
 pub mod signing;
 pub mod token_cipher;
@@ -34,13 +35,15 @@ pub const API_VERSION: &str = "2026-10";
 pub struct Shopify {
     pub config: Arc<ShopifyConfig>,
     pub tokens: tokens::Tokens,
+    /// Shops whose post-install job runs on this node (`setup::spawn_if_due`).
+    setup_running: parking_lot::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Shopify {
     pub fn new(config: ShopifyConfig, db: sea_orm::DatabaseConnection) -> Self {
         let config = Arc::new(config);
         let tokens = tokens::Tokens::new(config.clone(), oauth::http_client(), db);
-        Shopify { config, tokens }
+        Shopify { config, tokens, setup_running: Default::default() }
     }
 }
 

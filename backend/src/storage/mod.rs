@@ -8,6 +8,7 @@ pub mod events;
 pub mod pg_writer;
 pub mod salts;
 pub mod shopify_orders;
+pub mod shopify_setup;
 pub mod shops;
 pub mod sites;
 pub mod sqlite_writer;

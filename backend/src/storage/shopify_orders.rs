@@ -157,6 +157,7 @@ const TENANT_TABLES: &[&str] = &[
     "shopify_orders",
     "shopify_carts",
     "shopify_payment_attempts",
+    "shopify_setup",
 ];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the

@@ -106,6 +106,21 @@ const STEPS: &[(&str, &str, &[&str])] = &[
             "cvv_result_code",
         ],
     ),
+    (
+        "create_shopify_setup",
+        "shopify_setup",
+        &[
+            "site_id",
+            "pixel_id",
+            "pixel_state",
+            "embed_state",
+            "plan_name",
+            "development_store",
+            "last_error",
+            "runs",
+            "checked_at",
+        ],
+    ),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

@@ -85,6 +85,21 @@ impl Env {
         panic!("the webhook inbox was not processed");
     }
 
+    /// Waits for the post-install job's report of `shop` to have been written `runs` times.
+    async fn setup_done(&self, shop: &str, runs: i64) {
+        let sql = format!(
+            "SELECT COUNT(*) FROM shopify_setup s JOIN shops p ON p.site_id = s.site_id \
+             WHERE p.domain = '{shop}' AND s.runs >= {runs}"
+        );
+        for _ in 0..400 {
+            if self.app.count(&sql).await == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the post-install job of {shop} did not finish");
+    }
+
     async fn scalar(&self, sql: &str) -> Option<String> {
         let backend = self.app.db.get_database_backend();
         let row = self.app.db.query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned())).await.unwrap()?;
@@ -128,6 +143,10 @@ async fn install_by_embedded_load_then_refresh_uninstall_and_reinstall() {
         Some("shopify")
     );
 
+    // The post-install job activated the pixel with the shop's collector settings.
+    env.setup_done(SHOP, 1).await;
+    assert_eq!(env.scalar("SELECT pixel_state FROM shopify_setup").await.as_deref(), Some("created"));
+
     // A second load reuses the stored token.
     assert_eq!(env.embedded_load(SHOP).await.status(), 200);
     assert_eq!(env.fake.counters().token_exchanges, 1);
@@ -161,12 +180,14 @@ async fn install_by_embedded_load_then_refresh_uninstall_and_reinstall() {
     assert_eq!(env.scalar("SELECT status FROM shops").await.as_deref(), Some("uninstalled"));
     assert_eq!(env.scalar("SELECT access_token FROM shops").await, None);
     assert!(shopify.tokens.access_token(&shop).await.is_err());
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_setup").await, 0, "uninstall forgets the setup report");
 
     // Reinstall: the next embedded load exchanges again and reactivates the same tenant.
     assert_eq!(env.embedded_load(SHOP).await.status(), 200);
     assert_eq!(env.fake.counters().token_exchanges, 2);
     assert_eq!(env.scalar("SELECT status FROM shops").await.as_deref(), Some("active"));
     assert_eq!(env.app.count("SELECT COUNT(*) FROM sites").await, 1);
+    env.setup_done(SHOP, 1).await;
     let fresh = shopify.tokens.access_token(&shop).await.unwrap();
     assert!(env.fake.access_token_valid(SHOP, fresh.expose_secret()));
 }
@@ -178,7 +199,7 @@ async fn concurrent_refreshes_of_one_shop_are_serialized_into_one_call() {
     // after the window on the real Shopify.
     registration.refresh_retry_window_secs = -1;
     let env = start_with(registration).await;
-    assert_eq!(env.embedded_load(SHOP).await.status(), 200);
+    install(&env, SHOP).await;
     env.app
         .db
         .execute_unprepared(&format!("UPDATE shops SET access_expires_at = {}", now_ms() + 60_000))
@@ -356,6 +377,7 @@ async fn webhooks_are_verified_stored_once_and_rejected_with_shopifys_statuses()
 
 async fn install(env: &Env, shop: &str) {
     assert_eq!(env.embedded_load(shop).await.status(), 200, "install {shop}");
+    env.setup_done(shop, 1).await;
 }
 
 #[tokio::test]
@@ -655,6 +677,10 @@ async fn shopify_web_pixel_is_created_once_then_updated_and_recreated_when_delet
     );
     let shop = ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap();
     const COLLECT: &str = "https://gt.example/collect";
+    // The post-install job made one; start from a store without it.
+    assert!(env.fake.web_pixel(SHOP).is_some());
+    env.fake.delete_web_pixel(SHOP);
+    let creates_before = env.fake.counters().pixel_creates;
     // A fresh store: the webPixel query errors with "No web pixel was found", which means none.
     assert_eq!(shopify.web_pixel(&shop).await.unwrap(), None);
 
@@ -678,7 +704,7 @@ async fn shopify_web_pixel_is_created_once_then_updated_and_recreated_when_delet
         env.fake.web_pixel(SHOP).unwrap().1,
         serde_json::json!(r#"{"accountID":"gt_site_2","collectorUrl":"https://gt.example/collect"}"#)
     );
-    assert_eq!(env.fake.counters().pixel_creates, 2);
+    assert_eq!(env.fake.counters().pixel_creates - creates_before, 2);
 
     // With the stored id: a plain update, no create.
     let creates = env.fake.counters().pixel_creates;
@@ -731,6 +757,59 @@ async fn shopify_theme_embed_status_reads_the_main_theme_settings_data() {
     assert_eq!(shopify.theme_embed_status(&shop).await.unwrap(), EmbedStatus::Enabled);
     env.fake.set_main_theme_settings_data(SHOP, &data("true"));
     assert_eq!(shopify.theme_embed_status(&shop).await.unwrap(), EmbedStatus::Disabled);
+}
+
+#[tokio::test]
+async fn the_post_install_job_activates_the_pixel_and_records_plan_and_embed_status() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    let key = env.scalar("SELECT public_key FROM sites").await.unwrap();
+    let (pixel_id, settings) = env.fake.web_pixel(SHOP).expect("the job created the pixel");
+    let expected = format!(r#"{{"accountID":"{key}","collectorUrl":"https://ghosttrack.test/collect"}}"#);
+    assert_eq!(settings, serde_json::json!(expected));
+    assert_eq!(env.scalar("SELECT pixel_id FROM shopify_setup").await, Some(pixel_id.clone()));
+    assert_eq!(env.scalar("SELECT embed_state FROM shopify_setup").await.as_deref(), Some("no_main_theme"));
+    assert!(env.scalar("SELECT plan_name FROM shopify_setup").await.is_some());
+    assert_eq!(env.scalar("SELECT last_error FROM shopify_setup").await, None);
+
+    // A run on a complete, fresh report is not due: further loads do not call Shopify again.
+    let creates = env.fake.counters().pixel_creates;
+    assert_eq!(env.embedded_load(SHOP).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(env.fake.counters().pixel_creates, creates);
+
+    // Run again (as after 24 h): the stored pixel id is updated in place, the embed is re-read.
+    env.fake.set_main_theme_settings_data(
+        SHOP,
+        r#"{"current":{"blocks":{"1":{"type":"shopify:\/\/apps\/ghosttrack\/blocks\/ghosttrack-embed\/x","disabled":false}}}}"#,
+    );
+    let shopify = ghosttrack::shopify::Shopify::new(
+        ghosttrack::shopify::ShopifyConfig::from_settings(&env.app.settings).unwrap().unwrap(),
+        env.app.db.clone(),
+    );
+    let shop_row = ghosttrack::storage::shops::find(
+        &env.app.db,
+        &ghosttrack::shopify::shop_domain::ShopDomain::parse(SHOP).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let report = ghosttrack::shopify::setup::run(&shopify, &env.app.db, &shop_row).await.unwrap();
+    assert_eq!((report.pixel_state, report.embed_state), ("updated", "enabled"));
+    assert_eq!(report.pixel_id.as_deref(), Some(pixel_id.as_str()));
+    assert_eq!(env.fake.counters().pixel_creates, creates);
+    assert_eq!(env.scalar("SELECT CAST(runs AS TEXT) FROM shopify_setup").await.as_deref(), Some("2"));
+
+    // A failing step is recorded with its reason and the other steps still run.
+    env.fake.revoke_shop(SHOP);
+    let report = ghosttrack::shopify::setup::run(&shopify, &env.app.db, &shop_row).await.unwrap();
+    assert_eq!(report.pixel_state, "failed");
+    assert_eq!(report.pixel_id.as_deref(), Some(pixel_id.as_str()), "the known pixel id is kept");
+    assert!(report.last_error.as_deref().unwrap().contains("web pixel"), "{:?}", report.last_error);
+    assert!(ghosttrack::shopify::setup::due(
+        ghosttrack::storage::shopify_setup::find(&env.app.db, shop_row.scope()).await.unwrap().as_ref(),
+        ghosttrack::domain::UnixMillis(now_ms() + ghosttrack::shopify::setup::RETRY_FAILED_AFTER_MS),
+    ));
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ pub mod shopify_audit_log;
 pub mod shopify_carts;
 pub mod shopify_orders;
 pub mod shopify_payment_attempts;
+pub mod shopify_setup;
 pub mod shops;
 pub mod sites;
 pub mod threats;
