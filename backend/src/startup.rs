@@ -198,10 +198,14 @@ impl Application {
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
-        let inbox = state
-            .shopify
-            .is_some()
-            .then(|| tokio::spawn(crate::shopify::inbox::run(db.clone(), state.inbox_notify.clone(), stopped)));
+        let inbox = state.shopify.is_some().then(|| {
+            let worker = crate::shopify::inbox::Worker {
+                db: db.clone(),
+                detector: state.detector.clone(),
+                shopify: state.shopify.clone(),
+            };
+            tokio::spawn(crate::shopify::inbox::run(worker, state.inbox_notify.clone(), stopped))
+        });
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)

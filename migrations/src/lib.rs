@@ -19,6 +19,7 @@ mod m20261122_200004_create_shopify_orders;
 mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
 mod m20261122_300001_create_shopify_setup;
+mod m20261122_300002_link_shopify_orders;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200005_create_shopify_carts::Migration),
             Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
             Box::new(m20261122_300001_create_shopify_setup::Migration),
+            Box::new(m20261122_300002_link_shopify_orders::Migration),
         ]
     }
 }

@@ -11,7 +11,11 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use tokio::sync::{Notify, watch};
 
+use super::Shopify;
 use super::shop_domain::ShopDomain;
+use super::signals::{self, OrderLink};
+use crate::detect::service::Detector;
+use crate::detect::{Verdict, subject_of};
 use crate::domain::UnixMillis;
 use crate::storage::shopify_orders::{self, OrderUpdate};
 use crate::storage::webhook_inbox::{self, InboxRow};
@@ -25,6 +29,24 @@ const LEASE_MS: i64 = 60_000;
 const CLAIM_BATCH: u64 = 64;
 /// Poll interval when nobody notifies (other nodes' deliveries, retries coming due).
 const POLL: Duration = Duration::from_secs(1);
+/// How far before an order its tracked session's cart or checkout events are looked for.
+const LINK_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+
+/// What the handlers use besides the database: the detection engine (webhook facts become
+/// detection events) and the Shopify client (verdicts are written back onto orders).
+#[derive(Clone)]
+pub struct Worker {
+    pub db: DatabaseConnection,
+    pub detector: Option<Arc<Detector>>,
+    pub shopify: Option<Arc<Shopify>>,
+}
+
+impl Worker {
+    /// A worker that only stores (tests of the storage side).
+    pub fn storage_only(db: DatabaseConnection) -> Self {
+        Worker { db, detector: None, shopify: None }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -42,9 +64,9 @@ pub fn backoff_ms(attempts: i32) -> i64 {
 }
 
 /// Runs until `stopped` flips, waking on `notify` (a new delivery) or every second.
-pub async fn run(db: DatabaseConnection, notify: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+pub async fn run(worker: Worker, notify: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     loop {
-        match drain(&db, UnixMillis::now()).await {
+        match drain(&worker, UnixMillis::now()).await {
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "webhook inbox claim failed; will retry"),
         }
@@ -57,7 +79,8 @@ pub async fn run(db: DatabaseConnection, notify: Arc<Notify>, mut stopped: watch
 }
 
 /// Processes every row due at `now`; returns how many were handled (successfully or not).
-pub async fn drain(db: &DatabaseConnection, now: UnixMillis) -> Result<usize, StorageError> {
+pub async fn drain(worker: &Worker, now: UnixMillis) -> Result<usize, StorageError> {
+    let db = &worker.db;
     let mut handled = 0;
     loop {
         let rows = webhook_inbox::claim_due(db, now, LEASE_MS, CLAIM_BATCH).await?;
@@ -66,7 +89,7 @@ pub async fn drain(db: &DatabaseConnection, now: UnixMillis) -> Result<usize, St
         }
         for row in rows {
             handled += 1;
-            let outcome = process(db, &row).await;
+            let outcome = process(worker, &row).await;
             let recorded = match outcome {
                 Ok(()) => webhook_inbox::mark_done(db, row.id).await,
                 Err(HandlerError::Poison(reason)) => {
@@ -92,7 +115,8 @@ fn parse<T: for<'de> Deserialize<'de>>(row: &InboxRow) -> Result<T, HandlerError
 }
 
 /// Runs the handler of one delivery.
-pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), HandlerError> {
+pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError> {
+    let db = &worker.db;
     let shop = ShopDomain::parse(&row.shop_domain)
         .ok_or_else(|| HandlerError::Poison("stored shop domain is invalid".into()))?;
     match row.topic.as_str() {
@@ -103,6 +127,27 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
                 return Ok(());
             };
             let paid = row.topic == "orders/paid" || order.financial_status.as_deref() == Some("paid");
+            let ts = signals::event_time(order.created_at.as_deref(), UnixMillis::now().0);
+            let browser_ip =
+                order.browser_ip.as_deref().or(order.client_details.as_ref().and_then(|c| c.browser_ip.as_deref()));
+            let ip_prefix = signals::ip_prefix(browser_ip);
+            let session = shopify_orders::tracked_session(
+                db,
+                found.scope(),
+                order.cart_token.as_deref(),
+                order.checkout_token.as_deref(),
+                UnixMillis(ts - LINK_WINDOW_MS),
+            )
+            .await?;
+            let link = OrderLink {
+                session,
+                ip_prefix,
+                user_agent: order.client_details.as_ref().and_then(|c| c.user_agent.clone()),
+                cart_token: order.cart_token.clone(),
+                checkout_token: order.checkout_token.clone(),
+                guest: order.customer.is_none(),
+            };
+            let total_minor = signals::minor_units(order.total_price.as_deref());
             let update = OrderUpdate {
                 order_id: order.id,
                 customer_id: order.customer.and_then(|c| c.id),
@@ -113,8 +158,16 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
                 financial_status: order.financial_status,
                 paid,
                 updated_at: order.updated_at,
+                session_id: session,
+                ip_prefix: ip_prefix.map(|p| p.to_string()),
             };
             shopify_orders::upsert(db, found.scope(), &update).await?;
+            if row.topic == "orders/create" {
+                let event = signals::order_created(&link, ts, total_minor);
+                if let Some(verdict) = worker.observe(&found, &event) {
+                    worker.write_risk(&found, order.id, &verdict).await;
+                }
+            }
         }
         "app/uninstalled" => {
             let known = shops::mark_uninstalled(db, &shop).await?;
@@ -209,6 +262,7 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
                 return Ok(());
             };
             let details = t.payment_details.unwrap_or_default();
+            let card_number = details.credit_card_number;
             let attempt = shopify_orders::PaymentAttempt {
                 transaction_id: t.id,
                 order_id: t.order_id,
@@ -224,12 +278,71 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
                 test: t.test.unwrap_or(false),
             };
             shopify_orders::record_payment_attempt(db, found.scope(), &attempt).await?;
+            // Keyed on what the order tells (an order not stored yet gives no subject; its
+            // later attempts still count once it is).
+            let order = match t.order_id {
+                Some(id) => shopify_orders::find_order(db, found.scope(), id).await?,
+                None => None,
+            };
+            let link = order.map_or_else(OrderLink::default, |o| OrderLink {
+                session: o.session_id,
+                ip_prefix: o.ip_prefix.as_deref().and_then(|p| p.parse().ok()),
+                user_agent: None,
+                cart_token: o.cart_token,
+                checkout_token: o.checkout_token,
+                guest: o.customer_id.is_none(),
+            });
+            let transaction = crate::detect::event::Transaction {
+                status: attempt.status.clone(),
+                error_code: attempt.error_code.clone(),
+                bin: attempt.card_bin.clone(),
+                last4: signals::last4(card_number.as_deref()),
+                amount_minor: signals::minor_units(attempt.amount.as_deref()),
+                avs: attempt.avs_result_code.clone(),
+                cvv: attempt.cvv_result_code.clone(),
+                guest: link.guest,
+            };
+            let ts = signals::event_time(t.created_at.as_deref(), UnixMillis::now().0);
+            worker.observe(&found, &signals::order_transaction(&link, ts, transaction));
         }
         other => {
             tracing::debug!(shop = %shop, webhook.topic = other, "no handler for this topic yet");
         }
     }
     Ok(())
+}
+
+impl Worker {
+    /// Feeds one webhook event to the engine; returns the subject's verdict when it is not ALLOW.
+    fn observe(&self, shop: &shops::Shop, event: &crate::detect::DetectEvent) -> Option<Verdict> {
+        let detector = self.detector.as_ref()?;
+        let changes = detector.observe(shop.site_id, std::slice::from_ref(event));
+        let subject = subject_of(event)?;
+        let verdict = changes
+            .into_iter()
+            .rev()
+            .find(|v| v.subject == subject)
+            .or_else(|| detector.verdict_of(shop.site_id, &subject, UnixMillis(event.ts)))?;
+        (verdict.decision != crate::detect::Decision::Allow).then_some(verdict)
+    }
+
+    /// Writes a CHALLENGE or BLOCK verdict onto the order (`orderRiskAssessmentCreate`), when the
+    /// shop granted `write_orders`. Failures are logged, not retried: the order itself is stored.
+    async fn write_risk(&self, shop: &shops::Shop, order_id: u64, verdict: &Verdict) {
+        let Some(shopify) = self.shopify.as_ref() else { return };
+        if !shop.scope.as_deref().is_some_and(|s| s.split(',').any(|x| x.trim() == "write_orders")) {
+            return;
+        }
+        let Some((level, facts)) = super::risk::assessment(verdict) else { return };
+        match shopify.order_risk_assessment_create(&shop.domain, order_id, level, &facts).await {
+            Ok(outcome) => {
+                tracing::info!(shop = %shop.domain, level = level.as_str(), outcome = ?outcome, "order risk assessment written")
+            }
+            Err(error) => {
+                tracing::warn!(shop = %shop.domain, error = %error, "could not write the order risk assessment")
+            }
+        }
+    }
 }
 
 /// Fields of the Order webhook payload GhostTrack keeps. Ids are u64 (they exceed 2^53);
@@ -251,6 +364,22 @@ pub struct OrderPayload {
     pub financial_status: Option<String>,
     #[serde(default)]
     pub updated_at: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Read only to be truncated to its network.
+    #[serde(default)]
+    pub browser_ip: Option<String>,
+    #[serde(default)]
+    pub client_details: Option<ClientDetails>,
+}
+
+/// `client_details` of an order.
+#[derive(Debug, Deserialize)]
+pub struct ClientDetails {
+    #[serde(default)]
+    pub browser_ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 /// A customer reference; the compliance payloads may carry only an email (id absent or null).
@@ -281,9 +410,11 @@ struct TransactionPayload {
     test: Option<bool>,
     #[serde(default)]
     payment_details: Option<PaymentDetails>,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
-/// Card facts only; `credit_card_name` and the masked number are not read.
+/// Card facts only; `credit_card_name` is not read.
 #[derive(Debug, Default, Deserialize)]
 struct PaymentDetails {
     #[serde(default)]
@@ -292,6 +423,9 @@ struct PaymentDetails {
     avs_result_code: Option<String>,
     #[serde(default)]
     cvv_result_code: Option<String>,
+    /// Masked (`•••• •••• •••• 4242`); only its last four digits reach detection, never storage.
+    #[serde(default)]
+    credit_card_number: Option<String>,
 }
 
 /// Carts (`token`, also in `id`) and checkouts (`token`, `cart_token`).

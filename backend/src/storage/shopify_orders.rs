@@ -24,6 +24,10 @@ pub struct OrderUpdate {
     pub financial_status: Option<String>,
     pub paid: bool,
     pub updated_at: Option<String>,
+    /// The tracked session the order came from ([`tracked_session`]).
+    pub session_id: Option<i64>,
+    /// The buyer's network, already truncated (`ingest::client_ip::truncate`).
+    pub ip_prefix: Option<String>,
 }
 
 /// Inserts or merges an order. Deliveries arrive out of order: known fields are never erased
@@ -46,6 +50,8 @@ pub async fn upsert(db: &impl ConnectionTrait, scope: TenantScope, o: &OrderUpda
             C::Paid,
             C::ShopifyUpdatedAt,
             C::ReceivedAt,
+            C::SessionId,
+            C::IpPrefix,
         ])
         .values_panic([
             scope.site_id().0.into(),
@@ -59,6 +65,8 @@ pub async fn upsert(db: &impl ConnectionTrait, scope: TenantScope, o: &OrderUpda
             o.paid.into(),
             o.updated_at.clone().into(),
             UnixMillis::now().0.into(),
+            o.session_id.into(),
+            o.ip_prefix.clone().into(),
         ])
         .on_conflict(
             OnConflict::columns([C::SiteId, C::OrderId])
@@ -67,6 +75,8 @@ pub async fn upsert(db: &impl ConnectionTrait, scope: TenantScope, o: &OrderUpda
                 .value(C::CartToken, keep("cart_token"))
                 .value(C::TotalPrice, keep("total_price"))
                 .value(C::Currency, keep("currency"))
+                .value(C::SessionId, keep("session_id"))
+                .value(C::IpPrefix, keep("ip_prefix"))
                 .value(
                     C::FinancialStatus,
                     Expr::cust(
@@ -85,6 +95,55 @@ pub async fn upsert(db: &impl ConnectionTrait, scope: TenantScope, o: &OrderUpda
         .to_owned();
     db.execute(&insert).await?;
     Ok(())
+}
+
+/// One stored order of the tenant.
+pub async fn find_order(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    order_id: u64,
+) -> Result<Option<shopify_orders::Model>, StorageError> {
+    Ok(shopify_orders::Entity::find()
+        .filter(shopify_orders::Column::SiteId.eq(scope.site_id()))
+        .filter(shopify_orders::Column::OrderId.eq(order_id.to_string()))
+        .one(db)
+        .await?)
+}
+
+/// The tracked session that produced a cart or checkout: the latest session whose add-to-cart
+/// carried `cart_token` (the tracker's `ct`) or whose checkout pixel events carried
+/// `checkout_token` (`ck`), among events since `since` (event time, ms).
+pub async fn tracked_session(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    cart_token: Option<&str>,
+    checkout_token: Option<&str>,
+    since: UnixMillis,
+) -> Result<Option<i64>, StorageError> {
+    let backend = db.get_database_backend();
+    let member = |key: &str, value: &str| {
+        let json = serde_json::json!({ key: value }).to_string();
+        json.trim_start_matches('{').trim_end_matches('}').to_owned()
+    };
+    let probes = [
+        cart_token.map(|t| ("'ac'", member("ct", t))),
+        checkout_token.map(|t| ("'co','pi','al','cc'", member("ck", t))),
+    ];
+    for (kinds, needle) in probes.into_iter().flatten() {
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => format!(
+                r#"SELECT "session_id" FROM "events" WHERE "site_id" = $1 AND "ts" >= $2 AND "kind" IN ({kinds}) AND strpos("props", $3) > 0 ORDER BY "ts" DESC LIMIT 1"#
+            ),
+            _ => format!(
+                r#"SELECT "session_id" FROM "events" WHERE "site_id" = ? AND "ts" >= ? AND "kind" IN ({kinds}) AND instr("props", ?) > 0 ORDER BY "ts" DESC LIMIT 1"#
+            ),
+        };
+        let values = [scope.site_id().0.into(), since.0.into(), needle.into()];
+        if let Some(row) = db.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+            return Ok(Some(row.try_get_by_index::<i64>(0)?));
+        }
+    }
+    Ok(None)
 }
 
 fn customer_filter(customer_id: Option<u64>, order_ids: &[u64]) -> sea_orm::Condition {

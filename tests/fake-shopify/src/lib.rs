@@ -6,7 +6,10 @@
 //!
 //! See `tests/fake-shopify/README.md` for the wire contract and how to drive the binary.
 
+pub mod orders;
 pub mod signing;
+
+pub use orders::RiskAssessment;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -96,6 +99,7 @@ struct State {
     next_pixel_id: u64,
     /// The MAIN theme's `config/settings_data.json` per shop (absent: the shop has no MAIN theme).
     theme_settings_data: HashMap<String, String>,
+    orders: orders::Orders,
 }
 
 /// What the fake saw, for assertions.
@@ -312,8 +316,39 @@ impl FakeShopify {
             .await
     }
 
-    /// A webhook delivery with a fresh webhook id.
+    /// Risk assessments written on a shop's orders, oldest first.
+    pub fn risk_assessments(&self, shop: &str) -> Vec<RiskAssessment> {
+        self.inner.state.lock().orders.assessments.get(shop).cloned().unwrap_or_default()
+    }
+
+    /// The merchant fulfils an order: it accepts no new risk assessments.
+    pub fn fulfil_order(&self, shop: &str, order_id: u64) {
+        self.inner.state.lock().orders.fulfil(shop, order_id);
+    }
+
+    /// Whether the app has protected customer data access on `shop`: without it, webhook payloads
+    /// arrive with names, emails, addresses, browser IP and client details removed.
+    pub fn set_protected_data_access(&self, shop: &str, approved: bool) {
+        let mut state = self.inner.state.lock();
+        if approved {
+            state.orders.redacted.remove(shop);
+        } else {
+            state.orders.redacted.insert(shop.to_owned());
+        }
+    }
+
+    /// A webhook delivery with a fresh webhook id. Order webhooks register their order (risk
+    /// assessments need it); without protected-data access the payload is redacted.
     pub fn webhook(&self, topic: &str, shop: &str, body: &str) -> WebhookDelivery {
+        let body = {
+            let mut state = self.inner.state.lock();
+            state.orders.observe_webhook(topic, shop, body.as_bytes());
+            if state.orders.redacted.contains(shop) {
+                orders::redact_payload(body.as_bytes())
+            } else {
+                body.as_bytes().to_vec()
+            }
+        };
         WebhookDelivery {
             webhook_id: random_uuid(),
             event_id: random_uuid(),
@@ -321,7 +356,7 @@ impl FakeShopify {
             shop: shop.into(),
             api_version: "2026-10".into(),
             triggered_at: iso_now(),
-            body: body.as_bytes().to_vec(),
+            body,
         }
     }
 
@@ -692,6 +727,8 @@ async fn graphql(
                 }));
             }
         }
+    } else if text.contains("orderRiskAssessmentCreate") {
+        state.orders.risk_assessment_create(&shop, &vars["input"])
     } else if text.contains("themes(") && text.contains("MAIN") {
         let nodes = match state.theme_settings_data.get(&shop) {
             None => serde_json::json!([]),

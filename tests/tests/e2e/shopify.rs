@@ -852,6 +852,102 @@ async fn carts_no_tracked_session_produced_are_recorded_as_such() {
     assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
 }
 
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
+}
+
+#[tokio::test]
+async fn card_testing_seen_in_webhooks_is_linked_to_the_tracked_session_and_written_onto_the_next_order() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    // A tracked session adds to cart with cart token "ct-1" (through the app proxy).
+    let t0 = now_ms();
+    let add = format!(r#"{{"t":"ac","ts":{t0},"src":"fetch","ct":"ct-1","vid":"1","q":1}}"#);
+    let body = batch("", "https://acme.myshopify.com/products/x", &[pageview(t0, ""), add]).replace(r#""k":"","#, "");
+    let resp = env
+        .fake
+        .proxy_post(&env.proxy_url(), SHOP, "/collect", "203.0.113.9", CHROME_UA, body.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    for _ in 0..100 {
+        if env.app.count("SELECT COUNT(*) FROM events WHERE kind = 'ac'").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let session = env.scalar("SELECT CAST(session_id AS TEXT) FROM events WHERE kind = 'ac'").await.unwrap();
+
+    // A guest order from that cart; then its card-testing transactions: four different cards declined.
+    let order = |id: u64, at: i64| {
+        format!(
+            r#"{{"id":{id},"cart_token":"ct-1","checkout_token":"chk-{id}","customer":null,"total_price":"1.00",
+            "currency":"USD","browser_ip":"81.2.69.160","client_details":{{"browser_ip":"81.2.69.160","user_agent":"{CHROME_UA}"}},
+            "email":"buyer@example.com","created_at":"{}","updated_at":"{}"}}"#,
+            iso(at),
+            iso(at)
+        )
+    };
+    const FIRST: u64 = 18_446_744_073_709_551_000;
+    const SECOND: u64 = 18_446_744_073_709_551_001;
+    env.send("orders/create", SHOP, &order(FIRST, t0 + 1_000)).await;
+    env.inbox_drained().await;
+    assert!(env.fake.risk_assessments(SHOP).is_empty(), "nothing suspicious yet: no assessment");
+    assert_eq!(
+        env.scalar(&format!("SELECT CAST(session_id AS TEXT) FROM shopify_orders WHERE order_id = '{FIRST}'")).await,
+        Some(session.clone()),
+        "the order is joined to the tracked session by its cart token"
+    );
+    assert_eq!(env.scalar("SELECT ip_prefix FROM shopify_orders").await.as_deref(), Some("81.2.69.0/24"));
+    for (i, last4) in ["4242", "1881", "0005", "9424"].iter().enumerate() {
+        let t = format!(
+            r#"{{"id":{},"order_id":{FIRST},"kind":"sale","gateway":"shopify_payments","status":"failure",
+            "error_code":"card_declined","amount":"1.00","currency":"USD","test":false,"created_at":"{}",
+            "payment_details":{{"credit_card_bin":"42424{i}","credit_card_number":"•••• •••• •••• {last4}",
+            "avs_result_code":"N","cvv_result_code":"N"}}}}"#,
+            9_000 + i,
+            iso(t0 + 2_000 + i as i64 * 1_000)
+        );
+        env.send("order_transactions/create", SHOP, &t).await;
+    }
+    env.inbox_drained().await;
+
+    // The next order of the same session carries the verdict onto Shopify's order page.
+    env.send("orders/create", SHOP, &order(SECOND, t0 + 10_000)).await;
+    env.inbox_drained().await;
+    let written = env.fake.risk_assessments(SHOP);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0].order_id, SECOND);
+    assert!(["HIGH", "MEDIUM"].contains(&written[0].risk_level.as_str()), "{written:?}");
+    assert!(written[0].facts.iter().any(|(d, s)| d.contains("distinct cards") && s == "NEGATIVE"), "{written:?}");
+    assert!(written[0].facts.len() <= 20 && written[0].facts.iter().all(|(d, _)| d.chars().count() <= 256));
+
+    // A fulfilled order accepts no assessment: Shopify says so, the worker logs it, nothing is parked.
+    const THIRD: u64 = 18_446_744_073_709_551_002;
+    env.fake.fulfil_order(SHOP, THIRD);
+    env.send("orders/create", SHOP, &order(THIRD, t0 + 11_000)).await;
+    env.inbox_drained().await;
+    assert_eq!(env.fake.risk_assessments(SHOP).len(), 1);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
+}
+
+#[tokio::test]
+async fn orders_without_protected_customer_data_access_are_stored_without_ip_or_client_details() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    env.fake.set_protected_data_access(SHOP, false);
+    let body = r#"{"id":42,"customer":{"id":7,"email":"a@b.example","first_name":"Ann"},"total_price":"9.00",
+        "browser_ip":"81.2.69.160","client_details":{"browser_ip":"81.2.69.160","user_agent":"x"},"email":"a@b.example"}"#;
+    let delivery = env.fake.webhook("orders/create", SHOP, body);
+    let sent: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+    assert_eq!(sent["browser_ip"], serde_json::Value::Null);
+    assert_eq!(sent["customer"], serde_json::json!({ "id": 7 }));
+    assert_eq!(env.fake.deliver(&env.webhook_url("orders/create"), &delivery).await.unwrap().status(), 200);
+    env.inbox_drained().await;
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_orders WHERE ip_prefix IS NULL").await, 1);
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
+}
+
 /// Every log line of this test binary, at every level (one global subscriber for all tests).
 fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
     use std::sync::{Mutex, OnceLock};

@@ -21,6 +21,10 @@ pub struct Model {
     pub paid: bool,
     pub shopify_updated_at: Option<String>,
     pub received_at: UnixMillis,
+    /// The tracked session the order came from, when its cart or checkout token was seen.
+    pub session_id: Option<i64>,
+    /// The buyer's network (`browser_ip` truncated to /24 or /48).
+    pub ip_prefix: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
