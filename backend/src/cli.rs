@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
+    /// Privacy: a site's mode, export or delete one visitor, run the retention job once.
+    Privacy {
+        #[command(subcommand)]
+        command: PrivacyCommand,
+    },
     /// Print the minified tracker, or write it into the theme app extension.
     Tracker {
         /// Write `extensions/ghosttrack-theme/assets/ghosttrack.js` (relative to the current directory).
@@ -130,6 +135,70 @@ pub enum SiteCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PrivacyCommand {
+    /// Set a site's privacy mode: strict, balanced or forensic (docs/PRIVACY.md).
+    Mode {
+        #[arg(long)]
+        site: String,
+        mode: String,
+    },
+    /// Print everything held about one visitor id as JSON (events, sessions, verdicts).
+    Export {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        visitor: i64,
+    },
+    /// Delete everything held about one visitor id.
+    Delete {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        visitor: i64,
+    },
+    /// Run one retention pass now (the server runs it every `privacy.sweep_interval_secs`).
+    Sweep,
+}
+
+async fn site_scope(db: &sea_orm::DatabaseConnection, domain: &str) -> anyhow::Result<storage::TenantScope> {
+    let domain = normalise_domain(domain)?;
+    let site = storage::sites::find_by_domain(db, &domain).await?.with_context(|| {
+        format!("no site for {domain} (list them with the stats API, or create one with `ghosttrack site add`)")
+    })?;
+    // The operator running the CLI has the database itself: the site is theirs.
+    Ok(storage::TenantScope::verified(site.id))
+}
+
+async fn privacy_command(settings: &Settings, command: PrivacyCommand) -> anyhow::Result<()> {
+    let db = storage::connect(&settings.database_url()).await?;
+    storage::migrate(&db).await?;
+    match command {
+        PrivacyCommand::Mode { site, mode } => {
+            let parsed = crate::domain::PrivacyMode::parse(&mode)
+                .with_context(|| format!("`{mode}` is not a privacy mode (strict, balanced or forensic)"))?;
+            let scope = site_scope(&db, &site).await?;
+            storage::privacy::set_mode(&db, scope, parsed).await?;
+            println!("{site} is now in {} mode", parsed.as_str());
+        }
+        PrivacyCommand::Export { site, visitor } => {
+            let scope = site_scope(&db, &site).await?;
+            let export = storage::privacy::export_visitor(&db, scope, crate::domain::VisitorId(visitor)).await?;
+            println!("{}", serde_json::to_string_pretty(&export)?);
+        }
+        PrivacyCommand::Delete { site, visitor } => {
+            let scope = site_scope(&db, &site).await?;
+            let deleted = storage::privacy::delete_visitor(&db, scope, crate::domain::VisitorId(visitor)).await?;
+            println!("{}", serde_json::to_string(&deleted)?);
+        }
+        PrivacyCommand::Sweep => {
+            let swept = crate::privacy::sweep(&db, &settings.privacy, crate::domain::UnixMillis::now()).await?;
+            println!("deleted {} events and {} pointer paths past their retention", swept.events, swept.pointer_paths);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct SiteAdded<'a> {
     domain: &'a str,
@@ -194,6 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Privacy { command } => privacy_command(&settings, command).await,
         Command::PrintConfig
         | Command::Tracker { .. }
         | Command::Rules { .. }

@@ -54,6 +54,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.redis_url",
     "detect.redis_prefix",
     "detect.policies_dir",
+    "privacy.retention_days",
+    "privacy.forensic_retention_days",
+    "privacy.unflagged_pointer_path_hours",
+    "privacy.flagged_pointer_path_days",
+    "privacy.sweep_interval_secs",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +99,36 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub log: LogSettings,
     pub detect: DetectSettings,
+    pub privacy: PrivacySettings,
+}
+
+/// How long raw events are kept (see `privacy::retention` and DESIGN §5). Sessions, visitors and
+/// threats are not raw events and are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Raw events of strict and balanced sites are deleted after this many days.
+    pub retention_days: u32,
+    /// Raw events of forensic sites (which keep everything) are deleted sooner.
+    pub forensic_retention_days: u32,
+    /// Balanced sites: pointer paths of sessions no verdict flagged are deleted after this many hours.
+    pub unflagged_pointer_path_hours: u32,
+    /// Balanced sites: pointer paths of flagged sessions are kept this many days.
+    pub flagged_pointer_path_days: u32,
+    /// How often the retention job runs.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 90,
+            forensic_retention_days: 30,
+            unflagged_pointer_path_hours: 24,
+            flagged_pointer_path_days: 7,
+            sweep_interval_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +221,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
             detect: DetectSettings::default(),
+            privacy: PrivacySettings::default(),
         }
     }
 }
@@ -537,6 +573,18 @@ max_state_keys = 1000000
 redis_prefix = "gt:detect"
 # Tenant policies (bands, rule overrides, allowlists, shadow mode): one <site key>.toml per site.
 # policies_dir = "/etc/ghosttrack/policies"
+
+[privacy]
+# Raw events of strict and balanced sites are deleted after this many days (sessions and threats stay).
+retention_days = 90
+# Raw events of forensic sites (which keep everything) are deleted after this many days.
+forensic_retention_days = 30
+# Balanced sites: pointer paths of sessions no verdict flagged are deleted after this many hours.
+unflagged_pointer_path_hours = 24
+# Balanced sites: pointer paths of flagged sessions are kept this many days.
+flagged_pointer_path_days = 7
+# How often the retention job runs (seconds).
+sweep_interval_secs = 3600
 "#;
 
 #[cfg(test)]

@@ -197,6 +197,7 @@ impl Application {
         let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
+        let retention = tokio::spawn(crate::privacy::run(db.clone(), state.settings.privacy.clone(), stopped.clone()));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
         let inbox = state.shopify.is_some().then(|| {
             let worker = crate::shopify::inbox::Worker {
@@ -216,6 +217,7 @@ impl Application {
         // Stop background jobs; once the last `AppState` is gone the writer queue closes.
         let _ = stop_jobs.send(true);
         let _ = housekeeping.await;
+        let _ = retention.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
         }

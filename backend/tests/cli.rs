@@ -111,3 +111,29 @@ fn ureq_get(url: &str) -> String {
     stream.read_to_string(&mut body).unwrap();
     body
 }
+
+#[test]
+fn privacy_commands_set_the_mode_export_delete_and_sweep_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| ghosttrack(dir.path()).args(args).output().unwrap();
+    assert!(run(&["site", "add", "--domain", "shop.example"]).status.success());
+
+    let out = run(&["privacy", "mode", "--site", "shop.example", "paranoid"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strict, balanced or forensic"));
+    let out = run(&["privacy", "mode", "--site", "nowhere.example", "strict"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no site for nowhere.example"));
+    let out = run(&["privacy", "mode", "--site", "Shop.Example", "strict"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Shop.Example is now in strict mode");
+
+    let out = run(&["privacy", "export", "--site", "shop.example", "--visitor", "42"]);
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON export");
+    assert_eq!(export["visitor_id"], 42);
+    assert_eq!(export["events"], serde_json::json!([]));
+    let out = run(&["privacy", "delete", "--site", "shop.example", "--visitor", "42"]);
+    let deleted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON counts");
+    assert_eq!(deleted["events"], 0);
+    let out = run(&["privacy", "sweep"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted 0 events"));
+}

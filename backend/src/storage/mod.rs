@@ -6,6 +6,7 @@ pub mod drops;
 pub mod entities;
 pub mod events;
 pub mod pg_writer;
+pub mod privacy;
 pub mod salts;
 pub mod shopify_orders;
 pub mod shopify_setup;

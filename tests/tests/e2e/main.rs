@@ -7,6 +7,7 @@ mod extension;
 mod infra;
 mod migrations;
 mod pixel;
+mod privacy;
 mod shopify;
 mod stats;
 mod storage_story;

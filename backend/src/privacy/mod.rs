@@ -1,0 +1,151 @@
+//! Privacy per tenant (DESIGN §5): the mode of a site, per-visitor export and deletion, and the
+//! retention job that deletes raw events when their time is up.
+//!
+//! | mode | raw events kept | pointer paths |
+//! |---|---|---|
+//! | `strict` | `retention_days` | never stored (the ingest strips them, see `ingest::payload`) |
+//! | `balanced` | `retention_days` | unflagged sessions: `unflagged_pointer_path_hours`; flagged: `flagged_pointer_path_days` |
+//! | `forensic` | `forensic_retention_days` | with the other events |
+//!
+//! The job is idempotent and safe on several nodes: each pass deletes what is past its time in
+//! bounded batches; two nodes deleting the same rows simply find fewer.
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+
+use crate::domain::{PrivacyMode, UnixMillis};
+use crate::settings::PrivacySettings;
+use crate::storage::{StorageError, TenantScope, privacy};
+
+/// Events deleted per statement.
+pub const SWEEP_BATCH: u64 = 5_000;
+/// Event kind of tracker pointer paths.
+const POINTER_PATH: &str = "pp";
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The cut-offs of one site at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Every raw event older than this goes.
+    pub events_before: UnixMillis,
+    /// Pointer paths of unflagged sessions older than this go (balanced only).
+    pub unflagged_pointer_paths_before: Option<UnixMillis>,
+    /// Pointer paths of any session older than this go (balanced only).
+    pub pointer_paths_before: Option<UnixMillis>,
+}
+
+/// What the mode and the settings allow at `now`.
+pub fn cutoffs(mode: PrivacyMode, settings: &PrivacySettings, now: UnixMillis) -> Cutoffs {
+    let days = match mode {
+        PrivacyMode::Forensic => settings.forensic_retention_days,
+        PrivacyMode::Strict | PrivacyMode::Balanced => settings.retention_days,
+    };
+    let (unflagged, flagged) = match mode {
+        PrivacyMode::Balanced => (
+            Some(UnixMillis(now.0 - i64::from(settings.unflagged_pointer_path_hours) * HOUR_MS)),
+            Some(UnixMillis(now.0 - i64::from(settings.flagged_pointer_path_days) * DAY_MS)),
+        ),
+        // Strict sites store none; forensic sites keep them with the rest.
+        PrivacyMode::Strict | PrivacyMode::Forensic => (None, None),
+    };
+    Cutoffs {
+        events_before: UnixMillis(now.0 - i64::from(days) * DAY_MS),
+        unflagged_pointer_paths_before: unflagged,
+        pointer_paths_before: flagged,
+    }
+}
+
+/// Rows one pass deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub events: u64,
+    pub pointer_paths: u64,
+}
+
+async fn drain<F, Fut>(mut step: F) -> Result<u64, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, StorageError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = step().await?;
+        total += n;
+        if n < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Applies the cut-offs of one site.
+pub async fn sweep_site(db: &DatabaseConnection, scope: TenantScope, cut: Cutoffs) -> Result<Swept, StorageError> {
+    let events = drain(|| privacy::delete_events_before(db, scope, cut.events_before, None, SWEEP_BATCH)).await?;
+    let mut pointer_paths = 0;
+    if let Some(before) = cut.unflagged_pointer_paths_before {
+        pointer_paths +=
+            drain(|| privacy::delete_unflagged_before(db, scope, before, POINTER_PATH, SWEEP_BATCH)).await?;
+    }
+    if let Some(before) = cut.pointer_paths_before {
+        pointer_paths +=
+            drain(|| privacy::delete_events_before(db, scope, before, Some(POINTER_PATH), SWEEP_BATCH)).await?;
+    }
+    Ok(Swept { events, pointer_paths })
+}
+
+/// One pass over every site.
+pub async fn sweep(
+    db: &DatabaseConnection,
+    settings: &PrivacySettings,
+    now: UnixMillis,
+) -> Result<Swept, StorageError> {
+    let mut total = Swept::default();
+    for (scope, mode) in privacy::site_modes(db).await? {
+        let swept = sweep_site(db, scope, cutoffs(mode, settings, now)).await?;
+        total.events += swept.events;
+        total.pointer_paths += swept.pointer_paths;
+    }
+    Ok(total)
+}
+
+/// The retention job: a pass every `sweep_interval_secs` until `stopped` flips.
+pub async fn run(db: DatabaseConnection, settings: PrivacySettings, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(settings.sweep_interval_secs.max(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        match sweep(&db, &settings, UnixMillis::now()).await {
+            Ok(Swept { events: 0, pointer_paths: 0 }) => {}
+            Ok(s) => {
+                tracing::info!(events.deleted = s.events, pointer_paths.deleted = s.pointer_paths, "retention pass")
+            }
+            Err(error) => tracing::warn!(error = %error, "retention pass failed; will retry"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_mode_has_its_own_cutoffs() {
+        let s = PrivacySettings::default();
+        let now = UnixMillis(1_000 * DAY_MS);
+        let balanced = cutoffs(PrivacyMode::Balanced, &s, now);
+        assert_eq!(balanced.events_before, UnixMillis(now.0 - 90 * DAY_MS));
+        assert_eq!(balanced.unflagged_pointer_paths_before, Some(UnixMillis(now.0 - 24 * HOUR_MS)));
+        assert_eq!(balanced.pointer_paths_before, Some(UnixMillis(now.0 - 7 * DAY_MS)));
+        let forensic = cutoffs(PrivacyMode::Forensic, &s, now);
+        assert_eq!(forensic.events_before, UnixMillis(now.0 - 30 * DAY_MS));
+        assert_eq!(forensic.pointer_paths_before, None);
+        let strict = cutoffs(PrivacyMode::Strict, &s, now);
+        assert_eq!(strict.events_before, balanced.events_before);
+        assert_eq!(strict.unflagged_pointer_paths_before, None);
+    }
+}
