@@ -49,6 +49,8 @@ pub struct AppState {
     pub shopify: Option<Arc<Shopify>>,
     /// Wakes the webhook inbox worker when a new delivery is stored.
     pub inbox_notify: Arc<Notify>,
+    /// Wakes the alert worker when a test alert is queued.
+    pub alerts_notify: Arc<Notify>,
 }
 
 /// A built, bound, not yet serving application.
@@ -172,6 +174,7 @@ impl Application {
             detector,
             shopify,
             inbox_notify: Arc::new(Notify::new()),
+            alerts_notify: Arc::new(Notify::new()),
         });
         Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
     }
@@ -197,11 +200,20 @@ impl Application {
         let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
+        let stopped_alerts = stopped.clone();
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
         let inbox = state
             .shopify
             .is_some()
             .then(|| tokio::spawn(crate::shopify::inbox::run(db.clone(), state.inbox_notify.clone(), stopped)));
+
+        let alerts = if state.settings.alerts.enabled {
+            let worker = crate::alerts::worker::Worker::new(db.clone(), &state.settings)
+                .context("invalid alert settings (alerts.*)")?;
+            Some(tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)))
+        } else {
+            None
+        };
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
@@ -214,6 +226,9 @@ impl Application {
         let _ = housekeeping.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
+        }
+        if let Some(alerts) = alerts {
+            let _ = alerts.await;
         }
         for task in writers {
             let _ = task.await;

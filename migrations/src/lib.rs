@@ -18,6 +18,9 @@ mod m20261122_200003_create_shopify_audit_log;
 mod m20261122_200004_create_shopify_orders;
 mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
+mod m20261123_200001_create_alert_policies;
+mod m20261123_200002_create_alert_channels;
+mod m20261123_200003_create_alert_outbox;
 
 pub struct Migrator;
 
@@ -39,6 +42,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200004_create_shopify_orders::Migration),
             Box::new(m20261122_200005_create_shopify_carts::Migration),
             Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
+            Box::new(m20261123_200001_create_alert_policies::Migration),
+            Box::new(m20261123_200002_create_alert_channels::Migration),
+            Box::new(m20261123_200003_create_alert_outbox::Migration),
         ]
     }
 }
