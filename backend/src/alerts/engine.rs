@@ -340,7 +340,9 @@ fn digest(state: &mut AlertState, now: i64) -> Alert {
     Alert {
         kind: AlertKind::Digest,
         title: format!("Daily digest: {verdicts} alerting verdicts"),
-        summary: format!("{verdicts} verdicts matched your alert policy since the last digest; {held} alerts were held back."),
+        summary: format!(
+            "{verdicts} verdicts matched your alert policy since the last digest; {held} alerts were held back."
+        ),
         details,
         subject: None,
         link_path: "/app/threats".into(),

@@ -83,9 +83,11 @@ fn the_cooldown_suppresses_the_same_key_and_counts_what_it_suppressed() {
 
 #[test]
 fn quiet_hours_hold_alerts_and_one_rollup_follows_when_they_end() {
-    let mut p = AlertPolicy::default();
-    p.time_zone = "America/New_York".into(); // UTC-5 in January
-    p.quiet_hours = Some(QuietHours { from: "22:00".into(), to: "07:00".into() });
+    let p = AlertPolicy {
+        time_zone: "America/New_York".into(), // UTC-5 in January
+        quiet_hours: Some(QuietHours { from: "22:00".into(), to: "07:00".into() }),
+        ..AlertPolicy::default()
+    };
     let mut s = AlertState::default();
     // 00:00 UTC = 19:00 New York: not quiet.
     assert!(observe(&p, &mut s, &card("session:1", T0)).is_some());
@@ -104,10 +106,12 @@ fn quiet_hours_hold_alerts_and_one_rollup_follows_when_they_end() {
 
 #[test]
 fn the_digest_groups_counts_by_family_and_held_alerts_once_a_local_day() {
-    let mut p = AlertPolicy::default();
-    p.digest = true;
-    p.digest_hour = 8;
-    p.quiet_hours = Some(QuietHours { from: "00:00".into(), to: "06:00".into() });
+    let p = AlertPolicy {
+        digest: true,
+        digest_hour: 8,
+        quiet_hours: Some(QuietHours { from: "00:00".into(), to: "06:00".into() }),
+        ..AlertPolicy::default()
+    };
     let mut s = AlertState::default();
     // Quiet (00:00–06:00 UTC): held for the digest.
     assert_eq!(observe(&p, &mut s, &card("session:1", T0 + MIN)), None);
@@ -137,14 +141,24 @@ fn a_storm_of_ten_thousand_verdicts_makes_a_handful_of_alerts() {
     let (p, mut s) = (AlertPolicy::default(), AlertState::default());
     let mut sent = Vec::new();
     for i in 0..10_000i64 {
-        let t = if i % 2 == 0 { card(&format!("session:{i}"), T0 + i * 100) } else { bot(&format!("session:{i}"), T0 + i * 100) };
+        let t = if i % 2 == 0 {
+            card(&format!("session:{i}"), T0 + i * 100)
+        } else {
+            bot(&format!("session:{i}"), T0 + i * 100)
+        };
         sent.extend(observe(&p, &mut s, &t));
     }
     // 1,000 s of storm: one card-testing alert and one burst alert, the rest suppressed.
     assert_eq!(sent.iter().map(|a| a.kind).collect::<Vec<_>>(), vec![AlertKind::CardTesting, AlertKind::HighRiskBurst]);
     let after = tick(&p, &mut s, T0 + 61 * MIN);
     assert_eq!(after.len(), 1, "one roll-up of what the cooldown suppressed");
-    assert_eq!(after[0].details, vec!["4999 × Card testing (card/ct1-ip-failures-block) (suppressed by the cooldown)", "999 × High-risk burst (suppressed by the cooldown)"]);
+    assert_eq!(
+        after[0].details,
+        vec![
+            "4999 × Card testing (card/ct1-ip-failures-block) (suppressed by the cooldown)",
+            "999 × High-risk burst (suppressed by the cooldown)"
+        ]
+    );
     // The state stays small.
     assert!(serde_json::to_string(&s).unwrap().len() < 2_000);
 }

@@ -130,7 +130,8 @@ impl AlertPolicy {
         let mut errors = Vec::new();
         for (i, d) in self.decisions.iter().enumerate() {
             if !DECISIONS.contains(&d.as_str()) {
-                errors.push(err(&format!("decisions[{i}]"), format!("unknown decision `{d}` (use BLOCK or CHALLENGE)")));
+                errors
+                    .push(err(&format!("decisions[{i}]"), format!("unknown decision `{d}` (use BLOCK or CHALLENGE)")));
             }
         }
         for (i, f) in self.families.iter().enumerate() {
@@ -238,7 +239,8 @@ mod tests {
 
     #[test]
     fn each_threshold_is_range_checked_and_the_error_names_the_field() {
-        let cases: Vec<(fn(&mut AlertPolicy), &str)> = vec![
+        type Mutation = fn(&mut AlertPolicy);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|p| p.burst_subjects = 1, "burst_subjects"),
             (|p| p.burst_subjects = 10_001, "burst_subjects"),
             (|p| p.burst_window_minutes = 0, "burst_window_minutes"),
@@ -264,21 +266,25 @@ mod tests {
             assert_eq!(fields(&p), vec![field.to_string()], "{p:?}");
         }
         // Edges are accepted; 0 turns the burst trigger off.
-        let mut p = AlertPolicy::default();
-        p.burst_subjects = 0;
-        p.burst_window_minutes = 1_440;
-        p.cooldown_minutes = 1;
-        p.traffic_spike_ratio = 1.5;
-        p.traffic_drop_ratio = 0.9;
-        p.digest_hour = 23;
+        let p = AlertPolicy {
+            burst_subjects: 0,
+            burst_window_minutes: 1_440,
+            cooldown_minutes: 1,
+            traffic_spike_ratio: 1.5,
+            traffic_drop_ratio: 0.9,
+            digest_hour: 23,
+            ..AlertPolicy::default()
+        };
         assert_eq!(p.validate(), Ok(()));
     }
 
     #[test]
     fn quiet_hours_wrap_midnight_in_the_tenant_time_zone() {
-        let mut p = AlertPolicy::default();
-        p.time_zone = "Europe/Paris".into();
-        p.quiet_hours = Some(QuietHours { from: "22:00".into(), to: "07:00".into() });
+        let mut p = AlertPolicy {
+            time_zone: "Europe/Paris".into(),
+            quiet_hours: Some(QuietHours { from: "22:00".into(), to: "07:00".into() }),
+            ..AlertPolicy::default()
+        };
         let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
         // Winter: Paris is UTC+1.
         assert!(p.is_quiet(at("2026-01-10T21:00:00Z"))); // 22:00 local

@@ -67,15 +67,14 @@ pub async fn tick_site(db: &DatabaseConnection, site: SiteId, now: UnixMillis) -
 }
 
 /// Queues a test alert for one channel.
-pub async fn enqueue_test(
-    db: &impl ConnectionTrait,
-    channel: &ChannelRow,
-    now: UnixMillis,
-) -> Result<String, DbErr> {
+pub async fn enqueue_test(db: &impl ConnectionTrait, channel: &ChannelRow, now: UnixMillis) -> Result<String, DbErr> {
     let alert = Alert {
         kind: engine::AlertKind::Test,
         title: "Test alert".into(),
-        summary: format!("This is a test of the alert channel \"{}\". If you can read it, alerts reach you.", channel.name),
+        summary: format!(
+            "This is a test of the alert channel \"{}\". If you can read it, alerts reach you.",
+            channel.name
+        ),
         details: vec!["No action is needed.".into()],
         subject: None,
         link_path: "/app/alerts".into(),

@@ -76,6 +76,9 @@ mod tests {
             scrub("10 requests from 203.0.113.9, then jo@example.com (and 2001:db8:1:2::7)."),
             "10 requests from 203.0.113.x, then [email] (and 2001:db8:1::x)."
         );
-        assert_eq!(scrub("4 failed payments from 203.0.113.0/24 in 10 min."), "4 failed payments from 203.0.113.0/24 in 10 min.");
+        assert_eq!(
+            scrub("4 failed payments from 203.0.113.0/24 in 10 min."),
+            "4 failed payments from 203.0.113.0/24 in 10 min."
+        );
     }
 }

@@ -43,7 +43,11 @@ pub async fn policy(db: &DatabaseConnection, scope: TenantScope) -> Result<Alert
 }
 
 /// Validates and stores a policy; the first invalid field is the error.
-pub async fn put_policy(db: &DatabaseConnection, scope: TenantScope, policy: AlertPolicy) -> Result<AlertPolicy, Vec<PolicyError>> {
+pub async fn put_policy(
+    db: &DatabaseConnection,
+    scope: TenantScope,
+    policy: AlertPolicy,
+) -> Result<AlertPolicy, Vec<PolicyError>> {
     policy.validate()?;
     let json = serde_json::to_string(&policy).unwrap_or_default();
     store::save_policy(db, scope, &json, UnixMillis::now()).await.map_err(|e| {
@@ -74,7 +78,8 @@ pub async fn create_channel(
         return Err(invalid("name", format!("must be 1 to {MAX_CHANNEL_NAME} characters")));
     }
     let url = || -> Result<String, AlertsError> {
-        let url = input.url.clone().ok_or_else(|| invalid("url", format!("is required for {} channels", input.kind)))?;
+        let url =
+            input.url.clone().ok_or_else(|| invalid("url", format!("is required for {} channels", input.kind)))?;
         channels::check_url(&url).map_err(|m| invalid("url", m))?;
         Ok(url)
     };
@@ -98,7 +103,9 @@ pub async fn create_channel(
             secret = Some(s.clone());
             Destination::Webhook { url: url()?, secret: s }
         }
-        other => return Err(invalid("kind", format!("unknown channel kind `{other}` (email, slack, discord, webhook)"))),
+        other => {
+            return Err(invalid("kind", format!("unknown channel kind `{other}` (email, slack, discord, webhook)")));
+        }
     };
     let cipher = cipher.ok_or(AlertsError::NoSecretKey)?;
     let sealed = seal_destination(cipher, scope.site_id().0, &destination);
@@ -137,7 +144,11 @@ pub async fn channels(db: &DatabaseConnection, scope: TenantScope) -> Result<Vec
     Ok(store::channels(db, scope).await?)
 }
 
-pub async fn delete_channel(db: &DatabaseConnection, scope: TenantScope, id: AlertChannelId) -> Result<(), AlertsError> {
+pub async fn delete_channel(
+    db: &DatabaseConnection,
+    scope: TenantScope,
+    id: AlertChannelId,
+) -> Result<(), AlertsError> {
     if store::delete_channel(db, scope, id).await? { Ok(()) } else { Err(AlertsError::NotFound) }
 }
 

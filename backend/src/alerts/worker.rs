@@ -141,10 +141,9 @@ impl Worker {
         if !channel.enabled {
             return Err(DeliveryError::Permanent("the channel is disabled (unsubscribed)".into()));
         }
-        let cipher = self
-            .cipher
-            .as_ref()
-            .ok_or_else(|| DeliveryError::Transient("secret_key is not set; channel secrets cannot be opened".into()))?;
+        let cipher = self.cipher.as_ref().ok_or_else(|| {
+            DeliveryError::Transient("secret_key is not set; channel secrets cannot be opened".into())
+        })?;
         let destination = service::open_destination(cipher, &channel)
             .map_err(|e| DeliveryError::Permanent(format!("cannot open the channel: {e}")))?;
         let alert: Alert = serde_json::from_str(&row.payload)

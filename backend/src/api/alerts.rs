@@ -38,7 +38,11 @@ struct ValidationError {
 }
 
 fn validation(e: &PolicyError) -> Json<ValidationError> {
-    Json(ValidationError { error: "invalid".into(), field: e.field.clone(), message: format!("{}: {}", e.field, e.message) })
+    Json(ValidationError {
+        error: "invalid".into(),
+        field: e.field.clone(),
+        message: format!("{}: {}", e.field, e.message),
+    })
 }
 
 #[derive(Object)]
@@ -226,7 +230,12 @@ pub struct AlertsApi;
 impl AlertsApi {
     /// The site's alert policy (the default policy until one is stored).
     #[oai(path = "/policy", method = "get", operation_id = "get_alert_policy")]
-    async fn get_policy(&self, Data(state): Data<&Arc<AppState>>, auth: SiteToken, site: Query<String>) -> PolicyResponse {
+    async fn get_policy(
+        &self,
+        Data(state): Data<&Arc<AppState>>,
+        auth: SiteToken,
+        site: Query<String>,
+    ) -> PolicyResponse {
         let (scope, _) = match tenant(&state.db, &auth, &site.0).await {
             Ok(t) => t,
             Err(f) => return f.into(),
@@ -261,7 +270,12 @@ impl AlertsApi {
 
     /// The site's alert channels.
     #[oai(path = "/channels", method = "get", operation_id = "list_alert_channels")]
-    async fn list_channels(&self, Data(state): Data<&Arc<AppState>>, auth: SiteToken, site: Query<String>) -> ChannelsResponse {
+    async fn list_channels(
+        &self,
+        Data(state): Data<&Arc<AppState>>,
+        auth: SiteToken,
+        site: Query<String>,
+    ) -> ChannelsResponse {
         let (scope, _) = match tenant(&state.db, &auth, &site.0).await {
             Ok(t) => t,
             Err(f) => return f.into(),
@@ -293,7 +307,9 @@ impl AlertsApi {
                 CreateChannelResponse::Created(Json(CreatedChannel { channel: row.into(), signing_secret: secret }))
             }
             Err(AlertsError::Invalid(e)) => CreateChannelResponse::Invalid(validation(&e)),
-            Err(e @ AlertsError::NoSecretKey) => CreateChannelResponse::Conflict(ApiError::new("no_secret_key", e.to_string())),
+            Err(e @ AlertsError::NoSecretKey) => {
+                CreateChannelResponse::Conflict(ApiError::new("no_secret_key", e.to_string()))
+            }
             Err(e) => CreateChannelResponse::Unavailable(unavailable(&e)),
         }
     }
@@ -371,7 +387,13 @@ impl AlertsApi {
 
     /// Puts a dead letter back in the queue with a fresh attempt budget.
     #[oai(path = "/deliveries/:id/retry", method = "post", operation_id = "retry_alert_delivery")]
-    async fn retry(&self, Data(state): Data<&Arc<AppState>>, auth: SiteToken, site: Query<String>, id: Path<i64>) -> QueuedResponse {
+    async fn retry(
+        &self,
+        Data(state): Data<&Arc<AppState>>,
+        auth: SiteToken,
+        site: Query<String>,
+        id: Path<i64>,
+    ) -> QueuedResponse {
         let (scope, _) = match tenant(&state.db, &auth, &site.0).await {
             Ok(t) => t,
             Err(f) => return f.into(),
@@ -390,12 +412,22 @@ impl AlertsApi {
     /// The unsubscribe link of alert emails (GET from the body link, POST for one-click
     /// `List-Unsubscribe-Post`): disables that email channel.
     #[oai(path = "/unsubscribe", method = "get", operation_id = "unsubscribe_alert_email")]
-    async fn unsubscribe_get(&self, Data(state): Data<&Arc<AppState>>, channel: Query<i64>, token: Query<String>) -> UnsubscribeResponse {
+    async fn unsubscribe_get(
+        &self,
+        Data(state): Data<&Arc<AppState>>,
+        channel: Query<i64>,
+        token: Query<String>,
+    ) -> UnsubscribeResponse {
         unsubscribe(state, channel.0, &token.0).await
     }
 
     #[oai(path = "/unsubscribe", method = "post", operation_id = "unsubscribe_alert_email_one_click")]
-    async fn unsubscribe_post(&self, Data(state): Data<&Arc<AppState>>, channel: Query<i64>, token: Query<String>) -> UnsubscribeResponse {
+    async fn unsubscribe_post(
+        &self,
+        Data(state): Data<&Arc<AppState>>,
+        channel: Query<i64>,
+        token: Query<String>,
+    ) -> UnsubscribeResponse {
         unsubscribe(state, channel.0, &token.0).await
     }
 }
@@ -403,7 +435,9 @@ impl AlertsApi {
 async fn unsubscribe(state: &AppState, channel: i64, token: &str) -> UnsubscribeResponse {
     let secret = state.settings.secret_key.as_ref().map(|s| s.expose());
     match service::unsubscribe(&state.db, secret, AlertChannelId(channel), token).await {
-        Ok(()) => UnsubscribeResponse::Ok(PlainText("You are unsubscribed: this address gets no more GhostTrack alerts.".into())),
+        Ok(()) => UnsubscribeResponse::Ok(PlainText(
+            "You are unsubscribed: this address gets no more GhostTrack alerts.".into(),
+        )),
         Err(AlertsError::NotFound | AlertsError::NoSecretKey) => {
             UnsubscribeResponse::NotFound(PlainText("This unsubscribe link is not valid.".into()))
         }

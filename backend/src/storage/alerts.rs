@@ -75,7 +75,12 @@ pub async fn lock_state(
     Ok((row.try_get_by_index::<Option<String>>(0)?, row.try_get_by_index::<String>(1)?))
 }
 
-pub async fn save_state(db: &impl ConnectionTrait, site: SiteId, state_json: &str, now: UnixMillis) -> Result<(), DbErr> {
+pub async fn save_state(
+    db: &impl ConnectionTrait,
+    site: SiteId,
+    state_json: &str,
+    now: UnixMillis,
+) -> Result<(), DbErr> {
     alert_policies::Entity::update(alert_policies::ActiveModel {
         site_id: Set(site),
         policy: NotSet,
@@ -151,10 +156,7 @@ pub async fn channel(
     scope: TenantScope,
     id: AlertChannelId,
 ) -> Result<Option<ChannelRow>, DbErr> {
-    alert_channels::Entity::find_by_id(id)
-        .filter(alert_channels::Column::SiteId.eq(scope.site_id()))
-        .one(db)
-        .await
+    alert_channels::Entity::find_by_id(id).filter(alert_channels::Column::SiteId.eq(scope.site_id())).one(db).await
 }
 
 /// The channel of a claimed delivery (the worker acts for the row's own site).
@@ -317,11 +319,14 @@ pub enum Retry {
 }
 
 /// Puts a dead letter back in the queue with a fresh attempt budget.
-pub async fn retry_dead(db: &impl ConnectionTrait, scope: TenantScope, id: i64, now: UnixMillis) -> Result<Retry, DbErr> {
-    let Some(row) = alert_outbox::Entity::find_by_id(id)
-        .filter(alert_outbox::Column::SiteId.eq(scope.site_id()))
-        .one(db)
-        .await?
+pub async fn retry_dead(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    id: i64,
+    now: UnixMillis,
+) -> Result<Retry, DbErr> {
+    let Some(row) =
+        alert_outbox::Entity::find_by_id(id).filter(alert_outbox::Column::SiteId.eq(scope.site_id())).one(db).await?
     else {
         return Ok(Retry::NotFound);
     };

@@ -59,10 +59,13 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// (path, headers, body) of one received request.
+type Recorded = (String, Vec<(String, String)>, String);
+
 /// A local HTTP receiver recording every request; answers `status` (a shared, changeable value).
 #[derive(Clone, Default)]
 struct Receiver {
-    requests: Arc<Mutex<Vec<(String, Vec<(String, String)>, String)>>>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
     status: Arc<Mutex<u16>>,
 }
 
@@ -94,7 +97,13 @@ impl Receiver {
     }
 
     fn on(&self, path: &str) -> Vec<(Vec<(String, String)>, String)> {
-        self.requests.lock().unwrap().iter().filter(|(p, _, _)| p == path).map(|(_, h, b)| (h.clone(), b.clone())).collect()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, h, b)| (h.clone(), b.clone()))
+            .collect()
     }
 }
 
@@ -135,10 +144,18 @@ where
     panic!("timed out waiting for {what}");
 }
 
-async fn api(app: &TestApp, site: &TestSite, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+async fn api(
+    app: &TestApp,
+    site: &TestSite,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let sep = if path.contains('?') { '&' } else { '?' };
-    let mut req =
-        app.client.request(method, app.url(&format!("/api/v1/alerts{path}{sep}site={}", site.key))).bearer_auth(&site.token);
+    let mut req = app
+        .client
+        .request(method, app.url(&format!("/api/v1/alerts{path}{sep}site={}", site.key)))
+        .bearer_auth(&site.token);
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -172,9 +189,16 @@ fn card_threat(site: i64, subject: &str, rule: &str, at: i64) -> NewThreat {
 }
 
 async fn statuses(app: &TestApp) -> Vec<String> {
-    use sea_orm::{EntityTrait, QueryOrder};
     use ghosttrack::storage::entities::alert_outbox;
-    alert_outbox::Entity::find().order_by_asc(alert_outbox::Column::Id).all(&app.db).await.unwrap().into_iter().map(|r| r.status).collect()
+    use sea_orm::{EntityTrait, QueryOrder};
+    alert_outbox::Entity::find()
+        .order_by_asc(alert_outbox::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
 }
 
 #[tokio::test]
@@ -184,13 +208,18 @@ async fn a_card_testing_alert_email_arrives_with_both_bodies_the_session_link_an
     let sink = SmtpSink::start(port, dir.path(), None).await;
     let app = spawn(port, TestDb::Sqlite).await;
     let site = app.create_site("shop.example").await;
-    let channel = create_channel(&app, &site, json!({"kind": "email", "name": "Owner", "to": ["owner@shop.example"]})).await;
+    let channel =
+        create_channel(&app, &site, json!({"kind": "email", "name": "Owner", "to": ["owner@shop.example"]})).await;
     let channel_id = channel["channel"]["id"].as_i64().unwrap();
 
     // The recorder's transaction, as the detector's recorder task calls it.
-    let written = record_threats(&app.db, &[card_threat(site.id, "session:4242", "card/ct1-ip-failures-block", now_ms())], UnixMillis::now())
-        .await
-        .unwrap();
+    let written = record_threats(
+        &app.db,
+        &[card_threat(site.id, "session:4242", "card/ct1-ip-failures-block", now_ms())],
+        UnixMillis::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(written, 1);
     wait_for("the email", || async { sink.messages().len() == 1 }).await;
 
@@ -200,9 +229,15 @@ async fn a_card_testing_alert_email_arrives_with_both_bodies_the_session_link_an
     assert_eq!(h["subject"], "[GhostTrack] Card testing detected (BLOCK, score 86) — shop.example");
     assert_eq!(h["from"], "GhostTrack <alerts@ghosttrack.test>");
     let message_id = h["message-id"].as_str().unwrap();
-    assert!(message_id.starts_with("<gt-") && message_id.ends_with(&format!("-{channel_id}@ghosttrack.test>")), "{message_id}");
+    assert!(
+        message_id.starts_with("<gt-") && message_id.ends_with(&format!("-{channel_id}@ghosttrack.test>")),
+        "{message_id}"
+    );
     let unsubscribe = h["list-unsubscribe"].as_str().unwrap();
-    assert!(unsubscribe.starts_with(&format!("<{}/api/v1/alerts/unsubscribe?channel={channel_id}&token=", app.base_url)), "{unsubscribe}");
+    assert!(
+        unsubscribe.starts_with(&format!("<{}/api/v1/alerts/unsubscribe?channel={channel_id}&token=", app.base_url)),
+        "{unsubscribe}"
+    );
     assert_eq!(h["list-unsubscribe-post"], "List-Unsubscribe=One-Click");
     let text = m["text"].as_str().unwrap();
     let link = format!("{}/app/sessions/4242", app.base_url);
@@ -210,7 +245,10 @@ async fn a_card_testing_alert_email_arrives_with_both_bodies_the_session_link_an
     assert!(text.contains("Subject: session 4242"), "{text}");
     assert!(m["html"].as_str().unwrap().contains(&format!("<a href=\"{link}\">")));
     // The full IP in the rule's sentence was masked; the /24 prefix stays.
-    assert!(!text.contains("203.0.113.77") && text.contains("203.0.113.x") && text.contains("203.0.113.0/24"), "{text}");
+    assert!(
+        !text.contains("203.0.113.77") && text.contains("203.0.113.x") && text.contains("203.0.113.0/24"),
+        "{text}"
+    );
     println!("---- rendered alert email (text part) ----\n{text}---- end ----");
 
     // The unsubscribe link turns the channel off.
@@ -230,7 +268,8 @@ async fn evaluate_verdicts_become_a_burst_alert_on_slack_discord_and_a_signed_we
     put_policy(&app, &site, |p| p["burst_subjects"] = json!(2)).await;
     create_channel(&app, &site, json!({"kind": "slack", "name": "Slack", "url": format!("{base}/slack")})).await;
     create_channel(&app, &site, json!({"kind": "discord", "name": "Discord", "url": format!("{base}/discord")})).await;
-    let hook_ch = create_channel(&app, &site, json!({"kind": "webhook", "name": "SIEM", "url": format!("{base}/hook")})).await;
+    let hook_ch =
+        create_channel(&app, &site, json!({"kind": "webhook", "name": "SIEM", "url": format!("{base}/hook")})).await;
     let secret = hook_ch["signing_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     let listed: Value = api(&app, &site, reqwest::Method::GET, "/channels", None).await.json().await.unwrap();
@@ -265,7 +304,10 @@ async fn evaluate_verdicts_become_a_burst_alert_on_slack_discord_and_a_signed_we
 
     let (hh, body) = recv.on("/hook").pop().unwrap();
     let ts = header(&hh, "ghosttrack-timestamp");
-    assert_eq!(header(&hh, "ghosttrack-signature"), ghosttrack::alerts::channels::webhook::signature(&secret, ts.parse().unwrap(), &body));
+    assert_eq!(
+        header(&hh, "ghosttrack-signature"),
+        ghosttrack::alerts::channels::webhook::signature(&secret, ts.parse().unwrap(), &body)
+    );
     let hook: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(hook["type"], "high_risk_burst");
     assert!(hook["details"][0].as_str().unwrap().starts_with("ua/"), "{hook}");
@@ -301,14 +343,34 @@ async fn policy_errors_name_the_field_and_the_tenant_comes_only_from_the_token()
     let body: Value = api(&app, &a, reqwest::Method::PUT, "/policy", Some(tz)).await.json().await.unwrap();
     assert_eq!(body["field"], "quiet_hours.to");
 
-    let resp = api(&app, &a, reqwest::Method::POST, "/channels", Some(json!({"kind": "slack", "name": "x", "url": "http://example.com/x"}))).await;
+    let resp = api(
+        &app,
+        &a,
+        reqwest::Method::POST,
+        "/channels",
+        Some(json!({"kind": "slack", "name": "x", "url": "http://example.com/x"})),
+    )
+    .await;
     assert_eq!(resp.status(), 422);
     assert_eq!(resp.json::<Value>().await.unwrap()["field"], "url");
-    let resp = api(&app, &a, reqwest::Method::POST, "/channels", Some(json!({"kind": "email", "name": "x", "to": ["not-an-address"]}))).await;
+    let resp = api(
+        &app,
+        &a,
+        reqwest::Method::POST,
+        "/channels",
+        Some(json!({"kind": "email", "name": "x", "to": ["not-an-address"]})),
+    )
+    .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["field"], "to[0]");
 
     // a's token naming b's site: not found; no token: 401; b cannot touch a's channel.
-    let cross = app.client.get(app.url(&format!("/api/v1/alerts/policy?site={}", b.key))).bearer_auth(&a.token).send().await.unwrap();
+    let cross = app
+        .client
+        .get(app.url(&format!("/api/v1/alerts/policy?site={}", b.key)))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cross.status(), 404);
     let anon = app.client.get(app.url(&format!("/api/v1/alerts/policy?site={}", a.key))).send().await.unwrap();
     assert_eq!(anon.status(), 401);
@@ -335,8 +397,12 @@ async fn with_smtp_down_alerts_are_retried_and_all_delivered_once_it_is_back() {
     assert_eq!(record_threats(&app.db, &threats, UnixMillis::now()).await.unwrap(), 3);
 
     // Nothing listens on the port: every delivery fails and is rescheduled.
-    wait_for("failed attempts", || async { app.count("SELECT COUNT(*) FROM alert_outbox WHERE attempts >= 2 AND status = 'pending'").await == 3 }).await;
-    let deliveries: Value = api(&app, &site, reqwest::Method::GET, "/deliveries?status=pending", None).await.json().await.unwrap();
+    wait_for("failed attempts", || async {
+        app.count("SELECT COUNT(*) FROM alert_outbox WHERE attempts >= 2 AND status = 'pending'").await == 3
+    })
+    .await;
+    let deliveries: Value =
+        api(&app, &site, reqwest::Method::GET, "/deliveries?status=pending", None).await.json().await.unwrap();
     assert!(deliveries[0]["last_error"].as_str().unwrap().contains("SMTP"), "{deliveries}");
 
     let sink = SmtpSink::start(port, dir.path(), None).await;
@@ -362,16 +428,23 @@ async fn a_refused_delivery_becomes_a_dead_letter_that_can_be_retried() {
     assert_eq!(resp.status(), 202);
 
     wait_for("a dead letter", || async { statuses(&app).await == ["dead"] }).await;
-    let dead: Value = api(&app, &site, reqwest::Method::GET, "/deliveries?status=dead", None).await.json().await.unwrap();
+    let dead: Value =
+        api(&app, &site, reqwest::Method::GET, "/deliveries?status=dead", None).await.json().await.unwrap();
     assert_eq!(dead.as_array().unwrap().len(), 1);
     assert_eq!(dead[0]["last_error"], "receiver answered 410 Gone");
     assert_eq!(dead[0]["title"], "Test alert");
     let delivery = dead[0]["id"].as_i64().unwrap();
 
     recv.set_status(204);
-    assert_eq!(api(&app, &site, reqwest::Method::POST, &format!("/deliveries/{delivery}/retry"), None).await.status(), 202);
+    assert_eq!(
+        api(&app, &site, reqwest::Method::POST, &format!("/deliveries/{delivery}/retry"), None).await.status(),
+        202
+    );
     wait_for("delivered after retry", || async { statuses(&app).await == ["delivered"] }).await;
-    assert_eq!(api(&app, &site, reqwest::Method::POST, &format!("/deliveries/{delivery}/retry"), None).await.status(), 409);
+    assert_eq!(
+        api(&app, &site, reqwest::Method::POST, &format!("/deliveries/{delivery}/retry"), None).await.status(),
+        409
+    );
     assert_eq!(recv.on("/d").len(), 2);
 }
 
@@ -402,7 +475,8 @@ async fn two_workers_on(first_url: String, second_url: String) {
         let app = if i % 2 == 0 { &first } else { &second };
         assert_eq!(api(app, &site, reqwest::Method::POST, &format!("/channels/{id}/test"), None).await.status(), 202);
     }
-    wait_for("forty delivered", || async { statuses(&first).await.iter().filter(|s| *s == "delivered").count() == 40 }).await;
+    wait_for("forty delivered", || async { statuses(&first).await.iter().filter(|s| *s == "delivered").count() == 40 })
+        .await;
     let requests = recv.on("/w");
     let mut keys: Vec<String> = requests.iter().map(|(h, _)| header(h, "idempotency-key").to_owned()).collect();
     keys.sort();
@@ -485,9 +559,50 @@ async fn starttls_with_a_self_signed_certificate_delivers_over_tls() {
         let ok = std::process::Command::new("openssl").args(args).current_dir(d).stderr(Stdio::null()).status();
         assert!(ok.expect("openssl").success(), "openssl {args:?}");
     };
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=GhostTrack Test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"]);
-    openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "leaf.ext", "-out", "cert.pem"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=GhostTrack Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
     let port = free_port();
     let sink = SmtpSink::start(port, dir.path(), Some((&cert, &key))).await;
     let app = Spawn::default()

@@ -45,7 +45,8 @@ impl Mailer {
                 if let Some(path) = &settings.smtp_ca_file {
                     let ca_err = |reason: String| MailerError::CaFile { path: path.display().to_string(), reason };
                     let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-                    params = params.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?);
+                    params =
+                        params.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?);
                 }
                 let params = params.build().map_err(|e| MailerError::Tls(e.to_string()))?;
                 if mode == SmtpTls::Tls { Tls::Wrapper(params) } else { Tls::Required(params) }
@@ -79,8 +80,9 @@ impl Mailer {
             .subject(format!("[GhostTrack] {} — {}", env.alert.title, env.site))
             .message_id(Some(format!("<{}@{}>", env.idempotency_key, self.domain)));
         for address in to {
-            let mailbox: Mailbox =
-                address.parse().map_err(|_| DeliveryError::Permanent(format!("`{address}` is not an email address")))?;
+            let mailbox: Mailbox = address
+                .parse()
+                .map_err(|_| DeliveryError::Permanent(format!("`{address}` is not an email address")))?;
             builder = builder.to(mailbox);
         }
         if let Some(url) = &env.unsubscribe {
@@ -120,11 +122,17 @@ pub fn text_body(env: &Envelope<'_>) -> String {
         }
     }
     if a.suppressed > 0 {
-        out.push_str(&format!("\n{} similar alerts were suppressed by the cooldown since the last one.\n", a.suppressed));
+        out.push_str(&format!(
+            "\n{} similar alerts were suppressed by the cooldown since the last one.\n",
+            a.suppressed
+        ));
     }
     out.push_str(&format!("\nOpen in GhostTrack: {}\n", env.link));
     if let Some(url) = &env.unsubscribe {
-        out.push_str(&format!("\n--\nYou receive this because this address is an alert channel of {}.\nUnsubscribe: {url}\n", env.site));
+        out.push_str(&format!(
+            "\n--\nYou receive this because this address is an alert channel of {}.\nUnsubscribe: {url}\n",
+            env.site
+        ));
     }
     out
 }
@@ -154,7 +162,10 @@ pub fn html_body(env: &Envelope<'_>) -> String {
         out.push_str("</ul>");
     }
     if a.suppressed > 0 {
-        out.push_str(&format!("<p>{} similar alerts were suppressed by the cooldown since the last one.</p>", a.suppressed));
+        out.push_str(&format!(
+            "<p>{} similar alerts were suppressed by the cooldown since the last one.</p>",
+            a.suppressed
+        ));
     }
     out.push_str(&format!("<p><a href=\"{}\">Open in GhostTrack</a></p>", e(&env.link)));
     if let Some(url) = &env.unsubscribe {

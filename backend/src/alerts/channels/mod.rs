@@ -33,7 +33,8 @@ impl Destination {
     /// A form safe to show in the panel and in logs: addresses in full (they are the
     /// merchant's own), URLs by host only (their path is the credential).
     pub fn display(&self) -> String {
-        let host = |url: &str| url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        let host =
+            |url: &str| url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
         match self {
             Destination::Email { to } => to.join(", "),
             Destination::Slack { url } | Destination::Discord { url } | Destination::Webhook { url, .. } => {
