@@ -47,13 +47,12 @@ pub async fn put_policy(
     db: &DatabaseConnection,
     scope: TenantScope,
     policy: AlertPolicy,
-) -> Result<AlertPolicy, Vec<PolicyError>> {
-    policy.validate()?;
+) -> Result<AlertPolicy, AlertsError> {
+    if let Err(mut errors) = policy.validate() {
+        return Err(AlertsError::Invalid(errors.remove(0)));
+    }
     let json = serde_json::to_string(&policy).unwrap_or_default();
-    store::save_policy(db, scope, &json, UnixMillis::now()).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store an alert policy");
-        vec![PolicyError { field: "".into(), message: "the database is unavailable; retry shortly".into() }]
-    })?;
+    store::save_policy(db, scope, &json, UnixMillis::now()).await?;
     Ok(policy)
 }
 

@@ -261,10 +261,8 @@ impl AlertsApi {
         };
         match service::put_policy(&state.db, scope, body.0).await {
             Ok(p) => PolicyResponse::Ok(Json(p)),
-            Err(errors) if errors.first().is_some_and(|e| e.field.is_empty()) => {
-                PolicyResponse::Unavailable(ApiError::new("unavailable", "the database is unavailable; retry shortly"))
-            }
-            Err(errors) => PolicyResponse::Invalid(validation(&errors[0])),
+            Err(AlertsError::Invalid(e)) => PolicyResponse::Invalid(validation(&e)),
+            Err(e) => PolicyResponse::Unavailable(unavailable(&e)),
         }
     }
 
