@@ -18,5 +18,8 @@ pub mod redact;
 pub mod service;
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 pub use engine::{Alert, AlertKind, AlertState};
 pub use policy::AlertPolicy;
