@@ -194,6 +194,30 @@ async fn policy_errors_name_the_field_and_the_tenant_comes_only_from_the_token()
 }
 
 #[tokio::test]
+async fn the_openapi_document_describes_the_alerts_api_with_its_statuses() {
+    let app = spawn(free_port(), TestDb::Sqlite).await;
+    let doc: Value = app.client.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let expect = [
+        ("/v1/alerts/policy", "get", "get_alert_policy", &["200", "401", "404", "503"][..]),
+        ("/v1/alerts/policy", "put", "put_alert_policy", &["200", "401", "404", "422", "503"]),
+        ("/v1/alerts/channels", "get", "list_alert_channels", &["200", "401", "404"]),
+        ("/v1/alerts/channels", "post", "create_alert_channel", &["201", "409", "422"]),
+        ("/v1/alerts/channels/{id}", "delete", "delete_alert_channel", &["204", "404"]),
+        ("/v1/alerts/channels/{id}/test", "post", "send_test_alert", &["202", "404", "409"]),
+        ("/v1/alerts/deliveries", "get", "list_alert_deliveries", &["200"]),
+        ("/v1/alerts/deliveries/{id}/retry", "post", "retry_alert_delivery", &["202", "404", "409"]),
+    ];
+    for (path, method, id, statuses) in expect {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["operationId"], id, "{path} {method}");
+        assert_eq!(op["tags"], json!(["Alerts"]), "{path} {method}");
+        for status in statuses {
+            assert!(op["responses"].get(status).is_some(), "{id}: {status} documented");
+        }
+    }
+}
+
+#[tokio::test]
 async fn with_smtp_down_alerts_are_retried_and_all_delivered_once_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -310,10 +334,23 @@ async fn two_workers_on_one_postgres_database_deliver_each_alert_exactly_once() 
 
 #[tokio::test]
 async fn a_storm_of_ten_thousand_threats_sends_a_handful_of_emails() {
+    storm(TestDb::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_storm_of_ten_thousand_threats_on_postgres_sends_a_handful_of_emails() {
+    let Some(server) = pg::server_url() else {
+        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
+        return;
+    };
+    storm(TestDb::Postgres(pg::fresh_database(&server).await)).await;
+}
+
+async fn storm(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let sink = SmtpSink::start(port, dir.path(), None).await;
-    let app = spawn(port, TestDb::Sqlite).await;
+    let app = spawn(port, db).await;
     let site = app.create_site("shop.example").await;
     put_policy(&app, &site, |p| {
         p["digest"] = json!(true);
