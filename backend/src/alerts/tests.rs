@@ -114,7 +114,11 @@ async fn the_traffic_job_compares_the_last_hour_with_the_sessions_baseline() {
     let policy = super::AlertPolicy { traffic: true, ..Default::default() };
     store::save_policy(&db, scope, &serde_json::to_string(&policy).unwrap(), UnixMillis(now)).await.unwrap();
 
+    let (p, st) = store::lock_state(&db, site, UnixMillis(now)).await.unwrap();
+    assert!(super::record::needs_tick(p.as_deref(), &st, UnixMillis(now)));
     assert_eq!(tick_site(&db, site, UnixMillis(now)).await.unwrap(), 1);
+    let (p, st) = store::lock_state(&db, site, UnixMillis(now)).await.unwrap();
+    assert!(!super::record::needs_tick(p.as_deref(), &st, UnixMillis(now + 60_000)), "nothing due for 15 minutes");
     let row = &outbox(&db).await[0];
     assert_eq!(row.kind, "traffic_spike");
     let alert: super::Alert = serde_json::from_str(&row.payload).unwrap();

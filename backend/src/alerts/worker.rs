@@ -36,6 +36,12 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<Worker> {
+        anyhow::ensure!(
+            settings.alerts.lease_ms > settings.alerts.send_timeout_secs.saturating_mul(1000),
+            "alerts.lease_ms ({}) must exceed alerts.send_timeout_secs ({} s), or a slow delivery could be sent twice",
+            settings.alerts.lease_ms,
+            settings.alerts.send_timeout_secs
+        );
         let secret = settings.secret_key.as_ref().map(|s| s.expose());
         let cipher = secret.map(TokenCipher::new).transpose()?;
         let http = reqwest::Client::builder()
@@ -85,11 +91,13 @@ impl Worker {
         }
     }
 
-    /// The periodic step of every tenant with alert state.
+    /// The periodic step of every tenant that has something due.
     pub async fn tick(&self, now: UnixMillis) -> Result<usize, DbErr> {
         let mut written = 0;
-        for site in store::sites_with_state(&self.db).await? {
-            written += super::record::tick_site(&self.db, site, now).await?;
+        for (site, policy, state) in store::all_states(&self.db).await? {
+            if super::record::needs_tick(policy.as_deref(), &state, now) {
+                written += super::record::tick_site(&self.db, site, now).await?;
+            }
         }
         Ok(written)
     }

@@ -92,13 +92,16 @@ pub async fn save_state(
     Ok(())
 }
 
-/// Tenants with an alert row (a policy, a channel or past alerts): the periodic job's list.
-pub async fn sites_with_state(db: &impl ConnectionTrait) -> Result<Vec<SiteId>, DbErr> {
+/// (site, policy JSON, state JSON) of every tenant with an alert row, read without locking:
+/// the periodic job decides from it which tenants need a (locked) step at all.
+pub async fn all_states(db: &impl ConnectionTrait) -> Result<Vec<(SiteId, Option<String>, String)>, DbErr> {
     alert_policies::Entity::find()
         .select_only()
         .column(alert_policies::Column::SiteId)
+        .column(alert_policies::Column::Policy)
+        .column(alert_policies::Column::State)
         .order_by_asc(alert_policies::Column::SiteId)
-        .into_tuple::<SiteId>()
+        .into_tuple::<(SiteId, Option<String>, String)>()
         .all(db)
         .await
 }

@@ -68,7 +68,8 @@ impl Mailer {
         };
         let message = self.message(to, env)?;
         transport.send(message).await.map(|_| ()).map_err(|e| {
-            let text = format!("SMTP: {e}");
+            // Server replies can echo the recipient; the error is stored and logged.
+            let text = crate::alerts::redact::scrub(&format!("SMTP: {e}"));
             if e.is_permanent() { DeliveryError::Permanent(text) } else { DeliveryError::Transient(text) }
         })
     }
