@@ -4,7 +4,8 @@ parts), so the Rust tests can read exactly what a mail client would.
 
     python3 tests/smtp/sink.py --port 2525 --out messages.jsonl [--cert c.pem --key k.pem]
 
-With --cert/--key the server offers and requires STARTTLS. Prints "READY <port>" once listening.
+With --cert/--key the server offers and requires STARTTLS; add --implicit for implicit TLS
+(SMTPS) instead. Prints "READY <port>" once listening.
 """
 
 import argparse
@@ -29,7 +30,7 @@ class Sink:
         record = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "headers": {k.lower(): str(v) for k, v in msg.items()},
             "text": text.get_content() if text is not None else None,
             "html": html.get_content() if html is not None else None,
@@ -45,12 +46,13 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--implicit", action="store_true")
     args = p.parse_args()
     kwargs = {}
     if args.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.cert, args.key)
-        kwargs = {"tls_context": ctx, "require_starttls": True}
+        kwargs = {"ssl_context": ctx} if args.implicit else {"tls_context": ctx, "require_starttls": True}
     controller = Controller(Sink(args.out), hostname="127.0.0.1", port=args.port, **kwargs)
     controller.start()
     print(f"READY {args.port}", flush=True)

@@ -23,6 +23,11 @@ pub(super) struct SmtpSink {
 
 impl SmtpSink {
     pub(super) async fn start(port: u16, dir: &Path, tls: Option<(&Path, &Path)>) -> SmtpSink {
+        Self::start_with(port, dir, tls, false).await
+    }
+
+    /// With `implicit`, the TLS of `tls` wraps the connection from the start (SMTPS).
+    pub(super) async fn start_with(port: u16, dir: &Path, tls: Option<(&Path, &Path)>, implicit: bool) -> SmtpSink {
         let out = dir.join(format!("smtp-{port}.jsonl"));
         let mut cmd = tokio::process::Command::new("python3");
         cmd.arg(workspace_root().join("tests/smtp/sink.py"))
@@ -32,6 +37,9 @@ impl SmtpSink {
             .kill_on_drop(true);
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+            if implicit {
+                cmd.arg("--implicit");
+            }
         }
         let mut child = cmd.spawn().expect("python3 with aiosmtpd (scripts/test installs it)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

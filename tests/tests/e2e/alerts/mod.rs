@@ -398,6 +398,15 @@ async fn storm(db: TestDb) {
 
 #[tokio::test]
 async fn starttls_with_a_test_ca_certificate_generated_at_test_time_delivers_over_tls() {
+    tls_delivery(SmtpTls::Starttls).await;
+}
+
+#[tokio::test]
+async fn implicit_tls_with_a_test_ca_certificate_delivers_over_tls() {
+    tls_delivery(SmtpTls::Tls).await;
+}
+
+async fn tls_delivery(mode: SmtpTls) {
     let dir = tempfile::tempdir().unwrap();
     // A private CA and a server certificate for 127.0.0.1 signed by it (webpki refuses a CA
     // certificate used as the server's own).
@@ -453,11 +462,11 @@ async fn starttls_with_a_test_ca_certificate_generated_at_test_time_delivers_ove
         "cert.pem",
     ]);
     let port = free_port();
-    let sink = SmtpSink::start(port, dir.path(), Some((&cert, &key))).await;
+    let sink = SmtpSink::start_with(port, dir.path(), Some((&cert, &key)), mode == SmtpTls::Tls).await;
     let app = Spawn::default()
         .configure(move |s| {
             alert_settings(s, port);
-            s.alerts.smtp_tls = SmtpTls::Starttls;
+            s.alerts.smtp_tls = mode;
             s.alerts.smtp_ca_file = Some(ca);
         })
         .start()
