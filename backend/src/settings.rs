@@ -69,6 +69,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "alerts.poll_interval_ms",
     "alerts.tick_interval_ms",
     "alerts.send_timeout_secs",
+    "alerts.allow_private_targets",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +143,9 @@ pub struct AlertSettings {
     pub tick_interval_ms: u64,
     /// Timeout of one SMTP or HTTP delivery.
     pub send_timeout_secs: u64,
+    /// Accept webhook/Slack/Discord URLs on loopback or private addresses (self-hosted installs,
+    /// tests). Off by default: tenants must not aim the server at its own network.
+    pub allow_private_targets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +174,7 @@ impl Default for AlertSettings {
             poll_interval_ms: 1_000,
             tick_interval_ms: 60_000,
             send_timeout_secs: 30,
+            allow_private_targets: false,
         }
     }
 }
@@ -644,6 +649,8 @@ poll_interval_ms = 1000
 tick_interval_ms = 60000
 # Timeout of one SMTP or HTTP delivery (s).
 send_timeout_secs = 30
+# Accept webhook URLs on loopback or private addresses (self-hosted installs; off for multi-tenant servers).
+allow_private_targets = false
 "#;
 
 #[cfg(test)]

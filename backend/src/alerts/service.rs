@@ -63,6 +63,8 @@ pub struct ChannelInput {
     pub name: String,
     pub to: Vec<String>,
     pub url: Option<String>,
+    /// `alerts.allow_private_targets`: accept loopback/private webhook hosts.
+    pub allow_private: bool,
 }
 
 /// Creates a channel; for webhooks also returns the generated signing secret (shown once).
@@ -79,7 +81,7 @@ pub async fn create_channel(
     let url = || -> Result<String, AlertsError> {
         let url =
             input.url.clone().ok_or_else(|| invalid("url", format!("is required for {} channels", input.kind)))?;
-        channels::check_url(&url).map_err(|m| invalid("url", m))?;
+        channels::check_url(&url, input.allow_private).map_err(|m| invalid("url", m))?;
         Ok(url)
     };
     let mut secret = None;

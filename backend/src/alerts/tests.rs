@@ -20,8 +20,13 @@ async fn setup() -> (DatabaseConnection, TenantScope, ChannelRow) {
     crate::storage::migrate(&db).await.unwrap();
     let (site, _) = sites::create(&db, "shop.example", sites::SiteKind::Standalone).await.unwrap();
     let scope = TenantScope::verified(site.id);
-    let input =
-        ChannelInput { kind: "email".into(), name: "Owner".into(), to: vec!["o@shop.example".into()], url: None };
+    let input = ChannelInput {
+        kind: "email".into(),
+        name: "Owner".into(),
+        to: vec!["o@shop.example".into()],
+        url: None,
+        allow_private: false,
+    };
     let (channel, _) = create_channel(&db, Some(&TokenCipher::new(KEY).unwrap()), scope, input).await.unwrap();
     (db, scope, channel)
 }

@@ -299,7 +299,13 @@ impl AlertsApi {
             Err(f) => return f.into(),
         };
         let cipher = state.settings.secret_key.as_ref().and_then(|k| TokenCipher::new(k.expose()).ok());
-        let input = ChannelInput { kind: body.0.kind, name: body.0.name, to: body.0.to, url: body.0.url };
+        let input = ChannelInput {
+            kind: body.0.kind,
+            name: body.0.name,
+            to: body.0.to,
+            url: body.0.url,
+            allow_private: state.settings.alerts.allow_private_targets,
+        };
         match service::create_channel(&state.db, cipher.as_ref(), scope, input).await {
             Ok((row, secret)) => {
                 CreateChannelResponse::Created(Json(CreatedChannel { channel: row.into(), signing_secret: secret }))

@@ -114,13 +114,34 @@ pub async fn post_json(
     http_outcome(resp.status())
 }
 
-/// Validates a channel URL: https (or http to loopback, for local receivers and tests).
-pub fn check_url(raw: &str) -> Result<(), String> {
+/// Validates a channel URL: https to a public host. With `allow_private` (self-hosted installs
+/// and tests: `alerts.allow_private_targets`) loopback and private addresses are accepted too, and
+/// plain http to loopback. Without it, a tenant cannot aim the server at its own network (SSRF);
+/// host names are not resolved here, so a public name pointing inward is not caught.
+pub fn check_url(raw: &str, allow_private: bool) -> Result<(), String> {
     let url = url::Url::parse(raw).map_err(|_| "is not a URL".to_owned())?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let host = url.host().ok_or_else(|| "has no host".to_owned())?;
+    let (loopback, private) = match &host {
+        url::Host::Domain(d) => {
+            let local = *d == "localhost" || d.ends_with(".localhost");
+            (local, local || d.ends_with(".internal") || d.ends_with(".local"))
+        }
+        url::Host::Ipv4(ip) => (
+            ip.is_loopback(),
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
+        ),
+        url::Host::Ipv6(ip) => {
+            let seg = ip.segments()[0];
+            let internal = (seg & 0xfe00) == 0xfc00 || (seg & 0xffc0) == 0xfe80;
+            (ip.is_loopback(), ip.is_loopback() || ip.is_unspecified() || internal)
+        }
+    };
+    if private && !allow_private {
+        return Err("must not point to a loopback or private address".into());
+    }
     match url.scheme() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
+        "http" if loopback && allow_private => Ok(()),
         _ => Err("must be an https:// URL".into()),
     }
 }
@@ -130,13 +151,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_shown_by_host_only_and_must_be_https_outside_loopback() {
+    fn urls_are_shown_by_host_only_must_be_https_and_public_unless_private_targets_are_allowed() {
         let d = Destination::Slack { url: "https://hooks.slack.com/services/T0/B0/secretpart".into() };
         assert_eq!(d.display(), "hooks.slack.com/…");
-        assert!(check_url("https://example.com/hook").is_ok());
-        assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
-        assert_eq!(check_url("http://example.com/hook"), Err("must be an https:// URL".into()));
-        assert_eq!(check_url("not a url"), Err("is not a URL".into()));
+        assert!(check_url("https://example.com/hook", false).is_ok());
+        assert_eq!(check_url("http://example.com/hook", false), Err("must be an https:// URL".into()));
+        assert_eq!(check_url("not a url", false), Err("is not a URL".into()));
+        for inward in [
+            "http://127.0.0.1:9000/h",
+            "https://10.1.2.3/h",
+            "https://[::1]/h",
+            "https://localhost/h",
+            "https://169.254.169.254/h",
+            "https://[fd00::1]/h",
+        ] {
+            assert_eq!(
+                check_url(inward, false),
+                Err("must not point to a loopback or private address".into()),
+                "{inward}"
+            );
+        }
+        // Allowed on self-hosted installs and in tests; plain http only to loopback.
+        assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_url("https://10.1.2.3/h", true).is_ok());
+        assert_eq!(check_url("http://10.1.2.3/h", true), Err("must be an https:// URL".into()));
     }
 
     #[test]
