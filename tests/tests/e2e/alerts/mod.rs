@@ -332,6 +332,42 @@ async fn two_workers_on_one_postgres_database_deliver_each_alert_exactly_once() 
     two_workers_on(url.clone(), url).await;
 }
 
+/// Two recorders (two pool connections, as two nodes would be) record halves of one burst at the
+/// same time: the per-tenant lock makes them share one burst window, so exactly one alert.
+async fn concurrent_recorders_share_one_burst_window(db: TestDb) {
+    let app = spawn(free_port(), db).await;
+    for round in 0..10 {
+        let site = app.create_site(&format!("shop{round}.example")).await;
+        put_policy(&app, &site, |p| p["burst_subjects"] = json!(4)).await;
+        create_channel(&app, &site, json!({"kind": "email", "name": "Owner", "to": ["owner@shop.example"]})).await;
+        let now = now_ms();
+        let bot = |i: i64| NewThreat {
+            reasons_json: json!([{"rule": "ua/automation-library", "sentence": "Automation."}]).to_string(),
+            ..card_threat(site.id, &format!("session:{i}"), "", now + i)
+        };
+        let (a, b) = (vec![bot(1), bot(2)], vec![bot(3), bot(4)]);
+        let (ra, rb) = tokio::join!(
+            record_threats(&app.db, &a, UnixMillis::now()),
+            record_threats(&app.db, &b, UnixMillis::now())
+        );
+        assert_eq!(ra.unwrap() + rb.unwrap(), 1, "round {round}: one burst alert");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_recorders_on_sqlite_share_one_burst_window() {
+    concurrent_recorders_share_one_burst_window(TestDb::Sqlite).await;
+}
+
+#[tokio::test]
+async fn concurrent_recorders_on_postgres_share_one_burst_window() {
+    let Some(server) = pg::server_url() else {
+        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
+        return;
+    };
+    concurrent_recorders_share_one_burst_window(TestDb::Postgres(pg::fresh_database(&server).await)).await;
+}
+
 #[tokio::test]
 async fn a_storm_of_ten_thousand_threats_sends_a_handful_of_emails() {
     storm(TestDb::Sqlite).await;
