@@ -62,6 +62,8 @@ pub struct Application {
     recorder: Option<JoinHandle<()>>,
     drops: Arc<DropLedger>,
     db: DatabaseConnection,
+    /// The alert delivery worker, built (and its settings checked) before serving.
+    alerts: Option<crate::alerts::worker::Worker>,
     /// Printed by `serve`: the demo site's API token, only on the start that created it.
     pub demo_created: Option<crate::domain::ApiToken>,
 }
@@ -176,7 +178,25 @@ impl Application {
             inbox_notify: Arc::new(Notify::new()),
             alerts_notify: Arc::new(Notify::new()),
         });
-        Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
+        let alerts = if state.settings.alerts.enabled {
+            Some(
+                crate::alerts::worker::Worker::new(db.clone(), &state.settings)
+                    .context("invalid alert settings (alerts.*)")?,
+            )
+        } else {
+            None
+        };
+        Ok(Application {
+            acceptor,
+            local_addr,
+            state,
+            writers: writer_tasks,
+            recorder,
+            drops,
+            db,
+            alerts,
+            demo_created,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -197,7 +217,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains every buffer.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
+        let Application { acceptor, state, writers, recorder, drops, db, alerts, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
         let stopped_alerts = stopped.clone();
@@ -207,13 +227,7 @@ impl Application {
             .is_some()
             .then(|| tokio::spawn(crate::shopify::inbox::run(db.clone(), state.inbox_notify.clone(), stopped)));
 
-        let alerts = if state.settings.alerts.enabled {
-            let worker = crate::alerts::worker::Worker::new(db.clone(), &state.settings)
-                .context("invalid alert settings (alerts.*)")?;
-            Some(tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)))
-        } else {
-            None
-        };
+        let alerts = alerts.map(|worker| tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)));
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
