@@ -51,6 +51,10 @@ async fn an_expired_lease_is_claimed_again_and_the_old_holder_cannot_complete() 
     assert!(!store::mark_delivered(&db, id, "node-a", t0).await.unwrap(), "a lost claim cannot complete");
     assert!(store::mark_delivered(&db, id, "node-b", t0).await.unwrap());
     assert!(store::claim_due(&db, UnixMillis(t0.0 + 10 * HOUR), 60_000, 10, "node-c").await.unwrap().is_empty());
+
+    // Pruning takes delivered rows created before the cut-off only.
+    assert_eq!(store::prune_delivered(&db, t0).await.unwrap(), 0);
+    assert_eq!(store::prune_delivered(&db, UnixMillis(t0.0 + 1)).await.unwrap(), 1);
 }
 
 #[tokio::test]

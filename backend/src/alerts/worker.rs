@@ -23,6 +23,8 @@ use crate::storage::entities::sites;
 
 /// Deliveries claimed per round (sent concurrently, so well within one lease).
 const CLAIM_BATCH: u64 = 16;
+/// Delivered outbox rows are kept this long for the panel's delivery list, then pruned.
+pub const DELIVERED_RETENTION_MS: i64 = 30 * 86_400_000;
 
 pub struct Worker {
     db: DatabaseConnection,
@@ -91,8 +93,12 @@ impl Worker {
         }
     }
 
-    /// The periodic step of every tenant that has something due.
+    /// The periodic step of every tenant that has something due, and outbox pruning.
     pub async fn tick(&self, now: UnixMillis) -> Result<usize, DbErr> {
+        let pruned = store::prune_delivered(&self.db, UnixMillis(now.0 - DELIVERED_RETENTION_MS)).await?;
+        if pruned > 0 {
+            tracing::info!(deliveries.pruned = pruned, "old delivered alerts pruned");
+        }
         let mut written = 0;
         for (site, policy, state) in store::all_states(&self.db).await? {
             if super::record::needs_tick(policy.as_deref(), &state, now) {

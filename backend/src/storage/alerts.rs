@@ -347,3 +347,14 @@ pub async fn retry_dead(
         .await?;
     Ok(Retry::Queued)
 }
+
+/// Deletes delivered rows created before `before` (dead letters stay until retried or the site
+/// is deleted). Returns how many went.
+pub async fn prune_delivered(db: &impl ConnectionTrait, before: UnixMillis) -> Result<u64, DbErr> {
+    let result = alert_outbox::Entity::delete_many()
+        .filter(alert_outbox::Column::Status.eq(DELIVERED))
+        .filter(alert_outbox::Column::CreatedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
