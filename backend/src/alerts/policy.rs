@@ -39,8 +39,10 @@ pub const TRAFFIC_DROP_RATIO_RANGE: (f64, f64) = (0.01, 0.9);
 pub const TRAFFIC_MIN_BASELINE_RANGE: (u32, u32) = (1, 1_000_000);
 
 /// What alerts, and how often.
+/// In the API, fields left out take their default and unknown fields are refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Object)]
 #[serde(default, deny_unknown_fields)]
+#[oai(default, deny_unknown_fields)]
 pub struct AlertPolicy {
     /// Verdict decisions that count: `BLOCK`, `CHALLENGE`. Empty = verdicts never alert.
     pub decisions: Vec<String>,

@@ -150,6 +150,15 @@ async fn policy_errors_name_the_field_and_the_tenant_comes_only_from_the_token()
     assert_eq!(body["field"], "burst_window_minutes");
     assert!(body["message"].as_str().unwrap().contains("between 1 and 1440"), "{body}");
 
+    // Fields left out take their default; unknown fields are refused.
+    let resp = api(&app, &a, reqwest::Method::PUT, "/policy", Some(json!({"burst_subjects": 3}))).await;
+    assert_eq!(resp.status(), 200);
+    let partial: Value = resp.json().await.unwrap();
+    assert_eq!((partial["burst_subjects"].clone(), partial["cooldown_minutes"].clone()), (json!(3), json!(60)));
+    let typo = api(&app, &a, reqwest::Method::PUT, "/policy", Some(json!({"burst_subject": 3}))).await;
+    assert_eq!(typo.status(), 400);
+    assert!(typo.text().await.unwrap().contains("burst_subject"));
+
     let mut tz = policy.clone();
     tz["quiet_hours"] = json!({"from": "22:00", "to": "7am"});
     let body: Value = api(&app, &a, reqwest::Method::PUT, "/policy", Some(tz)).await.json().await.unwrap();
