@@ -3,15 +3,14 @@
 //! receiver refusing, two workers on one database) and a storm of 10,000 threats.
 
 mod harness;
+mod tls;
 
 use ghosttrack::alerts::record::{record_threats, tick_site};
 use ghosttrack::domain::{SiteId, UnixMillis};
-use ghosttrack::settings::SmtpTls;
 use ghosttrack::storage::threats::NewThreat;
 use ghosttrack_tests::{Spawn, TestDb, now_ms, pg};
 use harness::*;
 use serde_json::{Value, json};
-use std::process::Stdio;
 
 #[tokio::test]
 async fn a_card_testing_alert_email_arrives_with_both_bodies_the_session_link_and_list_unsubscribe() {
@@ -438,90 +437,5 @@ async fn storm(db: TestDb) {
             "[GhostTrack] Daily digest: 10000 alerting verdicts — shop.example",
         ]
     );
-    sink.stop().await;
-}
-
-#[tokio::test]
-async fn starttls_with_a_test_ca_certificate_generated_at_test_time_delivers_over_tls() {
-    tls_delivery(SmtpTls::Starttls).await;
-}
-
-#[tokio::test]
-async fn implicit_tls_with_a_test_ca_certificate_delivers_over_tls() {
-    tls_delivery(SmtpTls::Tls).await;
-}
-
-async fn tls_delivery(mode: SmtpTls) {
-    let dir = tempfile::tempdir().unwrap();
-    // A private CA and a server certificate for 127.0.0.1 signed by it (webpki refuses a CA
-    // certificate used as the server's own).
-    let d = dir.path();
-    let (ca, cert, key) = (d.join("ca.pem"), d.join("cert.pem"), d.join("key.pem"));
-    std::fs::write(d.join("leaf.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    let openssl = |args: &[&str]| {
-        let ok = std::process::Command::new("openssl").args(args).current_dir(d).stderr(Stdio::null()).status();
-        assert!(ok.expect("openssl").success(), "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=GhostTrack Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "leaf.csr",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "cert.pem",
-    ]);
-    let port = free_port();
-    let sink = SmtpSink::start_with(port, dir.path(), Some((&cert, &key)), mode == SmtpTls::Tls).await;
-    let app = Spawn::default()
-        .configure(move |s| {
-            alert_settings(s, port);
-            s.alerts.smtp_tls = mode;
-            s.alerts.smtp_ca_file = Some(ca);
-        })
-        .start()
-        .await;
-    let site = app.create_site("shop.example").await;
-    let ch = create_channel(&app, &site, json!({"kind": "email", "name": "Owner", "to": ["owner@shop.example"]})).await;
-    let id = ch["channel"]["id"].as_i64().unwrap();
-    assert_eq!(api(&app, &site, reqwest::Method::POST, &format!("/channels/{id}/test"), None).await.status(), 202);
-    wait_for("the TLS email", || async { sink.messages().len() == 1 }).await;
-    assert_eq!(sink.messages()[0]["tls"], true);
-    assert_eq!(sink.messages()[0]["headers"]["subject"], "[GhostTrack] Test alert — shop.example");
     sink.stop().await;
 }
