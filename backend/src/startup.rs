@@ -180,7 +180,7 @@ impl Application {
         });
         let alerts = if state.settings.alerts.enabled {
             Some(
-                crate::alerts::worker::Worker::new(db.clone(), &state.settings)
+                crate::alerts::worker::Worker::new(db.clone(), &state.settings, state.metrics.clone())
                     .context("invalid alert settings (alerts.*)")?,
             )
         } else {

@@ -64,7 +64,8 @@ async fn a_delivery_failing_max_attempts_times_becomes_a_dead_letter_with_its_er
     settings.alerts.max_attempts = 2;
     settings.alerts.retry_base_ms = 1;
     // No smtp_host: every email delivery fails transiently.
-    let worker = super::worker::Worker::new(db.clone(), &settings).unwrap();
+    let metrics = std::sync::Arc::new(crate::telemetry::metrics::Metrics::new());
+    let worker = super::worker::Worker::new(db.clone(), &settings, metrics.clone()).unwrap();
     let now = UnixMillis::now();
     enqueue_test(&db, &channel, now).await.unwrap();
 
@@ -77,6 +78,9 @@ async fn a_delivery_failing_max_attempts_times_becomes_a_dead_letter_with_its_er
     let row = &outbox(&db).await[0];
     assert_eq!((row.status.as_str(), row.attempts), ("dead", 2));
     assert_eq!(worker.deliver_due(UnixMillis(now.0 + 2 * HOUR)).await.unwrap(), 0);
+    let exposition = metrics.encode();
+    assert!(exposition.contains(r#"ghosttrack_alert_deliveries_total{outcome="retry"} 1"#), "{exposition}");
+    assert!(exposition.contains(r#"ghosttrack_alert_deliveries_total{outcome="dead"} 1"#), "{exposition}");
 }
 
 fn session(site: SiteId, id: i64, started_at: i64) -> sessions::ActiveModel {

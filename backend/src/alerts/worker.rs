@@ -20,6 +20,7 @@ use crate::settings::{AlertSettings, Settings};
 use crate::shopify::token_cipher::TokenCipher;
 use crate::storage::alerts::{self as store, DeliveryRow};
 use crate::storage::entities::sites;
+use crate::telemetry::metrics::{Metrics, Outcome};
 
 /// Deliveries claimed per round (sent concurrently, so well within one lease).
 const CLAIM_BATCH: u64 = 16;
@@ -34,10 +35,11 @@ pub struct Worker {
     unsubscribe_key: Option<[u8; 32]>,
     http: reqwest::Client,
     mailer: Mailer,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
-    pub fn new(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<Worker> {
+    pub fn new(db: DatabaseConnection, settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<Worker> {
         anyhow::ensure!(
             settings.alerts.lease_ms > settings.alerts.send_timeout_secs.saturating_mul(1000),
             "alerts.lease_ms ({}) must exceed alerts.send_timeout_secs ({} s), or a slow delivery could be sent twice",
@@ -58,6 +60,7 @@ impl Worker {
             unsubscribe_key: secret.map(service::unsubscribe_key),
             http,
             mailer: Mailer::new(&settings.alerts)?,
+            metrics,
         })
     }
 
@@ -126,6 +129,7 @@ impl Worker {
         let fields = (row.id, row.site_id.0, row.channel_id.0, row.attempts);
         match outcome {
             Ok(()) => {
+                self.metrics.alert_deliveries.get_or_create(&Outcome { outcome: "delivered" }).inc();
                 if !store::mark_delivered(&self.db, row.id, token, now).await? {
                     tracing::warn!(delivery.id = fields.0, "alert sent but the claim had expired");
                 }
@@ -136,6 +140,8 @@ impl Worker {
                 let retry = (!permanent && (row.attempts as u32) < self.settings.max_attempts)
                     .then(|| UnixMillis(now.0 + backoff_ms(&self.settings, row.attempts)));
                 store::mark_failed(&self.db, row.id, token, &error.to_string(), retry).await?;
+                let outcome = if retry.is_some() { "retry" } else { "dead" };
+                self.metrics.alert_deliveries.get_or_create(&Outcome { outcome }).inc();
                 if retry.is_some() {
                     tracing::warn!(delivery.id = fields.0, channel.id = fields.2, attempts = fields.3, error = %error, "alert delivery failed; will retry");
                 } else {
