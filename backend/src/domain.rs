@@ -31,6 +31,10 @@ impl SessionId {
     }
 }
 
+/// Id of an alert channel (`alert_channels.id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, DeriveValueType)]
+pub struct AlertChannelId(pub i64);
+
 /// Milliseconds since the Unix epoch, UTC: the one timestamp representation in storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, DeriveValueType)]
 pub struct UnixMillis(pub i64);

@@ -59,6 +59,22 @@ pub const KNOWN_KEYS: &[&str] = &[
     "privacy.unflagged_pointer_path_hours",
     "privacy.flagged_pointer_path_days",
     "privacy.sweep_interval_secs",
+    "alerts.enabled",
+    "alerts.smtp_host",
+    "alerts.smtp_port",
+    "alerts.smtp_tls",
+    "alerts.smtp_username",
+    "alerts.smtp_password",
+    "alerts.smtp_ca_file",
+    "alerts.email_from",
+    "alerts.max_attempts",
+    "alerts.retry_base_ms",
+    "alerts.retry_max_ms",
+    "alerts.lease_ms",
+    "alerts.poll_interval_ms",
+    "alerts.tick_interval_ms",
+    "alerts.send_timeout_secs",
+    "alerts.allow_private_targets",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +116,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub detect: DetectSettings,
     pub privacy: PrivacySettings,
+    pub alerts: AlertSettings,
 }
 
 /// How long raw events are kept (see `privacy::retention` and DESIGN §5). Sessions, visitors and
@@ -127,6 +144,72 @@ impl Default for PrivacySettings {
             unflagged_pointer_path_hours: 24,
             flagged_pointer_path_days: 7,
             sweep_interval_secs: 3600,
+        }
+    }
+}
+
+/// Alert delivery (the tenant's alert policy and channels live in the database, not here).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Run the alert worker (delivery, digests, traffic checks) on this node.
+    pub enabled: bool,
+    /// SMTP server for email alerts; unset = email channels fail with a clear error.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `starttls` (upgrade on port 587), `tls` (implicit TLS, port 465) or `none` (local relays only).
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// Extra PEM root certificate trusted for the SMTP server (a private CA or self-signed relay).
+    pub smtp_ca_file: Option<PathBuf>,
+    /// `From` of alert emails.
+    pub email_from: String,
+    /// Attempts before a delivery moves to the dead-letter list.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt with jitter, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// How long a claimed delivery is hidden from other workers (longer than `send_timeout_secs`).
+    pub lease_ms: u64,
+    /// How often the worker looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// How often quiet-hour roll-ups, digests and traffic checks are evaluated.
+    pub tick_interval_ms: u64,
+    /// Timeout of one SMTP or HTTP delivery.
+    pub send_timeout_secs: u64,
+    /// Accept webhook/Slack/Discord URLs on loopback or private addresses (self-hosted installs,
+    /// tests). Off by default: tenants must not aim the server at its own network.
+    pub allow_private_targets: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_ca_file: None,
+            email_from: "GhostTrack <alerts@localhost>".into(),
+            max_attempts: 8,
+            retry_base_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            lease_ms: 120_000,
+            poll_interval_ms: 1_000,
+            tick_interval_ms: 60_000,
+            send_timeout_secs: 30,
+            allow_private_targets: false,
         }
     }
 }
@@ -222,6 +305,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             detect: DetectSettings::default(),
             privacy: PrivacySettings::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -585,6 +669,36 @@ unflagged_pointer_path_hours = 24
 flagged_pointer_path_days = 7
 # How often the retention job runs (seconds).
 sweep_interval_secs = 3600
+
+[alerts]
+# Run the alert worker (deliveries, digests, traffic checks) on this node. Several nodes may run it.
+enabled = true
+# SMTP server for email alerts; without it email channels fail (and retry) with a clear error.
+# smtp_host = "smtp.example.com"
+smtp_port = 587
+# "starttls" (port 587), "tls" (implicit TLS, port 465) or "none" (a local relay only).
+smtp_tls = "starttls"
+# smtp_username = "alerts@example.com"
+# smtp_password = "…"
+# Extra PEM root certificate for a private or self-signed SMTP server.
+# smtp_ca_file = "/etc/ghosttrack/smtp-ca.pem"
+# From header of alert emails.
+email_from = "GhostTrack <alerts@localhost>"
+# Attempts before a delivery moves to the dead-letter list.
+max_attempts = 8
+# First retry delay (ms); doubles per attempt with jitter, capped at retry_max_ms.
+retry_base_ms = 5000
+retry_max_ms = 3600000
+# How long a claimed delivery is hidden from other workers (ms); must exceed the send timeout.
+lease_ms = 120000
+# How often the worker looks for due deliveries (ms).
+poll_interval_ms = 1000
+# How often quiet-hour roll-ups, daily digests and traffic checks run (ms).
+tick_interval_ms = 60000
+# Timeout of one SMTP or HTTP delivery (s).
+send_timeout_secs = 30
+# Accept webhook URLs on loopback or private addresses (self-hosted installs; off for multi-tenant servers).
+allow_private_targets = false
 "#;
 
 #[cfg(test)]

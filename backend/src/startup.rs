@@ -49,6 +49,8 @@ pub struct AppState {
     pub shopify: Option<Arc<Shopify>>,
     /// Wakes the webhook inbox worker when a new delivery is stored.
     pub inbox_notify: Arc<Notify>,
+    /// Wakes the alert worker when a test alert is queued.
+    pub alerts_notify: Arc<Notify>,
 }
 
 /// A built, bound, not yet serving application.
@@ -60,6 +62,8 @@ pub struct Application {
     recorder: Option<JoinHandle<()>>,
     drops: Arc<DropLedger>,
     db: DatabaseConnection,
+    /// The alert delivery worker, built (and its settings checked) before serving.
+    alerts: Option<crate::alerts::worker::Worker>,
     /// Printed by `serve`: the demo site's API token, only on the start that created it.
     pub demo_created: Option<crate::domain::ApiToken>,
 }
@@ -172,8 +176,27 @@ impl Application {
             detector,
             shopify,
             inbox_notify: Arc::new(Notify::new()),
+            alerts_notify: Arc::new(Notify::new()),
         });
-        Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
+        let alerts = if state.settings.alerts.enabled {
+            Some(
+                crate::alerts::worker::Worker::new(db.clone(), &state.settings, state.metrics.clone())
+                    .context("invalid alert settings (alerts.*)")?,
+            )
+        } else {
+            None
+        };
+        Ok(Application {
+            acceptor,
+            local_addr,
+            state,
+            writers: writer_tasks,
+            recorder,
+            drops,
+            db,
+            alerts,
+            demo_created,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -194,10 +217,11 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains every buffer.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
+        let Application { acceptor, state, writers, recorder, drops, db, alerts, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
         let retention = tokio::spawn(crate::privacy::run(db.clone(), state.settings.privacy.clone(), stopped.clone()));
+        let stopped_alerts = stopped.clone();
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
         let inbox = state.shopify.is_some().then(|| {
             let worker = crate::shopify::inbox::Worker {
@@ -207,6 +231,8 @@ impl Application {
             };
             tokio::spawn(crate::shopify::inbox::run(worker, state.inbox_notify.clone(), stopped))
         });
+
+        let alerts = alerts.map(|worker| tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)));
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
@@ -220,6 +246,9 @@ impl Application {
         let _ = retention.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
+        }
+        if let Some(alerts) = alerts {
+            let _ = alerts.await;
         }
         for task in writers {
             let _ = task.await;

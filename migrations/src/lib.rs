@@ -20,6 +20,9 @@ mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
 mod m20261122_300001_create_shopify_setup;
 mod m20261122_300002_link_shopify_orders;
+mod m20261123_200001_create_alert_policies;
+mod m20261123_200002_create_alert_channels;
+mod m20261123_200003_create_alert_outbox;
 
 pub struct Migrator;
 
@@ -43,6 +46,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
             Box::new(m20261122_300001_create_shopify_setup::Migration),
             Box::new(m20261122_300002_link_shopify_orders::Migration),
+            Box::new(m20261123_200001_create_alert_policies::Migration),
+            Box::new(m20261123_200002_create_alert_channels::Migration),
+            Box::new(m20261123_200003_create_alert_outbox::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ use crate::domain::{SiteId, UnixMillis};
 use crate::ingest::enrich::Enrichment;
 use crate::ingest::payload::Event;
 use crate::storage::events::EventRow;
-use crate::storage::threats::{self, NewThreat};
+use crate::storage::threats::NewThreat;
 
 /// Verdict changes waiting to be written; beyond this they are counted and dropped (the
 /// engine's state is unaffected, only the history misses them).
@@ -198,11 +198,11 @@ pub async fn load_policies(
 }
 
 /// Writes queued verdict changes in batches until every [`Detector`] is gone and the queue is
-/// drained.
+/// drained. Each batch is one transaction with the alerts it triggers (`alerts::record`).
 pub async fn run_recorder(db: DatabaseConnection, mut rx: mpsc::Receiver<NewThreat>) {
     let mut batch = Vec::with_capacity(RECORDER_BATCH);
     while rx.recv_many(&mut batch, RECORDER_BATCH).await > 0 {
-        if let Err(error) = threats::insert(&db, &batch, UnixMillis::now()).await {
+        if let Err(error) = crate::alerts::record::record_threats(&db, &batch, UnixMillis::now()).await {
             tracing::error!(error = %error, threats = batch.len(), "could not record verdict changes");
         }
         batch.clear();

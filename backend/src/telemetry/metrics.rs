@@ -25,6 +25,12 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// Outcome of one alert delivery attempt: `delivered`, `retry` or `dead`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -43,6 +49,7 @@ pub struct Metrics {
     pub commit_events: Histogram,
     pub commit_seconds: Histogram,
     pub buffered_events: Gauge,
+    pub alert_deliveries: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -63,6 +70,7 @@ impl Metrics {
         let commit_events = Histogram::new(exponential_buckets(1.0, 2.0, 15));
         let commit_seconds = latency_histogram();
         let buffered_events = Gauge::default();
+        let alert_deliveries = Family::<Outcome, Counter>::default();
 
         registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", http_duration.clone());
@@ -77,6 +85,14 @@ impl Metrics {
         registry.register("writer_commit_events", "Events per group commit", commit_events.clone());
         registry.register("writer_commit_seconds", "Duration of a group commit", commit_seconds.clone());
         registry.register("writer_buffered_events", "Events waiting to be committed", buffered_events.clone());
+        registry.register(
+            "alert_deliveries",
+            "Alert delivery attempts by outcome (delivered, retry, dead)",
+            alert_deliveries.clone(),
+        );
+        for outcome in ["delivered", "retry", "dead"] {
+            let _ = alert_deliveries.get_or_create(&Outcome { outcome });
+        }
 
         // Every reason appears from the start, so dashboards and alerts see zeros, not gaps.
         for reason in DropReason::ALL {
@@ -94,6 +110,7 @@ impl Metrics {
             commit_events,
             commit_seconds,
             buffered_events,
+            alert_deliveries,
         }
     }
 

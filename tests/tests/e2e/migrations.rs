@@ -122,6 +122,32 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("link_shopify_orders", "shopify_orders", &["session_id", "ip_prefix"]),
+    ("create_alert_policies", "alert_policies", &["site_id", "policy", "state", "updated_at"]),
+    (
+        "create_alert_channels",
+        "alert_channels",
+        &["id", "site_id", "kind", "name", "display", "key_id", "sealed", "enabled", "created_at"],
+    ),
+    (
+        "create_alert_outbox",
+        "alert_outbox",
+        &[
+            "id",
+            "site_id",
+            "channel_id",
+            "alert_id",
+            "kind",
+            "payload",
+            "idempotency_key",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "claim_token",
+            "last_error",
+            "created_at",
+            "delivered_at",
+        ],
+    ),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

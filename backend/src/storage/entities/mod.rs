@@ -1,5 +1,8 @@
 //! sea-orm entities mirroring `migrations/`. Timestamps are `UnixMillis` (BIGINT ms, UTC).
 
+pub mod alert_channels;
+pub mod alert_outbox;
+pub mod alert_policies;
 pub mod daily_salts;
 pub mod drop_counters;
 pub mod events;
