@@ -4,6 +4,7 @@
 //! (the collect pipeline). `docs/ARCHITECTURE.md` is the map.
 
 pub mod api;
+pub mod billing;
 pub mod cli;
 pub mod detect;
 pub mod domain;

@@ -54,6 +54,47 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.redis_url",
     "detect.redis_prefix",
     "detect.policies_dir",
+    "billing.currency",
+    "billing.meter_interval_secs",
+    "billing.over_quota_sample_percent",
+    "billing.stripe_api_base",
+    "billing.stripe_secret_key",
+    "billing.stripe_webhook_secret",
+    "billing.stripe_webhook_secret_previous",
+    "billing.stripe_webhook_tolerance_secs",
+    "billing.free.name",
+    "billing.free.sessions_per_month",
+    "billing.free.retention_days",
+    "billing.free.price",
+    "billing.free.trial_days",
+    "billing.free.all_rules",
+    "billing.free.channels",
+    "billing.free.order_risk_writeback",
+    "billing.free.evaluate_api",
+    "billing.free.exports",
+    "billing.free.stripe_price",
+    "billing.pro.name",
+    "billing.pro.sessions_per_month",
+    "billing.pro.retention_days",
+    "billing.pro.price",
+    "billing.pro.trial_days",
+    "billing.pro.all_rules",
+    "billing.pro.channels",
+    "billing.pro.order_risk_writeback",
+    "billing.pro.evaluate_api",
+    "billing.pro.exports",
+    "billing.pro.stripe_price",
+    "billing.business.name",
+    "billing.business.sessions_per_month",
+    "billing.business.retention_days",
+    "billing.business.price",
+    "billing.business.trial_days",
+    "billing.business.all_rules",
+    "billing.business.channels",
+    "billing.business.order_risk_writeback",
+    "billing.business.evaluate_api",
+    "billing.business.exports",
+    "billing.business.stripe_price",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +135,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub log: LogSettings,
     pub detect: DetectSettings,
+    pub billing: crate::billing::settings::BillingSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +228,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
             detect: DetectSettings::default(),
+            billing: Default::default(),
         }
     }
 }
@@ -452,7 +495,8 @@ fn env_value(raw: &str) -> figment::value::Value {
 }
 
 /// The annotated default configuration printed by `ghosttrack print-config`.
-pub const ANNOTATED_DEFAULTS: &str = r#"# GhostTrack configuration.
+pub const ANNOTATED_DEFAULTS: &str = concat!(
+    r#"# GhostTrack configuration.
 # Precedence: built-in defaults < this file (--config or GHOSTTRACK_CONFIG) < GHOSTTRACK_* env vars.
 # Every key has an env var: upper-case, prefixed GHOSTTRACK_, `__` for nesting,
 # e.g. ingest.max_body_bytes -> GHOSTTRACK_INGEST__MAX_BODY_BYTES.
@@ -537,7 +581,9 @@ max_state_keys = 1000000
 redis_prefix = "gt:detect"
 # Tenant policies (bands, rule overrides, allowlists, shadow mode): one <site key>.toml per site.
 # policies_dir = "/etc/ghosttrack/policies"
-"#;
+"#,
+    crate::billing_annotated_defaults!()
+);
 
 #[cfg(test)]
 mod tests {

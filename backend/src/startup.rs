@@ -49,6 +49,8 @@ pub struct AppState {
     pub shopify: Option<Arc<Shopify>>,
     /// Wakes the webhook inbox worker when a new delivery is stored.
     pub inbox_notify: Arc<Notify>,
+    /// Tenants over their session quota (written by the billing meter, read by ingest).
+    pub quota: Arc<crate::billing::quota::QuotaBook>,
 }
 
 /// A built, bound, not yet serving application.
@@ -106,6 +108,7 @@ impl Application {
             },
             metrics.clone(),
         );
+        let quota = Arc::new(crate::billing::quota::QuotaBook::default());
         let mut ingest = Ingest::new(
             db.clone(),
             settings.ingest.clone(),
@@ -113,7 +116,8 @@ impl Application {
             Enricher::new(geo),
             writer,
             metrics.clone(),
-        );
+        )
+        .with_quota(quota.clone());
         let (detector, recorder) = if settings.detect.enabled {
             let rules = crate::detect::commands::load_rules(settings.detect.rules_dir.as_deref())
                 .context("cannot load detection rules (check them with `ghosttrack rules check DIR`)")?;
@@ -172,6 +176,7 @@ impl Application {
             detector,
             shopify,
             inbox_notify: Arc::new(Notify::new()),
+            quota,
         });
         Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
     }
@@ -201,7 +206,11 @@ impl Application {
         let inbox = state
             .shopify
             .is_some()
-            .then(|| tokio::spawn(crate::shopify::inbox::run(db.clone(), state.inbox_notify.clone(), stopped)));
+            .then(|| {
+                let billing = Arc::new(state.settings.billing.clone());
+                tokio::spawn(crate::shopify::inbox::run(db.clone(), billing, state.inbox_notify.clone(), stopped.clone()))
+            });
+        let meter = tokio::spawn(crate::billing::quota::run(state.clone(), stopped));
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
@@ -215,6 +224,7 @@ impl Application {
         if let Some(inbox) = inbox {
             let _ = inbox.await;
         }
+        let _ = meter.await;
         for task in writers {
             let _ = task.await;
         }

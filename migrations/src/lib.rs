@@ -18,6 +18,9 @@ mod m20261122_200003_create_shopify_audit_log;
 mod m20261122_200004_create_shopify_orders;
 mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
+mod m20261123_300001_create_subscriptions;
+mod m20261123_300002_create_usage_counters;
+mod m20261123_300003_create_billing_notices;
 
 pub struct Migrator;
 
@@ -39,6 +42,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200004_create_shopify_orders::Migration),
             Box::new(m20261122_200005_create_shopify_carts::Migration),
             Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
+            Box::new(m20261123_300001_create_subscriptions::Migration),
+            Box::new(m20261123_300002_create_usage_counters::Migration),
+            Box::new(m20261123_300003_create_billing_notices::Migration),
         ]
     }
 }

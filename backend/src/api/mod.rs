@@ -1,6 +1,7 @@
 //! The HTTP layer: one route table, thin handlers. Each handler extracts its input, calls one
 //! domain function and maps the result to a response; no business logic lives here.
 
+mod billing;
 mod collect;
 mod detect;
 mod pages;
@@ -36,7 +37,7 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
+    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi, billing::BillingApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
         .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`. Endpoints of the embedded Shopify panel (tag Shopify) take the App Bridge id token instead: `Authorization: Bearer <id token>` (security scheme ShopifySessionToken).")
         .server("/api");
     let spec = api.spec_endpoint();
@@ -64,6 +65,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
         .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
         .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
+        .at(billing::SHOPIFY_RETURN_PATH, get(billing::shopify_return))
+        .at(billing::STRIPE_WEBHOOK_PATH, post(billing::stripe_webhook))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
         .at("/metrics", get(system::metrics))
@@ -113,6 +116,9 @@ fn route_label(path: &str) -> &'static str {
         "/auth/session-token" => "/auth/session-token",
         "/api/shopify/session" => "/api/shopify/session",
         COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
+        billing::SHOPIFY_RETURN_PATH => billing::SHOPIFY_RETURN_PATH,
+        billing::STRIPE_WEBHOOK_PATH => billing::STRIPE_WEBHOOK_PATH,
+        p if p.starts_with("/api/billing") => "/api/billing",
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
         "/v1/evaluate" => "/v1/evaluate",
         "/v1/recent" => "/v1/recent",

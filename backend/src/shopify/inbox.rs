@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tokio::sync::{Notify, watch};
 
 use super::shop_domain::ShopDomain;
+use crate::billing::{self, settings::BillingSettings};
 use crate::domain::UnixMillis;
 use crate::storage::shopify_orders::{self, OrderUpdate};
 use crate::storage::webhook_inbox::{self, InboxRow};
@@ -42,9 +43,14 @@ pub fn backoff_ms(attempts: i32) -> i64 {
 }
 
 /// Runs until `stopped` flips, waking on `notify` (a new delivery) or every second.
-pub async fn run(db: DatabaseConnection, notify: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+pub async fn run(
+    db: DatabaseConnection,
+    billing: Arc<BillingSettings>,
+    notify: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
-        match drain(&db, UnixMillis::now()).await {
+        match drain(&db, &billing, UnixMillis::now()).await {
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "webhook inbox claim failed; will retry"),
         }
@@ -57,7 +63,7 @@ pub async fn run(db: DatabaseConnection, notify: Arc<Notify>, mut stopped: watch
 }
 
 /// Processes every row due at `now`; returns how many were handled (successfully or not).
-pub async fn drain(db: &DatabaseConnection, now: UnixMillis) -> Result<usize, StorageError> {
+pub async fn drain(db: &DatabaseConnection, billing: &BillingSettings, now: UnixMillis) -> Result<usize, StorageError> {
     let mut handled = 0;
     loop {
         let rows = webhook_inbox::claim_due(db, now, LEASE_MS, CLAIM_BATCH).await?;
@@ -66,7 +72,7 @@ pub async fn drain(db: &DatabaseConnection, now: UnixMillis) -> Result<usize, St
         }
         for row in rows {
             handled += 1;
-            let outcome = process(db, &row).await;
+            let outcome = process(db, billing, &row).await;
             let recorded = match outcome {
                 Ok(()) => webhook_inbox::mark_done(db, row.id).await,
                 Err(HandlerError::Poison(reason)) => {
@@ -92,7 +98,7 @@ fn parse<T: for<'de> Deserialize<'de>>(row: &InboxRow) -> Result<T, HandlerError
 }
 
 /// Runs the handler of one delivery.
-pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), HandlerError> {
+pub async fn process(db: &DatabaseConnection, billing: &BillingSettings, row: &InboxRow) -> Result<(), HandlerError> {
     let shop = ShopDomain::parse(&row.shop_domain)
         .ok_or_else(|| HandlerError::Poison("stored shop domain is invalid".into()))?;
     match row.topic.as_str() {
@@ -134,6 +140,15 @@ pub async fn process(db: &DatabaseConnection, row: &InboxRow) -> Result<(), Hand
                 "updated_at": s.updated_at,
             });
             shops::audit(db, &shop, "app_subscription", &detail).await?;
+            let Some(found) = shops::find(db, &shop).await? else {
+                tracing::info!(shop = %shop, "subscription update for an unknown shop; ignored");
+                return Ok(());
+            };
+            let outcome = billing::shopify::apply_webhook(db, billing, found.site_id, &s).await.map_err(|e| match e {
+                billing::BillingError::Storage(e) => HandlerError::Storage(e),
+                other => HandlerError::Poison(other.to_string()),
+            })?;
+            tracing::info!(shop = %shop, subscription.status = %s.status, outcome = ?outcome, "subscription update");
         }
         "customers/data_request" => {
             let payload: CustomerRequest = parse(row)?;
@@ -308,19 +323,7 @@ struct ScopesUpdate {
 
 #[derive(Debug, Deserialize)]
 struct SubscriptionUpdate {
-    app_subscription: AppSubscription,
-}
-
-#[derive(Debug, Deserialize)]
-struct AppSubscription {
-    #[serde(default)]
-    admin_graphql_api_id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    /// Kept verbatim (ACTIVE, CANCELLED, FROZEN, … and future values).
-    status: String,
-    #[serde(default)]
-    updated_at: Option<String>,
+    app_subscription: billing::shopify::WebhookSubscription,
 }
 
 #[derive(Debug, Deserialize)]

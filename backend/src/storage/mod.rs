@@ -2,6 +2,7 @@
 //! and, for tenant data, the tenant scope first; sea-orm already abstracts SQLite/PostgreSQL,
 //! so there is no repository trait on top.
 
+pub mod billing;
 pub mod drops;
 pub mod entities;
 pub mod events;

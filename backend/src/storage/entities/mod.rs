@@ -1,5 +1,6 @@
 //! sea-orm entities mirroring `migrations/`. Timestamps are `UnixMillis` (BIGINT ms, UTC).
 
+pub mod billing_notices;
 pub mod daily_salts;
 pub mod drop_counters;
 pub mod events;
@@ -10,6 +11,8 @@ pub mod shopify_orders;
 pub mod shopify_payment_attempts;
 pub mod shops;
 pub mod sites;
+pub mod subscriptions;
 pub mod threats;
+pub mod usage_counters;
 pub mod visitors;
 pub mod webhook_inbox;
