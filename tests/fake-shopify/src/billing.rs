@@ -283,7 +283,7 @@ pub(crate) async fn confirm_page(
     Response::builder().status(StatusCode::OK).content_type("text/html; charset=utf-8").body(body)
 }
 
-async fn decide(inner: &Inner, shop: &str, number: u64, signature: &str, approve: bool) -> Response {
+async fn decide(inner: &Inner, shop: &str, number: u64, signature: &str, approved: bool) -> Response {
     let sub = match find_pending(inner, shop, number, signature) {
         Ok(sub) => sub,
         Err(resp) => return resp,
@@ -292,7 +292,7 @@ async fn decide(inner: &Inner, shop: &str, number: u64, signature: &str, approve
     let (changed, url) = {
         let mut state = inner.billing.state.lock();
         let mut changed = Vec::new();
-        if approve {
+        if approved {
             // One recurring subscription per app and shop: the new one replaces the old.
             for other in state.subs.iter_mut().filter(|s| s.shop == shop && s.status == "ACTIVE") {
                 other.status = "CANCELLED".into();
@@ -302,9 +302,9 @@ async fn decide(inner: &Inner, shop: &str, number: u64, signature: &str, approve
             }
         }
         if let Some(s) = state.subs.iter_mut().find(|s| s.number == sub.number) {
-            s.status = if approve { "ACTIVE" } else { "DECLINED" }.into();
+            s.status = if approved { "ACTIVE" } else { "DECLINED" }.into();
             s.updated_at_ms = now;
-            if approve {
+            if approved {
                 s.current_period_end_ms = Some(now + (30 + s.trial_days) * 86_400_000);
             }
             changed.insert(0, s.clone());

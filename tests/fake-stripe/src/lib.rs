@@ -9,6 +9,9 @@
 //! `customer.subscription.created`), change a subscription's status
 //! (`customer.subscription.updated|deleted`) and fail an invoice (`invoice.payment_failed`).
 
+// Stripe objects are wide; `json!` needs more macro recursion for them.
+#![recursion_limit = "256"]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
