@@ -4,7 +4,7 @@
 //! exactly like Stripe's (`Stripe-Signature: t=…,v1=HMAC-SHA256(secret, "t.payload")`).
 //!
 //! Implemented: `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/:id`,
-//! `POST /v1/billing_portal/sessions`; test controls complete a checkout (creating the
+//! `POST /v1/billing_portal/sessions`, `DELETE /v1/subscriptions/:id`; test controls complete a checkout (creating the
 //! customer and subscription and sending `checkout.session.completed` and
 //! `customer.subscription.created`), change a subscription's status
 //! (`customer.subscription.updated|deleted`) and fail an invoice (`invoice.payment_failed`).
@@ -125,6 +125,7 @@ impl FakeStripe {
             .at("/v1/checkout/sessions", post(create_session))
             .at("/v1/checkout/sessions/:id", get(get_session))
             .at("/v1/billing_portal/sessions", post(create_portal_session))
+            .at("/v1/subscriptions/:id", poem::delete(cancel_subscription))
             .data(inner.clone());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(routes).await;
@@ -281,16 +282,40 @@ fn session_json(s: &Session, status: &str) -> serde_json::Value {
     })
 }
 
+fn price_json(price: &str, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "id": price, "object": "price", "active": true, "billing_scheme": "per_unit", "created": now,
+        "currency": "usd", "livemode": false, "lookup_key": null, "metadata": {}, "nickname": null,
+        "product": "prod_ghosttrack", "tax_behavior": "unspecified", "type": "recurring", "unit_amount": 1900,
+        "recurring": { "interval": "month", "interval_count": 1, "meter": null, "trial_period_days": null, "usage_type": "licensed" },
+    })
+}
+
+fn plan_json(price: &str, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "id": price, "object": "plan", "active": true, "amount": 1900, "billing_scheme": "per_unit", "created": now,
+        "currency": "usd", "interval": "month", "interval_count": 1, "livemode": false, "metadata": {},
+        "nickname": null, "product": "prod_ghosttrack", "usage_type": "licensed",
+    })
+}
+
 fn subscription_json(s: &Subscription) -> serde_json::Value {
     let now = unix_now();
+    let item = serde_json::json!({
+        "id": format!("si_{}", &s.id[4..]), "object": "subscription_item", "created": now, "quantity": 1,
+        "current_period_start": now, "current_period_end": now + 30 * 86_400, "discounts": [], "metadata": {},
+        "plan": plan_json(&s.price, now), "price": price_json(&s.price, now), "subscription": s.id, "tax_rates": [],
+    });
     serde_json::json!({
         "id": s.id, "object": "subscription", "customer": s.customer, "status": s.status, "livemode": false,
         "metadata": s.metadata, "cancel_at_period_end": false, "created": now, "start_date": now, "currency": "usd",
-        "collection_method": "charge_automatically", "trial_end": s.trial_end,
+        "collection_method": "charge_automatically", "trial_end": s.trial_end, "billing_cycle_anchor": now,
+        "automatic_tax": { "enabled": false, "disabled_reason": null, "liability": null },
+        "billing_mode": { "type": "classic", "flexible": null }, "billing_schedules": [], "discounts": [],
+        "invoice_settings": { "account_tax_ids": null, "issuer": { "type": "self" } },
+        "canceled_at": if s.status == "canceled" { serde_json::Value::from(now) } else { serde_json::Value::Null },
         "items": { "object": "list", "has_more": false, "url": format!("/v1/subscription_items?subscription={}", s.id),
-            "data": [{ "id": random_id("si"), "object": "subscription_item", "quantity": 1,
-                "current_period_start": now, "current_period_end": now + 30 * 86_400,
-                "price": { "id": s.price, "object": "price", "currency": "usd", "recurring": { "interval": "month", "interval_count": 1 } } }] },
+            "data": [item] },
     })
 }
 
@@ -407,4 +432,38 @@ async fn create_portal_session(req: &Request, body: poem::Body, Data(inner): Dat
         "customer": customer, "flow": null, "livemode": false, "locale": null, "on_behalf_of": null,
         "return_url": p.get("return_url"), "url": format!("https://billing.stripe.com/p/session/test_{id}"),
     }))
+}
+
+/// `DELETE /v1/subscriptions/:id`: cancels now, answers the subscription, sends
+/// `customer.subscription.deleted`.
+#[handler]
+async fn cancel_subscription(req: &Request, Path(id): Path<String>, Data(inner): Data<&Arc<Inner>>) -> Response {
+    if let Err(resp) = authorized(req, inner) {
+        return resp;
+    }
+    let (sub, url) = {
+        let mut state = inner.state.lock();
+        let url = state.webhook_url.clone();
+        match state.subscriptions.get_mut(&id) {
+            Some(sub) if sub.status != "canceled" => {
+                sub.status = "canceled".into();
+                (sub.clone(), url)
+            }
+            Some(_) => {
+                return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", "A canceled subscription can only update its cancellation_details and metadata.", None, None);
+            }
+            None => {
+                return stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", &format!("No such subscription: '{id}'"), Some("id"), Some("resource_missing"));
+            }
+        }
+    };
+    if let Some(url) = url {
+        let body = event("customer.subscription.deleted", subscription_json(&sub)).to_string();
+        let header = signature_header(&inner.webhook_secret, unix_now(), body.as_bytes());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let _ = client.post(url).header("content-type", "application/json").header("stripe-signature", header).body(body).send().await;
+        });
+    }
+    ok(subscription_json(&sub))
 }

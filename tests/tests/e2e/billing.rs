@@ -154,6 +154,15 @@ async fn free_to_pro_through_the_confirmation_page_then_upgrade_downgrade_and_ca
         assert_eq!(status["quota"]["limit"], 10_000);
         assert_eq!(status["entitlements"]["features"], serde_json::json!(["email_alerts"]));
         assert_eq!(status["plans"].as_array().unwrap().len(), 3);
+        let doc: Value = env.app.client.get(env.app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let start_op = &doc["paths"]["/billing/subscription"]["post"];
+        assert_eq!(start_op["operationId"], "start_billing_subscription");
+        assert_eq!(start_op["tags"], serde_json::json!(["Billing"]));
+        for code in ["200", "401", "409", "422", "502", "503"] {
+            assert!(start_op["responses"][code].is_object(), "start_billing_subscription documents {code}");
+        }
+        assert!(start_op["security"].to_string().contains("BillingCredential"), "{start_op}");
+        assert_eq!(doc["paths"]["/billing"]["get"]["operationId"], "get_billing_status");
 
         let (code, body) = env.start_plan("pro").await;
         assert_eq!(code, 200, "{body}");
@@ -408,7 +417,14 @@ async fn stripe_checkout_then_signed_webhook_activates_pro_and_bad_or_stale_sign
         assert_eq!(stripe.set_subscription_status(&sub, "active").await.unwrap(), 200);
         assert_eq!(site_status(&app, &site.token).await["plan"], "pro");
 
-        // Out of order: a newer cancellation, then an older "active".
+        // Cancel from the panel: Stripe cancels now, the tenant is on Free.
+        let resp = app.client.delete(app.url("/api/billing/subscription")).bearer_auth(&site.token).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["plan"], "free", "{body}");
+        assert_eq!(stripe.subscription(&sub).unwrap().status, "canceled");
+
+        // Out of order: a newer cancellation, then an older "active" that must not revive it.
         let later = stripe.subscription_event(&sub, "customer.subscription.deleted", "canceled", now + 100).unwrap();
         let earlier = stripe.subscription_event(&sub, "customer.subscription.updated", "active", now + 50).unwrap();
         let sign = |body: &str| fake_stripe::signature_header(stripe.webhook_secret(), now_ms() / 1000, body.as_bytes());
