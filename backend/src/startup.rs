@@ -203,13 +203,10 @@ impl Application {
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
-        let inbox = state
-            .shopify
-            .is_some()
-            .then(|| {
-                let billing = Arc::new(state.settings.billing.clone());
-                tokio::spawn(crate::shopify::inbox::run(db.clone(), billing, state.inbox_notify.clone(), stopped.clone()))
-            });
+        let inbox = state.shopify.is_some().then(|| {
+            let billing = Arc::new(state.settings.billing.clone());
+            tokio::spawn(crate::shopify::inbox::run(db.clone(), billing, state.inbox_notify.clone(), stopped.clone()))
+        });
         let meter = tokio::spawn(crate::billing::quota::run(state.clone(), stopped));
 
         let app = crate::api::routes(state).map_to_response();

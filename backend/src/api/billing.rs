@@ -221,7 +221,10 @@ async fn tenant(state: &AppState, token: &str) -> Result<Tenant, Failure> {
         };
     }
     let Some(shopify) = state.shopify.as_ref() else {
-        return Err(Failure::Unavailable("shopify_not_configured", "this server has no Shopify app credentials".into()));
+        return Err(Failure::Unavailable(
+            "shopify_not_configured",
+            "this server has no Shopify app credentials".into(),
+        ));
     };
     let verified = embedded::authenticate_id_token(&shopify.config, token, None)
         .map_err(|e| Failure::Unauthorized("invalid_session_token", e.to_string()))?;
@@ -289,11 +292,8 @@ async fn status(state: &AppState, scope: TenantScope) -> Result<BillingStatus, F
 
 /// `{app_url}/billing/shopify/return?shop=…` (Shopify appends `charge_id`).
 fn shopify_return_url(state: &AppState, shop: &ShopDomain) -> String {
-    let base = state
-        .shopify
-        .as_ref()
-        .and_then(|s| s.config.app_url.clone())
-        .unwrap_or_else(|| state.settings.public_url());
+    let base =
+        state.shopify.as_ref().and_then(|s| s.config.app_url.clone()).unwrap_or_else(|| state.settings.public_url());
     format!("{}{SHOPIFY_RETURN_PATH}?shop={}", base.as_str().trim_end_matches('/'), shop.as_str())
 }
 
@@ -445,7 +445,11 @@ pub async fn shopify_return(
         }
         Err(error) => {
             tracing::warn!(shop = %shop, error = %error, "billing return: Shopify re-query failed");
-            json(StatusCode::BAD_GATEWAY, "provider_error", "could not read the subscription from Shopify; reload the app")
+            json(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                "could not read the subscription from Shopify; reload the app",
+            )
         }
     }
 }
@@ -456,7 +460,11 @@ const MAX_STRIPE_EVENT_BYTES: usize = 256 * 1024;
 /// `POST /webhooks/stripe`: verify `Stripe-Signature` (400 if missing, stale or wrong; nothing
 /// changes), apply the event, 200. A storage failure answers 500 so Stripe retries.
 #[poem::handler]
-pub async fn stripe_webhook(req: &poem::Request, body: poem::Body, Data(state): Data<&Arc<AppState>>) -> poem::Response {
+pub async fn stripe_webhook(
+    req: &poem::Request,
+    body: poem::Body,
+    Data(state): Data<&Arc<AppState>>,
+) -> poem::Response {
     use poem::http::StatusCode;
     let json = |status: StatusCode, error: &str, message: &str| {
         poem::Response::builder()
@@ -469,22 +477,16 @@ pub async fn stripe_webhook(req: &poem::Request, body: poem::Body, Data(state): 
         Ok(bytes) => bytes,
         Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the event body is too large"),
     };
-    let secrets: Vec<&crate::settings::Secret> = [
-        billing_settings.stripe_webhook_secret.as_ref(),
-        billing_settings.stripe_webhook_secret_previous.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let secrets: Vec<&crate::settings::Secret> =
+        [billing_settings.stripe_webhook_secret.as_ref(), billing_settings.stripe_webhook_secret_previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
     let header = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok());
     let now = UnixMillis::now().0 / 1000;
-    if let Err(e) = billing::stripe::verify_signature(
-        header,
-        &bytes,
-        &secrets,
-        billing_settings.stripe_webhook_tolerance_secs,
-        now,
-    ) {
+    if let Err(e) =
+        billing::stripe::verify_signature(header, &bytes, &secrets, billing_settings.stripe_webhook_tolerance_secs, now)
+    {
         tracing::warn!(reason = %e, "Stripe webhook refused");
         let status = match e {
             billing::stripe::SignatureError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,

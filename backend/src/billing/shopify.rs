@@ -108,8 +108,8 @@ pub async fn start(
         } } }],
     });
     let data = shopify.graphql(shop, CREATE, variables).await.map_err(provider_error)?;
-    let payload: CreatePayload =
-        serde_json::from_value(data["appSubscriptionCreate"].clone()).map_err(|e| unexpected("appSubscriptionCreate", e))?;
+    let payload: CreatePayload = serde_json::from_value(data["appSubscriptionCreate"].clone())
+        .map_err(|e| unexpected("appSubscriptionCreate", e))?;
     if !payload.user_errors.is_empty() {
         return Err(refused(&payload.user_errors));
     }
@@ -231,12 +231,13 @@ pub async fn cancel(
     };
     let id = row.external_id.clone().unwrap_or_default();
     let data = shopify.graphql(shop, CANCEL, serde_json::json!({ "id": id })).await.map_err(provider_error)?;
-    let payload: CancelPayload =
-        serde_json::from_value(data["appSubscriptionCancel"].clone()).map_err(|e| unexpected("appSubscriptionCancel", e))?;
+    let payload: CancelPayload = serde_json::from_value(data["appSubscriptionCancel"].clone())
+        .map_err(|e| unexpected("appSubscriptionCancel", e))?;
     if !payload.user_errors.is_empty() {
         return Err(refused(&payload.user_errors));
     }
-    let cancelled = payload.app_subscription.ok_or_else(|| unexpected("appSubscriptionCancel", "no appSubscription"))?;
+    let cancelled =
+        payload.app_subscription.ok_or_else(|| unexpected("appSubscriptionCancel", "no appSubscription"))?;
     let state = SubscriptionState {
         provider: PROVIDER,
         external_id: Some(cancelled.id),

@@ -58,9 +58,10 @@ fn return_url(state: &AppState) -> String {
 pub async fn checkout(state: &AppState, tenant: TenantScope, plan: Plan) -> Result<String, BillingError> {
     let billing = &state.settings.billing;
     let spec = plan.settings(billing);
-    let price = spec.stripe_price.clone().ok_or_else(|| {
-        BillingError::NotConfigured("Stripe (no billing.<plan>.stripe_price for this plan)")
-    })?;
+    let price = spec
+        .stripe_price
+        .clone()
+        .ok_or_else(|| BillingError::NotConfigured("Stripe (no billing.<plan>.stripe_price for this plan)"))?;
     let current = entitlements::entitlements(&state.db, billing, tenant).await?;
     if current.plan == plan {
         return Err(BillingError::InvalidPlan(format!("already on the {plan} plan")));
@@ -92,7 +93,9 @@ pub async fn checkout(state: &AppState, tenant: TenantScope, plan: Plan) -> Resu
     }
     let session = request.send(&client(billing)?).await.map_err(stripe_error)?;
     tracing::info!(site.id = tenant.site_id().0, plan = %plan, "Stripe checkout session created");
-    session.url.ok_or_else(|| BillingError::Provider { provider: PROVIDER, message: "checkout session without url".into() })
+    session
+        .url
+        .ok_or_else(|| BillingError::Provider { provider: PROVIDER, message: "checkout session without url".into() })
 }
 
 /// A customer-portal session URL for the tenant's Stripe customer.
@@ -178,7 +181,8 @@ pub fn verify_signature(
         return Err(SignatureError::Stale);
     }
     for secret in secrets {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).map_err(|_| SignatureError::Malformed)?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).map_err(|_| SignatureError::Malformed)?;
         mac.update(t.to_string().as_bytes());
         mac.update(b".");
         mac.update(payload);
@@ -275,7 +279,8 @@ pub async fn apply_event(
                 .or_else(|| object["metadata"]["plan"].as_str().and_then(Plan::parse));
             let Some(plan) = plan else { return Ok(EventOutcome::Ignored) };
             let status = object["status"].as_str().unwrap_or("unknown").to_owned();
-            let replace = if status_grants_plan(PROVIDER, &status) { Replace::AnyOlder } else { Replace::SameSubscriptionOlder };
+            let replace =
+                if status_grants_plan(PROVIDER, &status) { Replace::AnyOlder } else { Replace::SameSubscriptionOlder };
             let period_end = millis(&item["current_period_end"]).or_else(|| millis(&object["current_period_end"]));
             let state = SubscriptionState {
                 provider: PROVIDER,
@@ -295,7 +300,9 @@ pub async fn apply_event(
                 .or_else(|| object["parent"]["subscription_details"]["subscription"].as_str())
                 .map(str::to_owned);
             let customer = str_field(object, "customer").map(str::to_owned);
-            let Some(site) = store::site_of_external(db, PROVIDER, subscription.as_deref(), customer.as_deref()).await? else {
+            let Some(site) =
+                store::site_of_external(db, PROVIDER, subscription.as_deref(), customer.as_deref()).await?
+            else {
                 return Ok(EventOutcome::Ignored);
             };
             let Some(row) = store::subscription(db, TenantScope::verified(site)).await? else {

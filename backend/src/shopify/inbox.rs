@@ -144,10 +144,11 @@ pub async fn process(db: &DatabaseConnection, billing: &BillingSettings, row: &I
                 tracing::info!(shop = %shop, "subscription update for an unknown shop; ignored");
                 return Ok(());
             };
-            let outcome = billing::shopify::apply_webhook(db, billing, found.site_id, &s).await.map_err(|e| match e {
-                billing::BillingError::Storage(e) => HandlerError::Storage(e),
-                other => HandlerError::Poison(other.to_string()),
-            })?;
+            let outcome =
+                billing::shopify::apply_webhook(db, billing, found.site_id, &s).await.map_err(|e| match e {
+                    billing::BillingError::Storage(e) => HandlerError::Storage(e),
+                    other => HandlerError::Poison(other.to_string()),
+                })?;
             tracing::info!(shop = %shop, subscription.status = %s.status, outcome = ?outcome, "subscription update");
         }
         "customers/data_request" => {

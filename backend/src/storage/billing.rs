@@ -4,7 +4,8 @@
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
 };
 
 use super::entities::{billing_notices, subscriptions, usage_counters};
@@ -130,7 +131,9 @@ pub async fn apply(
             state.provider_updated_at.0.into(),
             now.0.into(),
         ])
-        .on_conflict(OnConflict::column(C::SiteId).update_columns(update).action_and_where(Expr::cust(guard)).to_owned())
+        .on_conflict(
+            OnConflict::column(C::SiteId).update_columns(update).action_and_where(Expr::cust(guard)).to_owned(),
+        )
         .to_owned();
     Ok(db.execute(&insert).await?.rows_affected() == 1)
 }
@@ -157,7 +160,9 @@ pub async fn sessions_by_site(
         DbBackend::Postgres => {
             r#"SELECT "site_id", COUNT(*) FROM "sessions" WHERE "started_at" >= $1 AND "started_at" < $2 GROUP BY "site_id""#
         }
-        _ => r#"SELECT "site_id", COUNT(*) FROM "sessions" WHERE "started_at" >= ? AND "started_at" < ? GROUP BY "site_id""#,
+        _ => {
+            r#"SELECT "site_id", COUNT(*) FROM "sessions" WHERE "started_at" >= ? AND "started_at" < ? GROUP BY "site_id""#
+        }
     };
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [from.0.into(), to.0.into()])).await?;
     rows.iter()

@@ -60,9 +60,7 @@ fn now_ms() -> i64 {
 }
 
 fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn confirmation_signature(secret: &str, shop: &str, number: u64) -> String {
@@ -108,9 +106,7 @@ fn subscription_json(s: &FakeSubscription) -> serde_json::Value {
 }
 
 fn create(inner: &Inner, req: &Request, shop: &str, vars: &serde_json::Value) -> serde_json::Value {
-    let failed = |errors: Vec<serde_json::Value>| {
-        serde_json::json!({ "appSubscriptionCreate": { "userErrors": errors, "confirmationUrl": null, "appSubscription": null } })
-    };
+    let failed = |errors: Vec<serde_json::Value>| serde_json::json!({ "appSubscriptionCreate": { "userErrors": errors, "confirmationUrl": null, "appSubscription": null } });
     let name = vars["name"].as_str().unwrap_or("");
     if name.trim().is_empty() {
         return failed(vec![user_error(Some(&["name"]), "Name can't be blank")]);
@@ -123,16 +119,25 @@ fn create(inner: &Inner, req: &Request, shop: &str, vars: &serde_json::Value) ->
     let recurring: Vec<&serde_json::Value> =
         items.iter().filter_map(|i| i["plan"].get("appRecurringPricingDetails")).collect();
     if recurring.len() != 1 {
-        return failed(vec![user_error(Some(&["lineItems"]), "Only one pricing plan can be defined for each available type")]);
+        return failed(vec![user_error(
+            Some(&["lineItems"]),
+            "Only one pricing plan can be defined for each available type",
+        )]);
     }
     let price = &recurring[0]["price"];
     let amount = price["amount"].as_f64().or_else(|| price["amount"].as_str().and_then(|s| s.parse().ok()));
     let Some(amount) = amount.filter(|a| *a > 0.0) else {
-        return failed(vec![user_error(Some(&["lineItems", "0", "plan", "appRecurringPricingDetails", "price"]), "Price must be greater than 0")]);
+        return failed(vec![user_error(
+            Some(&["lineItems", "0", "plan", "appRecurringPricingDetails", "price"]),
+            "Price must be greater than 0",
+        )]);
     };
     let currency = price["currencyCode"].as_str().unwrap_or("").to_owned();
     if currency != "USD" {
-        return failed(vec![user_error(Some(&["lineItems", "0", "plan", "appRecurringPricingDetails", "price", "currencyCode"]), "Currency code must match the shop's billing currency")]);
+        return failed(vec![user_error(
+            Some(&["lineItems", "0", "plan", "appRecurringPricingDetails", "price", "currencyCode"]),
+            "Currency code must match the shop's billing currency",
+        )]);
     }
     let test = vars["test"].as_bool().unwrap_or(false);
     // Every shop of the fake is a partner development store: test charges only.
@@ -243,15 +248,21 @@ pub(crate) struct Signed {
     signature: String,
 }
 
-fn find_pending(inner: &Inner, shop: &str, number: u64, signature: &str) -> Result<FakeSubscription, Response> {
+/// The pending subscription a signed confirmation link names, or the status and page to show.
+fn find_pending(
+    inner: &Inner,
+    shop: &str,
+    number: u64,
+    signature: &str,
+) -> Result<FakeSubscription, (StatusCode, String)> {
     if signature != confirmation_signature(&inner.app.client_secret, shop, number) {
-        return Err((StatusCode::NOT_FOUND, "Not Found").into_response());
+        return Err((StatusCode::NOT_FOUND, "Not Found".into()));
     }
     let state = inner.billing.state.lock();
     match state.subs.iter().find(|s| s.shop == shop && s.number == number) {
         Some(s) if s.status == "PENDING" => Ok(s.clone()),
-        Some(s) => Err((StatusCode::UNPROCESSABLE_ENTITY, format!("This charge is {}", s.status)).into_response()),
-        None => Err((StatusCode::NOT_FOUND, "Not Found").into_response()),
+        Some(s) => Err((StatusCode::UNPROCESSABLE_ENTITY, format!("This charge is {}", s.status))),
+        None => Err((StatusCode::NOT_FOUND, "Not Found".into())),
     }
 }
 
@@ -265,7 +276,7 @@ pub(crate) async fn confirm_page(
 ) -> Response {
     let sub = match find_pending(inner, &shop, number, &q.signature) {
         Ok(sub) => sub,
-        Err(resp) => return resp,
+        Err(refused) => return refused.into_response(),
     };
     let test = if sub.test { "<p class=\"test\">This is a test charge. You will not be billed.</p>" } else { "" };
     let body = format!(
@@ -286,7 +297,7 @@ pub(crate) async fn confirm_page(
 async fn decide(inner: &Inner, shop: &str, number: u64, signature: &str, approved: bool) -> Response {
     let sub = match find_pending(inner, shop, number, signature) {
         Ok(sub) => sub,
-        Err(resp) => return resp,
+        Err(refused) => return refused.into_response(),
     };
     let now = now_ms();
     let (changed, url) = {

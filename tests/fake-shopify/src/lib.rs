@@ -709,7 +709,7 @@ async fn graphql(
                 "files": { "nodes": [{ "filename": "config/settings_data.json", "body": { "content": content } }] } }]),
         };
         serde_json::json!({ "themes": { "nodes": nodes } })
-    } else if let Some(data) = billing::graphql(&inner, req, &shop, &text, vars) {
+    } else if let Some(data) = billing::graphql(inner, req, &shop, &text, vars) {
         data
     } else if text.contains("shop") {
         let name = shop.trim_end_matches(".myshopify.com");

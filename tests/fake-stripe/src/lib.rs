@@ -13,7 +13,6 @@
 #![recursion_limit = "256"]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,7 +131,7 @@ impl FakeStripe {
         });
         Ok(FakeStripe {
             inner,
-            base_url: format!("http://{}", SocketAddr::from(local)),
+            base_url: format!("http://{local}"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
         })
     }
@@ -324,12 +323,12 @@ fn form(bytes: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
-/// `Authorization: Bearer sk_…` (or Basic with the key as user), as Stripe accepts.
-fn authorized(req: &Request, inner: &Inner) -> Result<(), Response> {
+/// `Authorization: Bearer sk_…` as the Stripe client sends it; otherwise Stripe's 401 body.
+fn unauthorized(req: &Request, inner: &Inner) -> Option<Response> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     let presented = header.strip_prefix("Bearer ").map(str::to_owned);
     if presented.as_deref() == Some(inner.secret_key.as_str()) {
-        return Ok(());
+        return None;
     }
     inner.state.lock().unauthorized += 1;
     let masked = presented.map(|k| format!("{}****{}", &k[..k.len().min(8)], &k[k.len().saturating_sub(4)..]));
@@ -337,25 +336,33 @@ fn authorized(req: &Request, inner: &Inner) -> Result<(), Response> {
         Some(m) => format!("Invalid API Key provided: {m}"),
         None => "You did not provide an API key.".into(),
     };
-    Err(stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", &message, None, None))
+    Some(stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", &message, None, None))
 }
 
 fn prefixed(params: &HashMap<String, String>, prefix: &str) -> HashMap<String, String> {
     params
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix(prefix).and_then(|r| r.strip_suffix(']')).map(|key| (key.to_owned(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix(prefix).and_then(|r| r.strip_suffix(']')).map(|key| (key.to_owned(), v.clone()))
+        })
         .collect()
 }
 
 /// `POST /v1/checkout/sessions`.
 #[handler]
 async fn create_session(req: &Request, body: poem::Body, Data(inner): Data<&Arc<Inner>>) -> Response {
-    if let Err(resp) = authorized(req, inner) {
+    if let Some(resp) = unauthorized(req, inner) {
         return resp;
     }
     let is_form = req.content_type().is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", "Invalid request: body must be form-encoded", None, None);
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "Invalid request: body must be form-encoded",
+            None,
+            None,
+        );
     }
     let p = form(&body.into_vec().await.unwrap_or_default());
     let invalid = |message: &str, param: &str| {
@@ -399,7 +406,7 @@ async fn create_session(req: &Request, body: poem::Body, Data(inner): Data<&Arc<
 /// `GET /v1/checkout/sessions/:id`.
 #[handler]
 async fn get_session(req: &Request, Path(id): Path<String>, Data(inner): Data<&Arc<Inner>>) -> Response {
-    if let Err(resp) = authorized(req, inner) {
+    if let Some(resp) = unauthorized(req, inner) {
         return resp;
     }
     let found = inner.state.lock().sessions.get(&id).cloned();
@@ -408,23 +415,41 @@ async fn get_session(req: &Request, Path(id): Path<String>, Data(inner): Data<&A
             let status = s.status.clone();
             ok(session_json(&s, &status))
         }
-        None => stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", &format!("No such checkout.session: '{id}'"), Some("id"), Some("resource_missing")),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("No such checkout.session: '{id}'"),
+            Some("id"),
+            Some("resource_missing"),
+        ),
     }
 }
 
 /// `POST /v1/billing_portal/sessions`.
 #[handler]
 async fn create_portal_session(req: &Request, body: poem::Body, Data(inner): Data<&Arc<Inner>>) -> Response {
-    if let Err(resp) = authorized(req, inner) {
+    if let Some(resp) = unauthorized(req, inner) {
         return resp;
     }
     let p = form(&body.into_vec().await.unwrap_or_default());
     let Some(customer) = p.get("customer").cloned() else {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", "Missing required param: customer.", Some("customer"), Some("parameter_missing"));
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "Missing required param: customer.",
+            Some("customer"),
+            Some("parameter_missing"),
+        );
     };
     let known = inner.state.lock().subscriptions.values().any(|s| s.customer == customer);
     if !known {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("No such customer: '{customer}'"), Some("customer"), Some("resource_missing"));
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("No such customer: '{customer}'"),
+            Some("customer"),
+            Some("resource_missing"),
+        );
     }
     let id = random_id("bps");
     ok(serde_json::json!({
@@ -438,7 +463,7 @@ async fn create_portal_session(req: &Request, body: poem::Body, Data(inner): Dat
 /// `customer.subscription.deleted`.
 #[handler]
 async fn cancel_subscription(req: &Request, Path(id): Path<String>, Data(inner): Data<&Arc<Inner>>) -> Response {
-    if let Err(resp) = authorized(req, inner) {
+    if let Some(resp) = unauthorized(req, inner) {
         return resp;
     }
     let (sub, url) = {
@@ -450,10 +475,22 @@ async fn cancel_subscription(req: &Request, Path(id): Path<String>, Data(inner):
                 (sub.clone(), url)
             }
             Some(_) => {
-                return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", "A canceled subscription can only update its cancellation_details and metadata.", None, None);
+                return stripe_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "A canceled subscription can only update its cancellation_details and metadata.",
+                    None,
+                    None,
+                );
             }
             None => {
-                return stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", &format!("No such subscription: '{id}'"), Some("id"), Some("resource_missing"));
+                return stripe_error(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    &format!("No such subscription: '{id}'"),
+                    Some("id"),
+                    Some("resource_missing"),
+                );
             }
         }
     };
@@ -462,7 +499,13 @@ async fn cancel_subscription(req: &Request, Path(id): Path<String>, Data(inner):
         let header = signature_header(&inner.webhook_secret, unix_now(), body.as_bytes());
         tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let _ = client.post(url).header("content-type", "application/json").header("stripe-signature", header).body(body).send().await;
+            let _ = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("stripe-signature", header)
+                .body(body)
+                .send()
+                .await;
         });
     }
     ok(subscription_json(&sub))

@@ -34,7 +34,8 @@ async fn databases() -> Vec<TestDb> {
 }
 
 async fn start(db: TestDb, configure: impl FnOnce(&mut Settings) + Send + 'static) -> Env {
-    let fake = FakeShopify::start(AppRegistration::new(API_KEY, API_SECRET), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let fake =
+        FakeShopify::start(AppRegistration::new(API_KEY, API_SECRET), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = fake.api_base_template();
     let app = Spawn::default()
         .database(db)
@@ -71,7 +72,14 @@ impl Env {
     }
 
     async fn status(&self) -> Value {
-        let resp = self.app.client.get(self.app.url("/api/billing")).header("authorization", self.bearer()).send().await.unwrap();
+        let resp = self
+            .app
+            .client
+            .get(self.app.url("/api/billing"))
+            .header("authorization", self.bearer())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     }
@@ -139,7 +147,8 @@ impl Env {
     /// Delivers an `app_subscriptions/update` body signed like Shopify, waits for the worker.
     async fn deliver_subscription_webhook(&self, body: &str) -> u16 {
         let d = self.fake.webhook("app_subscriptions/update", SHOP, body);
-        let status = self.fake.deliver(&self.webhook_url("app_subscriptions/update"), &d).await.unwrap().status().as_u16();
+        let status =
+            self.fake.deliver(&self.webhook_url("app_subscriptions/update"), &d).await.unwrap().status().as_u16();
         self.inbox_drained().await;
         status
     }
@@ -154,7 +163,8 @@ async fn free_to_pro_through_the_confirmation_page_then_upgrade_downgrade_and_ca
         assert_eq!(status["quota"]["limit"], 10_000);
         assert_eq!(status["entitlements"]["features"], serde_json::json!(["email_alerts"]));
         assert_eq!(status["plans"].as_array().unwrap().len(), 3);
-        let doc: Value = env.app.client.get(env.app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let doc: Value =
+            env.app.client.get(env.app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
         let start_op = &doc["paths"]["/billing/subscription"]["post"];
         assert_eq!(start_op["operationId"], "start_billing_subscription");
         assert_eq!(start_op["tags"], serde_json::json!(["Billing"]));
@@ -205,7 +215,14 @@ async fn free_to_pro_through_the_confirmation_page_then_upgrade_downgrade_and_ca
         assert_eq!(env.plan().await, "business");
 
         // Downgrade to Free: cancel.
-        let resp = env.app.client.delete(env.app.url("/api/billing/subscription")).header("authorization", env.bearer()).send().await.unwrap();
+        let resp = env
+            .app
+            .client
+            .delete(env.app.url("/api/billing/subscription"))
+            .header("authorization", env.bearer())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["plan"], "free");
@@ -213,7 +230,14 @@ async fn free_to_pro_through_the_confirmation_page_then_upgrade_downgrade_and_ca
         env.inbox_drained().await;
         assert_eq!(env.plan().await, "free");
         // Nothing left to cancel.
-        let resp = env.app.client.delete(env.app.url("/api/billing/subscription")).header("authorization", env.bearer()).send().await.unwrap();
+        let resp = env
+            .app
+            .client
+            .delete(env.app.url("/api/billing/subscription"))
+            .header("authorization", env.bearer())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 409);
         env.app.stop().await;
     }
@@ -244,7 +268,10 @@ async fn a_declined_charge_or_a_forged_return_url_leaves_the_shop_on_free() {
             assert_eq!(resp.status(), 303, "{forged}");
             assert_eq!(env.plan().await, "free", "{forged}");
         }
-        for (bad, code) in [("/billing/shopify/return?shop=evil.example.com", 400), ("/billing/shopify/return?shop=other.myshopify.com", 404)] {
+        for (bad, code) in [
+            ("/billing/shopify/return?shop=evil.example.com", 400),
+            ("/billing/shopify/return?shop=other.myshopify.com", 404),
+        ] {
             assert_eq!(no_redirects().get(env.app.url(bad)).send().await.unwrap().status(), code, "{bad}");
         }
         // The merchant can still approve the pending one later.
@@ -327,7 +354,8 @@ async fn out_of_order_subscription_webhooks_never_regress_the_state() {
 }
 
 async fn stripe_env(db: TestDb) -> (TestApp, FakeStripe) {
-    let stripe = FakeStripe::start("sk_test_ghosttrack", "whsec_ghosttrack", &["price_pro", "price_business"]).await.unwrap();
+    let stripe =
+        FakeStripe::start("sk_test_ghosttrack", "whsec_ghosttrack", &["price_pro", "price_business"]).await.unwrap();
     let base = stripe.base_url.clone();
     let app = Spawn::default()
         .database(db)
@@ -358,7 +386,13 @@ async fn stripe_checkout_then_signed_webhook_activates_pro_and_bad_or_stale_sign
         assert_eq!(site_status(&app, &site.token).await["plan"], "free");
 
         // The fake Stripe refuses a wrong key like Stripe.
-        let resp = app.client.post(format!("{}/v1/checkout/sessions", stripe.base_url)).bearer_auth("sk_test_wrong").send().await.unwrap();
+        let resp = app
+            .client
+            .post(format!("{}/v1/checkout/sessions", stripe.base_url))
+            .bearer_auth("sk_test_wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401);
         assert!(resp.text().await.unwrap().contains("Invalid API Key provided"));
 
@@ -418,7 +452,8 @@ async fn stripe_checkout_then_signed_webhook_activates_pro_and_bad_or_stale_sign
         assert_eq!(site_status(&app, &site.token).await["plan"], "pro");
 
         // Cancel from the panel: Stripe cancels now, the tenant is on Free.
-        let resp = app.client.delete(app.url("/api/billing/subscription")).bearer_auth(&site.token).send().await.unwrap();
+        let resp =
+            app.client.delete(app.url("/api/billing/subscription")).bearer_auth(&site.token).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["plan"], "free", "{body}");
@@ -427,7 +462,8 @@ async fn stripe_checkout_then_signed_webhook_activates_pro_and_bad_or_stale_sign
         // Out of order: a newer cancellation, then an older "active" that must not revive it.
         let later = stripe.subscription_event(&sub, "customer.subscription.deleted", "canceled", now + 100).unwrap();
         let earlier = stripe.subscription_event(&sub, "customer.subscription.updated", "active", now + 50).unwrap();
-        let sign = |body: &str| fake_stripe::signature_header(stripe.webhook_secret(), now_ms() / 1000, body.as_bytes());
+        let sign =
+            |body: &str| fake_stripe::signature_header(stripe.webhook_secret(), now_ms() / 1000, body.as_bytes());
         assert_eq!(stripe.deliver_raw(&later, &sign(&later)).await.unwrap(), 200);
         assert_eq!(stripe.deliver_raw(&earlier, &sign(&earlier)).await.unwrap(), 200);
         assert_eq!(site_status(&app, &site.token).await["plan"], "free");
@@ -448,7 +484,10 @@ async fn over_quota_ingest_samples_new_sessions_answers_202_and_keeps_webhook_si
             let backend = sea_orm::ConnectionTrait::get_database_backend(&env.app.db);
             let row = sea_orm::ConnectionTrait::query_one_raw(
                 &env.app.db,
-                sea_orm::Statement::from_string(backend, format!("SELECT public_key FROM sites WHERE domain = '{SHOP}'")),
+                sea_orm::Statement::from_string(
+                    backend,
+                    format!("SELECT public_key FROM sites WHERE domain = '{SHOP}'"),
+                ),
             )
             .await
             .unwrap()
