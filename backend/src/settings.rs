@@ -54,6 +54,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.redis_url",
     "detect.redis_prefix",
     "detect.policies_dir",
+    "billing.enabled",
     "billing.currency",
     "billing.meter_interval_secs",
     "billing.over_quota_sample_percent",

@@ -57,7 +57,8 @@ impl Tenant {
 
 #[derive(Object)]
 struct EntitlementsView {
-    sessions_per_month: u64,
+    /// Absent when plans are not enforced (unlimited).
+    sessions_per_month: Option<u64>,
     retention_days: u32,
     /// Included features: all_rules, email_alerts, slack_alerts, discord_alerts, webhook_alerts,
     /// order_risk_writeback, evaluate_api, exports.
@@ -70,8 +71,8 @@ struct QuotaView {
     month: String,
     /// Sessions recorded this month.
     used: u64,
-    /// The plan's sessions per month.
-    limit: u64,
+    /// The plan's sessions per month; absent when plans are not enforced (unlimited).
+    limit: Option<u64>,
     /// `used >= limit`: show the banner.
     over: bool,
     /// Whether new sessions are being sampled now (as of the last meter run).
@@ -99,6 +100,9 @@ struct PlanView {
 struct BillingStatus {
     /// The plan in effect: `free`, `pro` or `business`.
     plan: String,
+    /// Whether plans are enforced on this server (`billing.enabled`); when false everything is
+    /// allowed and there is no quota.
+    enforced: bool,
     /// `shopify` or `stripe` for a paid or past subscription.
     provider: Option<String>,
     /// The provider's status of the stored subscription (ACTIVE, FROZEN, active, past_due…).
@@ -129,7 +133,7 @@ struct RedirectTarget {
 #[derive(ApiResponse)]
 enum StatusResponse {
     #[oai(status = 200)]
-    Ok(Json<BillingStatus>),
+    Ok(Json<Box<BillingStatus>>),
     /// The credential is not valid.
     #[oai(status = 401)]
     Unauthorized(Json<ApiError>),
@@ -161,7 +165,7 @@ enum RedirectResponse {
 enum CancelResponse {
     /// Cancelled; the new status (Free).
     #[oai(status = 200)]
-    Ok(Json<BillingStatus>),
+    Ok(Json<Box<BillingStatus>>),
     #[oai(status = 401)]
     Unauthorized(Json<ApiError>),
     /// No paid subscription to cancel.
@@ -266,23 +270,25 @@ async fn status(state: &AppState, scope: TenantScope) -> Result<BillingStatus, F
         })
         .collect();
     let sub = ent.subscription.as_ref();
+    let limit = ent.enforced.then(|| ent.session_quota());
     Ok(BillingStatus {
         plan: ent.plan.as_str().into(),
+        enforced: ent.enforced,
         provider: sub.map(|s| s.provider.clone()),
         subscription_status: sub.map(|s| s.status.clone()),
         test: sub.is_some_and(|s| s.test),
         trial_ends_at: ent.trial_ends_at().map(UnixMillis::to_rfc3339),
         current_period_end: sub.and_then(|s| s.current_period_end).map(UnixMillis::to_rfc3339),
         entitlements: EntitlementsView {
-            sessions_per_month: ent.session_quota(),
+            sessions_per_month: limit,
             retention_days: ent.retention_days(),
             features: features(ent.features()),
         },
         quota: QuotaView {
             month: format!("{}-{:02}", month / 100, month % 100),
             used,
-            limit: ent.session_quota(),
-            over: used >= ent.session_quota(),
+            limit,
+            over: limit.is_some_and(|l| used >= l),
             sampling: state.quota.gate(scope.site_id()).is_some(),
             sample_percent: billing.over_quota_sample_percent,
         },
@@ -303,6 +309,9 @@ async fn start(state: &AppState, token: &str, plan: &str) -> Result<RedirectTarg
         .filter(|p| p.is_paid())
         .ok_or_else(|| Failure::Invalid(format!("`{plan}` is not a paid plan (pro or business)")))?;
     let billing = &state.settings.billing;
+    if !billing.enabled {
+        return Err(Failure::Conflict("plans are not enforced on this server (billing.enabled = false)".into()));
+    }
     match tenant {
         Tenant::Shop { shop, scope } => {
             let shopify = state.shopify.as_ref().ok_or(BillingError::NotConfigured("Shopify"))?;
@@ -334,7 +343,7 @@ impl BillingApi {
             Err(f) => Err(f),
         };
         match result {
-            Ok(s) => StatusResponse::Ok(Json(s)),
+            Ok(s) => StatusResponse::Ok(Json(Box::new(s))),
             Err(Failure::Unauthorized(code, m)) => StatusResponse::Unauthorized(ApiError::new(code, m)),
             Err(Failure::Unavailable(code, m)) => StatusResponse::Unavailable(ApiError::new(code, m)),
             Err(Failure::Conflict(m) | Failure::Invalid(m) | Failure::BadGateway(m)) => {
@@ -376,7 +385,7 @@ impl BillingApi {
         }
         .await;
         match result {
-            Ok(s) => CancelResponse::Ok(Json(s)),
+            Ok(s) => CancelResponse::Ok(Json(Box::new(s))),
             Err(Failure::Unauthorized(code, m)) => CancelResponse::Unauthorized(ApiError::new(code, m)),
             Err(Failure::Conflict(m) | Failure::Invalid(m)) => CancelResponse::Conflict(ApiError::new("conflict", m)),
             Err(Failure::BadGateway(m)) => CancelResponse::BadGateway(ApiError::new("provider_error", m)),

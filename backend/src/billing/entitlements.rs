@@ -16,6 +16,8 @@ use crate::storage::billing::{self as store, SubscriptionRow};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entitlements {
     pub plan: Plan,
+    /// `billing.enabled`: plans are enforced. When false (self-hosted) everything is allowed.
+    pub enforced: bool,
     limits: PlanSettings,
     /// The stored subscription (also when it no longer grants a paid plan).
     pub subscription: Option<SubscriptionRow>,
@@ -25,18 +27,20 @@ impl Entitlements {
     /// The entitlements of a tenant whose subscription row is `row`.
     pub fn from_row(billing: &BillingSettings, row: Option<SubscriptionRow>) -> Entitlements {
         let plan = row.as_ref().map_or(Plan::Free, effective_plan);
-        Entitlements { plan, limits: plan.settings(billing).clone(), subscription: row }
+        Entitlements { plan, enforced: billing.enabled, limits: plan.settings(billing).clone(), subscription: row }
     }
 
     pub fn allows(&self, feature: Feature) -> bool {
-        feature.included_in(&self.limits)
+        !self.enforced || feature.included_in(&self.limits)
     }
 
-    /// Sessions per calendar month before over-quota sampling.
+    /// Sessions per calendar month before over-quota sampling (unlimited when not enforced).
     pub fn session_quota(&self) -> u64 {
-        self.limits.sessions_per_month
+        if self.enforced { self.limits.sessions_per_month } else { u64::MAX }
     }
 
+    /// Days of raw data the plan keeps (the plan's number even when not enforced: a retention
+    /// job may still use it as a default).
     pub fn retention_days(&self) -> u32 {
         self.limits.retention_days
     }
@@ -114,9 +118,23 @@ mod tests {
         }
     }
 
+    fn enforced() -> BillingSettings {
+        BillingSettings { enabled: true, ..BillingSettings::default() }
+    }
+
+    #[test]
+    fn without_enforcement_everything_is_allowed_and_there_is_no_quota() {
+        let b = BillingSettings::default();
+        assert!(!b.enabled, "self-hosted installs are not limited by default");
+        let e = Entitlements::from_row(&b, None);
+        assert_eq!(e.plan, Plan::Free);
+        assert!(Feature::ALL.iter().all(|f| e.allows(*f)));
+        assert_eq!(e.session_quota(), u64::MAX);
+    }
+
     #[test]
     fn only_a_paid_for_status_grants_the_plan() {
-        let b = BillingSettings::default();
+        let b = enforced();
         let e = Entitlements::from_row(&b, Some(row("shopify", "pro", "ACTIVE")));
         assert_eq!(e.plan, Plan::Pro);
         assert_eq!(e.session_quota(), 250_000);
@@ -137,7 +155,7 @@ mod tests {
 
     #[test]
     fn numbers_come_from_settings() {
-        let mut b = BillingSettings::default();
+        let mut b = enforced();
         b.pro.sessions_per_month = 42;
         b.pro.retention_days = 3;
         b.pro.evaluate_api = true;

@@ -124,6 +124,9 @@ pub async fn meter(
     let mut report = MeterReport { tenants: counts.len(), ..Default::default() };
     for (site, sessions) in counts {
         store::set_usage(db, site, month, sessions, now).await?;
+        if !billing.enabled {
+            continue;
+        }
         let ent = Entitlements::from_row(billing, subscriptions.get(&site).cloned());
         if (sessions as u64) < ent.session_quota() {
             continue;

@@ -8,6 +8,9 @@ use crate::settings::Secret;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BillingSettings {
+    /// Enforce plans (the hosted service). Off (self-hosted): every tenant has every feature and
+    /// no session quota; usage is still metered.
+    pub enabled: bool,
     /// ISO currency of every plan price.
     pub currency: String,
     /// How often sessions are counted per tenant and month (the quota meter).
@@ -81,6 +84,7 @@ impl Default for BillingSettings {
     fn default() -> Self {
         let all_channels = ["email", "slack", "discord", "webhook"].map(String::from).to_vec();
         BillingSettings {
+            enabled: false,
             currency: "USD".into(),
             meter_interval_secs: 60,
             over_quota_sample_percent: 10,
@@ -158,6 +162,9 @@ macro_rules! billing_annotated_defaults {
     () => {
         r#"
 [billing]
+# Enforce plans and quotas (the hosted service; GHOSTTRACK_BILLING__ENABLED=true). Off, as for a
+# self-hosted install, every tenant has every feature and no session quota; usage is still metered.
+enabled = false
 # Currency of every plan price (ISO 4217).
 currency = "USD"
 # How often sessions are counted per tenant and calendar month (the quota meter).

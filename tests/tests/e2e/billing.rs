@@ -45,6 +45,7 @@ async fn start(db: TestDb, configure: impl FnOnce(&mut Settings) + Send + 'stati
             s.shopify_api_base = base;
             s.secret_key = Some(Secret::new(SECRET_KEY));
             s.app_url = Some(url::Url::parse("https://ghosttrack.test").unwrap());
+            s.billing.enabled = true;
             configure(s);
         })
         .start()
@@ -160,6 +161,7 @@ async fn free_to_pro_through_the_confirmation_page_then_upgrade_downgrade_and_ca
         let env = start(db, |_| {}).await;
         let status = env.status().await;
         assert_eq!(status["plan"], "free");
+        assert_eq!(status["enforced"], true);
         assert_eq!(status["quota"]["limit"], 10_000);
         assert_eq!(status["entitlements"]["features"], serde_json::json!(["email_alerts"]));
         assert_eq!(status["plans"].as_array().unwrap().len(), 3);
@@ -360,6 +362,7 @@ async fn stripe_env(db: TestDb) -> (TestApp, FakeStripe) {
     let app = Spawn::default()
         .database(db)
         .configure(move |s| {
+            s.billing.enabled = true;
             s.billing.stripe_api_base = base;
             s.billing.stripe_secret_key = Some(Secret::new("sk_test_ghosttrack"));
             s.billing.stripe_webhook_secret = Some(Secret::new("whsec_ghosttrack"));
@@ -552,4 +555,28 @@ async fn over_quota_ingest_samples_new_sessions_answers_202_and_keeps_webhook_si
         assert_eq!(env.app.count("SELECT sessions FROM usage_counters").await, 5);
         env.app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_self_hosted_server_does_not_enforce_plans_or_quotas() {
+    let app = ghosttrack_tests::spawn_app().await;
+    let site = app.create_site("self-hosted.example.com").await;
+    let status = site_status(&app, &site.token).await;
+    assert_eq!(status["enforced"], false);
+    assert!(status["quota"]["limit"].is_null(), "{status}");
+    assert_eq!(status["quota"]["over"], false);
+    assert_eq!(status["entitlements"]["features"].as_array().unwrap().len(), 8, "every feature");
+    let resp = app
+        .client
+        .post(app.url("/api/billing/subscription"))
+        .bearer_auth(&site.token)
+        .json(&serde_json::json!({ "plan": "pro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    // A wrong token is refused whatever the billing mode.
+    let resp = app.client.get(app.url("/api/billing")).bearer_auth("gtk_not_a_token").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    app.stop().await;
 }
