@@ -2,6 +2,7 @@
 //! domain function and maps the result to a response; no business logic lives here.
 
 mod billing;
+mod billing_hooks;
 mod collect;
 mod detect;
 mod pages;
@@ -65,8 +66,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
         .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
         .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
-        .at(billing::SHOPIFY_RETURN_PATH, get(billing::shopify_return))
-        .at(billing::STRIPE_WEBHOOK_PATH, post(billing::stripe_webhook))
+        .at(billing_hooks::SHOPIFY_RETURN_PATH, get(billing_hooks::shopify_return))
+        .at(billing_hooks::STRIPE_WEBHOOK_PATH, post(billing_hooks::stripe_webhook))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
         .at("/metrics", get(system::metrics))
@@ -116,8 +117,8 @@ fn route_label(path: &str) -> &'static str {
         "/auth/session-token" => "/auth/session-token",
         "/api/shopify/session" => "/api/shopify/session",
         COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
-        billing::SHOPIFY_RETURN_PATH => billing::SHOPIFY_RETURN_PATH,
-        billing::STRIPE_WEBHOOK_PATH => billing::STRIPE_WEBHOOK_PATH,
+        billing_hooks::SHOPIFY_RETURN_PATH => billing_hooks::SHOPIFY_RETURN_PATH,
+        billing_hooks::STRIPE_WEBHOOK_PATH => billing_hooks::STRIPE_WEBHOOK_PATH,
         p if p.starts_with("/api/billing") => "/api/billing",
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
         "/v1/evaluate" => "/v1/evaluate",
