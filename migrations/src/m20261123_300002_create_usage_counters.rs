@@ -1,5 +1,6 @@
 //! Billing: sessions recorded per tenant and calendar month (UTC), written by the quota meter
-//! from the sessions table. `month` is `YYYYMM`.
+//! from the sessions table. `month` is `YYYYMM`. `over_since` is set once, by the first meter run
+//! (on any node) that found the tenant over quota: every node samples sessions starting after it.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -18,6 +19,7 @@ impl MigrationTrait for Migration {
                     .col(integer(UsageCounters::Month))
                     .col(big_integer(UsageCounters::Sessions))
                     .col(big_integer(UsageCounters::UpdatedAt))
+                    .col(big_integer_null(UsageCounters::OverSince))
                     .primary_key(Index::create().col(UsageCounters::SiteId).col(UsageCounters::Month))
                     .to_owned(),
             )
@@ -36,4 +38,5 @@ pub enum UsageCounters {
     Month,
     Sessions,
     UpdatedAt,
+    OverSince,
 }

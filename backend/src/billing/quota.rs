@@ -1,6 +1,6 @@
 //! Session quotas. The meter counts each tenant's sessions of the current calendar month (UTC)
 //! straight from the sessions table on a schedule — exact, and off the ingest hot path — stores
-//! the count in `usage_counters`, and publishes which tenants are over their plan's quota in a
+//! the count (and, once, the moment the tenant went over) in `usage_counters`, and publishes which tenants are over their plan's quota in a
 //! [`QuotaBook`]. Ingest asks the book per batch (a hash-map read): sessions that START after the
 //! tenant went over are sampled deterministically by session id (all or none of a session's
 //! events are kept); sessions already running continue; the browser still gets 202. Webhooks
@@ -29,7 +29,8 @@ pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
 /// A tenant over its quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverQuota {
-    /// When the meter first saw the tenant over (sessions starting from then on are sampled).
+    /// When a meter run (on any node) first saw the tenant over this month; sessions starting
+    /// from then on are sampled, the same on every node.
     pub since: UnixMillis,
     /// `YYYYMM` of the quota period.
     pub month: i32,
@@ -123,15 +124,13 @@ pub async fn meter(
     let mut over = HashMap::new();
     let mut report = MeterReport { tenants: counts.len(), ..Default::default() };
     for (site, sessions) in counts {
-        store::set_usage(db, site, month, sessions, now).await?;
-        if !billing.enabled {
-            continue;
-        }
         let ent = Entitlements::from_row(billing, subscriptions.get(&site).cloned());
-        if (sessions as u64) < ent.session_quota() {
+        let is_over = billing.enabled && sessions as u64 >= ent.session_quota();
+        let over_since = store::set_usage(db, site, month, sessions, is_over, now).await?;
+        if !is_over {
             continue;
         }
-        let since = book.gate(site).filter(|g| g.month == month).map_or(now, |g| g.since);
+        let since = over_since.unwrap_or(now);
         over.insert(site, OverQuota { since, month, sample_percent: billing.over_quota_sample_percent });
         report.over += 1;
         let detail = serde_json::json!({

@@ -188,23 +188,35 @@ pub async fn sessions_of(
     Ok(n as i64)
 }
 
-/// Records the metered count of a tenant's month.
+/// Records the metered count of a tenant's month; `over` marks it over quota from `now` unless
+/// an earlier run (any node) already did. Returns the month's `over_since`.
 pub async fn set_usage(
     db: &impl ConnectionTrait,
     site: SiteId,
     month: i32,
     sessions: i64,
+    over: bool,
     now: UnixMillis,
-) -> Result<(), StorageError> {
+) -> Result<Option<UnixMillis>, StorageError> {
     use usage_counters::Column as C;
+    let over_since: Option<i64> = over.then_some(now.0);
     let insert = Query::insert()
         .into_table(usage_counters::Entity)
-        .columns([C::SiteId, C::Month, C::Sessions, C::UpdatedAt])
-        .values_panic([site.0.into(), month.into(), sessions.into(), now.0.into()])
-        .on_conflict(OnConflict::columns([C::SiteId, C::Month]).update_columns([C::Sessions, C::UpdatedAt]).to_owned())
+        .columns([C::SiteId, C::Month, C::Sessions, C::UpdatedAt, C::OverSince])
+        .values_panic([site.0.into(), month.into(), sessions.into(), now.0.into(), over_since.into()])
+        .on_conflict(
+            OnConflict::columns([C::SiteId, C::Month])
+                .update_columns([C::Sessions, C::UpdatedAt])
+                .value(C::OverSince, Expr::cust(r#"COALESCE("usage_counters"."over_since", "excluded"."over_since")"#))
+                .to_owned(),
+        )
         .to_owned();
     db.execute(&insert).await?;
-    Ok(())
+    if !over {
+        return Ok(None);
+    }
+    let row = usage_counters::Entity::find().filter(C::SiteId.eq(site)).filter(C::Month.eq(month)).one(db).await?;
+    Ok(row.and_then(|r| r.over_since))
 }
 
 /// The metered count of a tenant's month, if metered yet.

@@ -399,6 +399,7 @@ async fn over_quota_ingest_samples_new_sessions_answers_202_and_keeps_webhook_si
         assert_eq!(status["quota"]["used"], 5);
         assert_eq!(status["quota"]["over"], true);
         assert_eq!(env.app.count("SELECT sessions FROM usage_counters").await, 5);
+        let over_since = env.app.count("SELECT over_since FROM usage_counters").await;
 
         // New sessions are sampled out (0 % kept here), still 202 for the browser.
         for i in 6..=8 {
@@ -432,6 +433,11 @@ async fn over_quota_ingest_samples_new_sessions_answers_202_and_keeps_webhook_si
         }
         assert!(env.app.count("SELECT MAX(updated_at) FROM usage_counters").await > first, "the meter ran again");
         assert_eq!(env.app.count("SELECT COUNT(*) FROM billing_notices WHERE kind = 'quota_exceeded'").await, 1);
+        assert_eq!(
+            env.app.count("SELECT over_since FROM usage_counters").await,
+            over_since,
+            "the moment the shop went over is kept, so every node samples from the same instant"
+        );
         assert_eq!(env.app.count("SELECT sessions FROM usage_counters").await, 5);
         env.app.stop().await;
     }

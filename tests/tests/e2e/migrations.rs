@@ -123,7 +123,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
             "updated_at",
         ],
     ),
-    ("create_usage_counters", "usage_counters", &["site_id", "month", "sessions", "updated_at"]),
+    ("create_usage_counters", "usage_counters", &["site_id", "month", "sessions", "updated_at", "over_since"]),
     ("create_billing_notices", "billing_notices", &["site_id", "month", "kind", "detail", "created_at", "sent_at"]),
 ];
 

@@ -13,6 +13,8 @@ pub struct Model {
     pub month: i32,
     pub sessions: i64,
     pub updated_at: UnixMillis,
+    /// First meter run that found the tenant over quota this month (kept once set).
+    pub over_since: Option<UnixMillis>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
