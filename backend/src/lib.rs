@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod billing;
 pub mod cli;
 pub mod detect;
 pub mod domain;

@@ -75,6 +75,48 @@ pub const KNOWN_KEYS: &[&str] = &[
     "alerts.tick_interval_ms",
     "alerts.send_timeout_secs",
     "alerts.allow_private_targets",
+    "billing.enabled",
+    "billing.currency",
+    "billing.meter_interval_secs",
+    "billing.over_quota_sample_percent",
+    "billing.stripe_api_base",
+    "billing.stripe_secret_key",
+    "billing.stripe_webhook_secret",
+    "billing.stripe_webhook_secret_previous",
+    "billing.stripe_webhook_tolerance_secs",
+    "billing.free.name",
+    "billing.free.sessions_per_month",
+    "billing.free.retention_days",
+    "billing.free.price",
+    "billing.free.trial_days",
+    "billing.free.all_rules",
+    "billing.free.channels",
+    "billing.free.order_risk_writeback",
+    "billing.free.evaluate_api",
+    "billing.free.exports",
+    "billing.free.stripe_price",
+    "billing.pro.name",
+    "billing.pro.sessions_per_month",
+    "billing.pro.retention_days",
+    "billing.pro.price",
+    "billing.pro.trial_days",
+    "billing.pro.all_rules",
+    "billing.pro.channels",
+    "billing.pro.order_risk_writeback",
+    "billing.pro.evaluate_api",
+    "billing.pro.exports",
+    "billing.pro.stripe_price",
+    "billing.business.name",
+    "billing.business.sessions_per_month",
+    "billing.business.retention_days",
+    "billing.business.price",
+    "billing.business.trial_days",
+    "billing.business.all_rules",
+    "billing.business.channels",
+    "billing.business.order_risk_writeback",
+    "billing.business.evaluate_api",
+    "billing.business.exports",
+    "billing.business.stripe_price",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +159,7 @@ pub struct Settings {
     pub detect: DetectSettings,
     pub privacy: PrivacySettings,
     pub alerts: AlertSettings,
+    pub billing: crate::billing::settings::BillingSettings,
 }
 
 /// How long raw events are kept (see `privacy::retention` and DESIGN §5). Sessions, visitors and
@@ -306,6 +349,7 @@ impl Default for Settings {
             detect: DetectSettings::default(),
             privacy: PrivacySettings::default(),
             alerts: AlertSettings::default(),
+            billing: Default::default(),
         }
     }
 }
@@ -572,7 +616,8 @@ fn env_value(raw: &str) -> figment::value::Value {
 }
 
 /// The annotated default configuration printed by `ghosttrack print-config`.
-pub const ANNOTATED_DEFAULTS: &str = r#"# GhostTrack configuration.
+pub const ANNOTATED_DEFAULTS: &str = concat!(
+    r#"# GhostTrack configuration.
 # Precedence: built-in defaults < this file (--config or GHOSTTRACK_CONFIG) < GHOSTTRACK_* env vars.
 # Every key has an env var: upper-case, prefixed GHOSTTRACK_, `__` for nesting,
 # e.g. ingest.max_body_bytes -> GHOSTTRACK_INGEST__MAX_BODY_BYTES.
@@ -699,7 +744,10 @@ tick_interval_ms = 60000
 send_timeout_secs = 30
 # Accept webhook URLs on loopback or private addresses (self-hosted installs; off for multi-tenant servers).
 allow_private_targets = false
-"#;
+
+"#,
+    crate::billing_annotated_defaults!()
+);
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub inbox_notify: Arc<Notify>,
     /// Wakes the alert worker when a test alert is queued.
     pub alerts_notify: Arc<Notify>,
+    /// Tenants over their session quota (written by the billing meter, read by ingest).
+    pub quota: Arc<crate::billing::quota::QuotaBook>,
 }
 
 /// A built, bound, not yet serving application.
@@ -110,6 +112,7 @@ impl Application {
             },
             metrics.clone(),
         );
+        let quota = Arc::new(crate::billing::quota::QuotaBook::default());
         let mut ingest = Ingest::new(
             db.clone(),
             settings.ingest.clone(),
@@ -117,7 +120,8 @@ impl Application {
             Enricher::new(geo),
             writer,
             metrics.clone(),
-        );
+        )
+        .with_quota(quota.clone());
         let (detector, recorder) = if settings.detect.enabled {
             let rules = crate::detect::commands::load_rules(settings.detect.rules_dir.as_deref())
                 .context("cannot load detection rules (check them with `ghosttrack rules check DIR`)")?;
@@ -177,6 +181,7 @@ impl Application {
             shopify,
             inbox_notify: Arc::new(Notify::new()),
             alerts_notify: Arc::new(Notify::new()),
+            quota,
         });
         let alerts = if state.settings.alerts.enabled {
             Some(
@@ -228,11 +233,13 @@ impl Application {
                 db: db.clone(),
                 detector: state.detector.clone(),
                 shopify: state.shopify.clone(),
+                billing: Arc::new(state.settings.billing.clone()),
             };
-            tokio::spawn(crate::shopify::inbox::run(worker, state.inbox_notify.clone(), stopped))
+            tokio::spawn(crate::shopify::inbox::run(worker, state.inbox_notify.clone(), stopped.clone()))
         });
 
         let alerts = alerts.map(|worker| tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)));
+        let meter = tokio::spawn(crate::billing::quota::run(state.clone(), stopped));
 
         let app = crate::api::routes(state).map_to_response();
         Server::new_with_acceptor(acceptor)
@@ -250,6 +257,7 @@ impl Application {
         if let Some(alerts) = alerts {
             let _ = alerts.await;
         }
+        let _ = meter.await;
         for task in writers {
             let _ = task.await;
         }

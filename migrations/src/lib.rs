@@ -23,6 +23,9 @@ mod m20261122_300002_link_shopify_orders;
 mod m20261123_200001_create_alert_policies;
 mod m20261123_200002_create_alert_channels;
 mod m20261123_200003_create_alert_outbox;
+mod m20261123_300001_create_subscriptions;
+mod m20261123_300002_create_usage_counters;
+mod m20261123_300003_create_billing_notices;
 
 pub struct Migrator;
 
@@ -49,6 +52,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_200001_create_alert_policies::Migration),
             Box::new(m20261123_200002_create_alert_channels::Migration),
             Box::new(m20261123_200003_create_alert_outbox::Migration),
+            Box::new(m20261123_300001_create_subscriptions::Migration),
+            Box::new(m20261123_300002_create_usage_counters::Migration),
+            Box::new(m20261123_300003_create_billing_notices::Migration),
         ]
     }
 }

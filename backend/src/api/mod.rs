@@ -2,6 +2,8 @@
 //! domain function and maps the result to a response; no business logic lives here.
 
 mod alerts;
+mod billing;
+mod billing_hooks;
 mod collect;
 mod detect;
 mod pages;
@@ -37,7 +39,7 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
+    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
         .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`. Endpoints of the embedded Shopify panel (tag Shopify) take the App Bridge id token instead: `Authorization: Bearer <id token>` (security scheme ShopifySessionToken).")
         .server("/api");
     let spec = api.spec_endpoint();
@@ -65,6 +67,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
         .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
         .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
+        .at(billing_hooks::SHOPIFY_RETURN_PATH, get(billing_hooks::shopify_return))
+        .at(billing_hooks::STRIPE_WEBHOOK_PATH, post(billing_hooks::stripe_webhook))
         .at("/health", get(system::health))
         .at("/ready", get(system::ready))
         .at("/metrics", get(system::metrics))
@@ -114,6 +118,9 @@ fn route_label(path: &str) -> &'static str {
         "/auth/session-token" => "/auth/session-token",
         "/api/shopify/session" => "/api/shopify/session",
         COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
+        billing_hooks::SHOPIFY_RETURN_PATH => billing_hooks::SHOPIFY_RETURN_PATH,
+        billing_hooks::STRIPE_WEBHOOK_PATH => billing_hooks::STRIPE_WEBHOOK_PATH,
+        p if p.starts_with("/api/billing") => "/api/billing",
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
         p if p.starts_with("/api/v1/alerts") => "/api/v1/alerts",
         "/v1/evaluate" => "/v1/evaluate",

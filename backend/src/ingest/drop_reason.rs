@@ -31,10 +31,13 @@ pub enum DropReason {
     Overloaded,
     /// The database refused the commit (503 + Retry-After); nothing was acknowledged.
     StorageUnavailable,
+    /// The tenant is over its plan's monthly session quota and this new session was sampled
+    /// out (still 202; see `billing::quota`).
+    OverQuota,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::MalformedPayload,
         DropReason::PayloadTooLarge,
         DropReason::TooManyEvents,
@@ -47,6 +50,7 @@ impl DropReason {
         DropReason::NotConsented,
         DropReason::Overloaded,
         DropReason::StorageUnavailable,
+        DropReason::OverQuota,
     ];
 
     /// Stable snake_case name used in metrics labels, the database and API responses.
@@ -64,6 +68,7 @@ impl DropReason {
             DropReason::NotConsented => "not_consented",
             DropReason::Overloaded => "overloaded",
             DropReason::StorageUnavailable => "storage_unavailable",
+            DropReason::OverQuota => "over_quota",
         }
     }
 }

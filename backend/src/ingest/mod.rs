@@ -77,6 +77,7 @@ pub struct Ingest {
     writer: WriterHandle,
     drops: Arc<DropLedger>,
     detector: Option<Arc<crate::detect::service::Detector>>,
+    quota: Option<Arc<crate::billing::quota::QuotaBook>>,
 }
 
 impl Ingest {
@@ -100,12 +101,19 @@ impl Ingest {
             drops: Arc::new(DropLedger::new(metrics)),
             settings,
             detector: None,
+            quota: None,
         }
     }
 
     /// Feeds every accepted batch to the detection engine.
     pub fn with_detector(mut self, detector: Arc<crate::detect::service::Detector>) -> Self {
         self.detector = Some(detector);
+        self
+    }
+
+    /// Samples new sessions of tenants the quota meter found over their plan's quota.
+    pub fn with_quota(mut self, quota: Arc<crate::billing::quota::QuotaBook>) -> Self {
+        self.quota = Some(quota);
         self
     }
 
@@ -322,7 +330,20 @@ impl Ingest {
         };
         let visitor = identity::visitor_id(&salt, site.id, ip, client.user_agent);
         events.sort_by_key(|e| e.ts);
-        let job = self.build_job(site, visitor, &page, &events, consent, &enrichment, client.received_at);
+        let mut job = self.build_job(site, visitor, &page, &events, consent, &enrichment, client.received_at);
+
+        // quota: sample new sessions of an over-quota tenant (never an error to the browser)
+        if let Some(gate) = self.quota.as_ref().and_then(|q| q.gate(site.id)) {
+            let sampled = crate::billing::quota::sample(&mut job, gate);
+            if sampled > 0 {
+                self.drops.record(site.id, day, DropReason::OverQuota, sampled);
+                answer.dropped += sampled;
+                *answer.drops.entry(DropReason::OverQuota.as_str()).or_default() += sampled;
+            }
+            if job.events.is_empty() {
+                return Ok(answer);
+            }
+        }
 
         // detect
         if let Some(detector) = &self.detector {

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use super::Shopify;
 use super::shop_domain::ShopDomain;
 use super::signals::{self, OrderLink};
+use crate::billing::{self, settings::BillingSettings};
 use crate::detect::service::Detector;
 use crate::detect::{Verdict, subject_of};
 use crate::domain::UnixMillis;
@@ -39,12 +40,14 @@ pub struct Worker {
     pub db: DatabaseConnection,
     pub detector: Option<Arc<Detector>>,
     pub shopify: Option<Arc<Shopify>>,
+    /// Plans: `app_subscriptions/update` changes the tenant's plan.
+    pub billing: Arc<BillingSettings>,
 }
 
 impl Worker {
     /// A worker that only stores (tests of the storage side).
     pub fn storage_only(db: DatabaseConnection) -> Self {
-        Worker { db, detector: None, shopify: None }
+        Worker { db, detector: None, shopify: None, billing: Default::default() }
     }
 }
 
@@ -117,6 +120,7 @@ fn parse<T: for<'de> Deserialize<'de>>(row: &InboxRow) -> Result<T, HandlerError
 /// Runs the handler of one delivery.
 pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError> {
     let db = &worker.db;
+    let billing = &*worker.billing;
     let shop = ShopDomain::parse(&row.shop_domain)
         .ok_or_else(|| HandlerError::Poison("stored shop domain is invalid".into()))?;
     match row.topic.as_str() {
@@ -191,6 +195,16 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
                 "updated_at": s.updated_at,
             });
             shops::audit(db, &shop, "app_subscription", &detail).await?;
+            let Some(found) = shops::find(db, &shop).await? else {
+                tracing::info!(shop = %shop, "subscription update for an unknown shop; ignored");
+                return Ok(());
+            };
+            let outcome =
+                billing::shopify::apply_webhook(db, billing, found.site_id, &s).await.map_err(|e| match e {
+                    billing::BillingError::Storage(e) => HandlerError::Storage(e),
+                    other => HandlerError::Poison(other.to_string()),
+                })?;
+            tracing::info!(shop = %shop, subscription.status = %s.status, outcome = ?outcome, "subscription update");
         }
         "customers/data_request" => {
             let payload: CustomerRequest = parse(row)?;
@@ -446,19 +460,7 @@ struct ScopesUpdate {
 
 #[derive(Debug, Deserialize)]
 struct SubscriptionUpdate {
-    app_subscription: AppSubscription,
-}
-
-#[derive(Debug, Deserialize)]
-struct AppSubscription {
-    #[serde(default)]
-    admin_graphql_api_id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    /// Kept verbatim (ACTIVE, CANCELLED, FROZEN, … and future values).
-    status: String,
-    #[serde(default)]
-    updated_at: Option<String>,
+    app_subscription: billing::shopify::WebhookSubscription,
 }
 
 #[derive(Debug, Deserialize)]

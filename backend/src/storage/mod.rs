@@ -3,6 +3,7 @@
 //! so there is no repository trait on top.
 
 pub mod alerts;
+pub mod billing;
 pub mod drops;
 pub mod entities;
 pub mod events;

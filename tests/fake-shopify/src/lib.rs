@@ -6,6 +6,7 @@
 //!
 //! See `tests/fake-shopify/README.md` for the wire contract and how to drive the binary.
 
+pub mod billing;
 pub mod orders;
 pub mod signing;
 
@@ -119,6 +120,7 @@ struct Inner {
     app: AppRegistration,
     state: Mutex<State>,
     clock_offset: Mutex<i64>,
+    billing: billing::Book,
 }
 
 impl Inner {
@@ -148,7 +150,12 @@ fn random_hex(bytes: usize) -> String {
 impl FakeShopify {
     /// Starts the fake on `addr` (use `127.0.0.1:0` in tests).
     pub async fn start(app: AppRegistration, addr: SocketAddr) -> anyhow::Result<FakeShopify> {
-        let inner = Arc::new(Inner { app, state: Mutex::new(State::default()), clock_offset: Mutex::new(0) });
+        let inner = Arc::new(Inner {
+            app,
+            state: Mutex::new(State::default()),
+            clock_offset: Mutex::new(0),
+            billing: Default::default(),
+        });
         let acceptor = TcpListener::bind(addr).into_acceptor().await?;
         let local = acceptor
             .local_addr()
@@ -159,6 +166,9 @@ impl FakeShopify {
             .at("/:shop/admin/oauth/access_token", post(access_token))
             .at("/:shop/admin/oauth/authorize", get(authorize))
             .at("/:shop/admin/api/:version/graphql.json", post(graphql))
+            .at("/:shop/admin/charges/:id/confirm_recurring_application_charge", get(billing::confirm_page))
+            .at("/:shop/admin/charges/:id/approve", post(billing::approve))
+            .at("/:shop/admin/charges/:id/decline", post(billing::decline))
             .data(inner.clone());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(routes).await;
@@ -736,6 +746,8 @@ async fn graphql(
                 "files": { "nodes": [{ "filename": "config/settings_data.json", "body": { "content": content } }] } }]),
         };
         serde_json::json!({ "themes": { "nodes": nodes } })
+    } else if let Some(data) = billing::graphql(inner, req, &shop, &text, vars) {
+        data
     } else if text.contains("shop") {
         let name = shop.trim_end_matches(".myshopify.com");
         serde_json::json!({ "shop": { "name": name, "plan": { "displayName": "Development", "partnerDevelopment": true } } })

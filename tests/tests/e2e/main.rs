@@ -1,6 +1,8 @@
 //! End-to-end tests: one binary, the real server on port 0, real databases, a real browser.
 
 mod alerts;
+mod billing;
+mod billing_stripe;
 mod browser;
 mod collect;
 mod detect;

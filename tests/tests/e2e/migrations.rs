@@ -148,6 +148,25 @@ const STEPS: &[(&str, &str, &[&str])] = &[
             "delivered_at",
         ],
     ),
+    (
+        "create_subscriptions",
+        "subscriptions",
+        &[
+            "site_id",
+            "provider",
+            "external_id",
+            "customer_id",
+            "plan",
+            "status",
+            "test",
+            "trial_ends_at",
+            "current_period_end",
+            "provider_updated_at",
+            "updated_at",
+        ],
+    ),
+    ("create_usage_counters", "usage_counters", &["site_id", "month", "sessions", "updated_at", "over_since"]),
+    ("create_billing_notices", "billing_notices", &["site_id", "month", "kind", "detail", "created_at", "sent_at"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

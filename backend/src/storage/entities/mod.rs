@@ -3,6 +3,7 @@
 pub mod alert_channels;
 pub mod alert_outbox;
 pub mod alert_policies;
+pub mod billing_notices;
 pub mod daily_salts;
 pub mod drop_counters;
 pub mod events;
@@ -14,6 +15,8 @@ pub mod shopify_payment_attempts;
 pub mod shopify_setup;
 pub mod shops;
 pub mod sites;
+pub mod subscriptions;
 pub mod threats;
+pub mod usage_counters;
 pub mod visitors;
 pub mod webhook_inbox;
