@@ -18,6 +18,10 @@ mod m20261122_200003_create_shopify_audit_log;
 mod m20261122_200004_create_shopify_orders;
 mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
+mod m20261123_150001_create_users;
+mod m20261123_150002_create_account_sessions;
+mod m20261123_150003_create_invitations;
+mod m20261123_150004_create_login_attempts;
 
 pub struct Migrator;
 
@@ -39,6 +43,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_200004_create_shopify_orders::Migration),
             Box::new(m20261122_200005_create_shopify_carts::Migration),
             Box::new(m20261122_200006_create_shopify_payment_attempts::Migration),
+            Box::new(m20261123_150001_create_users::Migration),
+            Box::new(m20261123_150002_create_account_sessions::Migration),
+            Box::new(m20261123_150003_create_invitations::Migration),
+            Box::new(m20261123_150004_create_login_attempts::Migration),
         ]
     }
 }

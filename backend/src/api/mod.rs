@@ -1,6 +1,7 @@
 //! The HTTP layer: one route table, thin handlers. Each handler extracts its input, calls one
 //! domain function and maps the result to a response; no business logic lives here.
 
+mod account;
 mod collect;
 mod detect;
 mod pages;
@@ -36,7 +37,7 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
+    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi, account::AccountApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
         .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`. Endpoints of the embedded Shopify panel (tag Shopify) take the App Bridge id token instead: `Authorization: Bearer <id token>` (security scheme ShopifySessionToken).")
         .server("/api");
     let spec = api.spec_endpoint();
@@ -114,6 +115,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/shopify/session" => "/api/shopify/session",
         COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
+        p if p.starts_with("/api/account/") => "/api/account",
         "/v1/evaluate" => "/v1/evaluate",
         "/v1/recent" => "/v1/recent",
         "/v1/stats" => "/v1/stats",

@@ -2,9 +2,12 @@
 //! and, for tenant data, the tenant scope first; sea-orm already abstracts SQLite/PostgreSQL,
 //! so there is no repository trait on top.
 
+pub mod accounts;
 pub mod drops;
 pub mod entities;
 pub mod events;
+pub mod invitations;
+pub mod login_attempts;
 pub mod pg_writer;
 pub mod salts;
 pub mod shopify_orders;

@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, the real server on port 0, real databases, a real browser.
 
+mod accounts;
 mod browser;
 mod collect;
 mod detect;

@@ -106,6 +106,18 @@ const STEPS: &[(&str, &str, &[&str])] = &[
             "cvv_result_code",
         ],
     ),
+    ("create_users", "users", &["id", "site_id", "email", "password_hash", "role", "created_at", "updated_at"]),
+    (
+        "create_account_sessions",
+        "account_sessions",
+        &["id", "token_hash", "user_id", "site_id", "created_at", "last_seen_at", "expires_at", "revoked_at"],
+    ),
+    (
+        "create_invitations",
+        "invitations",
+        &["id", "site_id", "email", "role", "token_hash", "invited_by", "created_at", "expires_at", "accepted_at"],
+    ),
+    ("create_login_attempts", "login_attempts", &["id", "key", "at"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
