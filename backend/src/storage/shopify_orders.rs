@@ -157,6 +157,9 @@ const TENANT_TABLES: &[&str] = &[
     "shopify_orders",
     "shopify_carts",
     "shopify_payment_attempts",
+    "account_sessions",
+    "invitations",
+    "users",
 ];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the
