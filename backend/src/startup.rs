@@ -249,6 +249,10 @@ async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) 
             Err(error) => tracing::warn!(error = %error, "could not delete expired salts; will retry"),
         }
         state.ingest.salts().forget_before(now.day());
+        // Ended login sessions are kept a day (logout replays answer 401 either way), then deleted.
+        if let Err(error) = storage::accounts::delete_ended_sessions(&state.db, UnixMillis(now.0 - UnixMillis::DAY)).await {
+            tracing::warn!(error = %error, "could not delete ended login sessions; will retry");
+        }
     }
 }
 
