@@ -84,7 +84,8 @@ async fn main() -> anyhow::Result<()> {
     let mut visitor_seq: i64 = 1;
     while events < args.events {
         // Session start: uniform day, evening-heavy hour of day.
-        let day_start = (now - span).div_euclid(UnixMillis::DAY) * UnixMillis::DAY + rng.random_range(0..=args.days) * UnixMillis::DAY;
+        let day_start = (now - span).div_euclid(UnixMillis::DAY) * UnixMillis::DAY
+            + rng.random_range(0..=args.days) * UnixMillis::DAY;
         let hour = (rng.random::<f64>().sqrt() * 24.0) as i64 % 24;
         let start = day_start + hour * 3_600_000 + rng.random_range(0..3_600_000);
         if start >= now - 60_000 || start < now - span {
@@ -107,7 +108,13 @@ async fn main() -> anyhow::Result<()> {
         let mut first_path = String::new();
         let mut path = String::new();
         for i in 0..(pageviews + others) {
-            let kind = if i < pageviews { "pv" } else if i % 2 == 0 { "cl" } else { "sc" };
+            let kind = if i < pageviews {
+                "pv"
+            } else if i % 2 == 0 {
+                "cl"
+            } else {
+                "sc"
+            };
             if kind == "pv" {
                 path = match skewed(&mut rng, PATHS) {
                     0 => "/".to_owned(),
@@ -173,28 +180,62 @@ async fn write(db: &DatabaseConnection, site: i64, b: Batch) -> anyhow::Result<(
         let mut q = Query::insert();
         q.into_table(Alias::new("sessions")).columns(
             [
-                "id", "site_id", "visitor_id", "started_at", "last_seen_at", "pageviews", "events", "entry_path",
-                "exit_path", "referrer_host", "country", "browser", "os", "device", "automated", "net_flags", "consent",
+                "id",
+                "site_id",
+                "visitor_id",
+                "started_at",
+                "last_seen_at",
+                "pageviews",
+                "events",
+                "entry_path",
+                "exit_path",
+                "referrer_host",
+                "country",
+                "browser",
+                "os",
+                "device",
+                "automated",
+                "net_flags",
+                "consent",
             ]
             .map(Alias::new),
         );
         for s in chunk {
             q.values_panic([
-                s.0.into(), site.into(), s.1.into(), s.2.into(), s.3.into(), s.4.into(), s.5.into(),
-                s.6.clone().into(), s.7.clone().into(), s.8.clone().into(), s.9.clone().into(), s.10.clone().into(),
-                s.11.clone().into(), s.12.clone().into(), s.13.into(), 0i32.into(), true.into(),
+                s.0.into(),
+                site.into(),
+                s.1.into(),
+                s.2.into(),
+                s.3.into(),
+                s.4.into(),
+                s.5.into(),
+                s.6.clone().into(),
+                s.7.clone().into(),
+                s.8.clone().into(),
+                s.9.clone().into(),
+                s.10.clone().into(),
+                s.11.clone().into(),
+                s.12.clone().into(),
+                s.13.into(),
+                0i32.into(),
+                true.into(),
             ]);
         }
         tx.execute(&q).await?;
     }
     for chunk in b.events.chunks(ROWS_PER_STATEMENT) {
         let mut q = Query::insert();
-        q.into_table(Alias::new("events")).columns(
-            ["site_id", "session_id", "visitor_id", "ts", "received_at", "kind", "path"].map(Alias::new),
-        );
+        q.into_table(Alias::new("events"))
+            .columns(["site_id", "session_id", "visitor_id", "ts", "received_at", "kind", "path"].map(Alias::new));
         for e in chunk {
             q.values_panic([
-                site.into(), e.0.into(), e.1.into(), e.2.into(), e.3.into(), e.4.into(), e.5.clone().into(),
+                site.into(),
+                e.0.into(),
+                e.1.into(),
+                e.2.into(),
+                e.3.into(),
+                e.4.into(),
+                e.5.clone().into(),
             ]);
         }
         tx.execute(&q).await?;
@@ -218,9 +259,15 @@ async fn write(db: &DatabaseConnection, site: i64, b: Batch) -> anyhow::Result<(
         );
         for t in chunk {
             q.values_panic([
-                site.into(), t.0.clone().into(), "BLOCK".into(), 85i16.into(),
+                site.into(),
+                t.0.clone().into(),
+                "BLOCK".into(),
+                85i16.into(),
                 r#"[{"rule":"headless-automation","sentence":"navigator.webdriver was true"}]"#.into(),
-                "[]".into(), 3600i64.into(), t.1.into(), t.1.into(),
+                "[]".into(),
+                3600i64.into(),
+                t.1.into(),
+                t.1.into(),
             ]);
         }
         tx.execute(&q).await?;

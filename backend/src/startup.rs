@@ -197,6 +197,7 @@ impl Application {
         let Application { acceptor, state, writers, recorder, drops, db, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
+        let rollups = tokio::spawn(storage::rollups::run(db.clone(), stopped.clone()));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
         let inbox = state
             .shopify
@@ -212,6 +213,7 @@ impl Application {
         // Stop background jobs; once the last `AppState` is gone the writer queue closes.
         let _ = stop_jobs.send(true);
         let _ = housekeeping.await;
+        let _ = rollups.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
         }
@@ -250,7 +252,9 @@ async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) 
         }
         state.ingest.salts().forget_before(now.day());
         // Ended login sessions are kept a day (logout replays answer 401 either way), then deleted.
-        if let Err(error) = storage::accounts::delete_ended_sessions(&state.db, UnixMillis(now.0 - UnixMillis::DAY)).await {
+        if let Err(error) =
+            storage::accounts::delete_ended_sessions(&state.db, UnixMillis(now.0 - UnixMillis::DAY)).await
+        {
             tracing::warn!(error = %error, "could not delete ended login sessions; will retry");
         }
     }

@@ -22,6 +22,8 @@ mod m20261123_150001_create_users;
 mod m20261123_150002_create_account_sessions;
 mod m20261123_150003_create_invitations;
 mod m20261123_150004_create_login_attempts;
+mod m20261123_150005_create_stats_rollups;
+mod m20261123_150006_create_stats_rollup_state;
 
 pub struct Migrator;
 
@@ -47,6 +49,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_150002_create_account_sessions::Migration),
             Box::new(m20261123_150003_create_invitations::Migration),
             Box::new(m20261123_150004_create_login_attempts::Migration),
+            Box::new(m20261123_150005_create_stats_rollups::Migration),
+            Box::new(m20261123_150006_create_stats_rollup_state::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod invitations;
 pub mod login_attempts;
 pub mod pg_writer;
+pub mod rollups;
 pub mod salts;
 pub mod shopify_orders;
 pub mod shops;

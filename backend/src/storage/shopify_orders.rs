@@ -160,6 +160,7 @@ const TENANT_TABLES: &[&str] = &[
     "account_sessions",
     "invitations",
     "users",
+    "stats_rollups",
 ];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the

@@ -8,6 +8,7 @@ mod extension;
 mod infra;
 mod migrations;
 mod pixel;
+mod rollups;
 mod shopify;
 mod stats;
 mod storage_story;

@@ -118,6 +118,23 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         &["id", "site_id", "email", "role", "token_hash", "invited_by", "created_at", "expires_at", "accepted_at"],
     ),
     ("create_login_attempts", "login_attempts", &["id", "key", "at"]),
+    (
+        "create_stats_rollups",
+        "stats_rollups",
+        &[
+            "site_id",
+            "hour",
+            "dim",
+            "value",
+            "visitors",
+            "sessions",
+            "pageviews",
+            "bounces",
+            "duration_ms",
+            "automated",
+        ],
+    ),
+    ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
