@@ -96,36 +96,58 @@ pub async fn roll_up(db: &DatabaseConnection, now: i64) -> Result<i64, StorageEr
 
 async fn step(txn: &impl ConnectionTrait, from: i64, to: i64) -> Result<(), DbErr> {
     let range = || vec![Value::from(from), Value::from(to)];
-    txn.execute_raw(stmt(txn, "DELETE FROM stats_rollups WHERE hour >= ? AND hour < ?", range())).await?;
+    txn.execute_raw(stmt(txn, "DELETE FROM stats_rollups WHERE grain = 'h' AND hour >= ? AND hour < ?", range()))
+        .await?;
     let insert = "INSERT INTO stats_rollups \
-        (site_id, hour, dim, value, visitors, sessions, pageviews, bounces, duration_ms, automated) ";
+        (site_id, grain, hour, dim, value, visitors, sessions, pageviews, bounces, duration_ms, automated) ";
     let hour = format!("(started_at / {HOUR_MS}) * {HOUR_MS}");
     let session_sums = "COUNT(DISTINCT visitor_id), COUNT(*), 0, \
         SUM(CASE WHEN pageviews <= 1 THEN 1 ELSE 0 END), SUM(last_seen_at - started_at), \
         SUM(CASE WHEN automated THEN 1 ELSE 0 END)";
     let total = format!(
-        "{insert} SELECT site_id, {hour}, 'total', NULL, {session_sums} FROM sessions \
+        "{insert} SELECT site_id, 'h', {hour}, 'total', NULL, {session_sums} FROM sessions \
          WHERE started_at >= ? AND started_at < ? GROUP BY site_id, {hour}"
     );
     txn.execute_raw(stmt(txn, &total, range())).await?;
     for (dim, col) in SESSION_DIMS {
         let sql = format!(
-            "{insert} SELECT site_id, {hour}, '{dim}', {col}, {session_sums} FROM sessions \
+            "{insert} SELECT site_id, 'h', {hour}, '{dim}', {col}, {session_sums} FROM sessions \
              WHERE started_at >= ? AND started_at < ? GROUP BY site_id, {hour}, {col}"
         );
         txn.execute_raw(stmt(txn, &sql, range())).await?;
     }
     let ev_hour = format!("(ts / {HOUR_MS}) * {HOUR_MS}");
     let pv = format!(
-        "{insert} SELECT site_id, {ev_hour}, 'pv', NULL, COUNT(DISTINCT visitor_id), 0, COUNT(*), 0, 0, 0 FROM events \
+        "{insert} SELECT site_id, 'h', {ev_hour}, 'pv', NULL, COUNT(DISTINCT visitor_id), 0, COUNT(*), 0, 0, 0 FROM events \
          WHERE ts >= ? AND ts < ? AND kind = 'pv' GROUP BY site_id, {ev_hour}"
     );
     txn.execute_raw(stmt(txn, &pv, range())).await?;
     let pages = format!(
-        "{insert} SELECT site_id, {ev_hour}, 'page', path, COUNT(DISTINCT visitor_id), 0, COUNT(*), 0, 0, 0 FROM events \
+        "{insert} SELECT site_id, 'h', {ev_hour}, 'page', path, COUNT(DISTINCT visitor_id), 0, COUNT(*), 0, 0, 0 FROM events \
          WHERE ts >= ? AND ts < ? AND kind = 'pv' GROUP BY site_id, {ev_hour}, path"
     );
     txn.execute_raw(stmt(txn, &pages, range())).await?;
+    // Every UTC day this step completed gets its daily rows: the sums of its hourly rows.
+    let day = crate::domain::UnixMillis::DAY;
+    let mut d = from.div_euclid(day) * day;
+    while d + day <= to {
+        if d + day > from {
+            let days = || vec![Value::from(d), Value::from(d + day)];
+            txn.execute_raw(stmt(
+                txn,
+                "DELETE FROM stats_rollups WHERE grain = 'd' AND hour >= ? AND hour < ?",
+                days(),
+            ))
+            .await?;
+            let sql = format!(
+                "{insert} SELECT site_id, 'd', {d}, dim, value, SUM(visitors), SUM(sessions), SUM(pageviews), \
+                 SUM(bounces), SUM(duration_ms), SUM(automated) FROM stats_rollups \
+                 WHERE grain = 'h' AND hour >= ? AND hour < ? GROUP BY site_id, dim, value"
+            );
+            txn.execute_raw(stmt(txn, &sql, days())).await?;
+        }
+        d += day;
+    }
     Ok(())
 }
 

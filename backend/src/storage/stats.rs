@@ -306,19 +306,60 @@ async fn plan(db: &impl ConnectionTrait, range: Range) -> Result<Plan, DbErr> {
     Ok(Plan { raw, rolled: Some(Range { from: UnixMillis(first_whole), to: UnixMillis(end_whole) }) })
 }
 
-/// `SELECT … FROM stats_rollups WHERE site_id = ? AND dim IN (…) AND hour in range`.
-fn rollups_in(scope: TenantScope, range: Range, dims: &[&str]) -> SelectStatement {
+/// `SELECT … FROM stats_rollups WHERE site_id = ? AND grain = ? AND dim IN (…) AND hour in range`.
+fn rollups_in(scope: TenantScope, (range, grain): (Range, &str), dims: &[&str]) -> SelectStatement {
     Query::select()
         .from(Alias::new("stats_rollups"))
         .and_where(Expr::col(Alias::new("site_id")).eq(scope.site_id().0))
+        .and_where(Expr::col(Alias::new("grain")).eq(grain))
         .and_where(Expr::col(Alias::new("dim")).is_in(dims.iter().copied()))
         .and_where(Expr::col(Alias::new("hour")).gte(range.from.0))
         .and_where(Expr::col(Alias::new("hour")).lt(range.to.0))
         .to_owned()
 }
 
+/// The rolled-up range as hourly rows at the edges and daily rows for the whole UTC days in
+/// between (when `days` allows: hourly charts need hourly rows).
+fn grains(rolled: Range, days: bool) -> Vec<(Range, &'static str)> {
+    let day = UnixMillis::DAY;
+    let first_day = rolled.from.0.div_euclid(day) * day + if rolled.from.0.rem_euclid(day) == 0 { 0 } else { day };
+    let end_day = rolled.to.0.div_euclid(day) * day;
+    if !days || first_day >= end_day {
+        return vec![(rolled, "h")];
+    }
+    let mut parts = vec![(Range { from: UnixMillis(first_day), to: UnixMillis(end_day) }, "d")];
+    if rolled.from.0 < first_day {
+        parts.push((Range { from: rolled.from, to: UnixMillis(first_day) }, "h"));
+    }
+    if end_day < rolled.to.0 {
+        parts.push((Range { from: UnixMillis(end_day), to: rolled.to }, "h"));
+    }
+    parts
+}
+
 async fn rolled_summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range) -> Result<Summary, DbErr> {
-    let stmt = rollups_in(scope, range, &["total", "pv"])
+    let mut total = Summary::default();
+    for part in grains(range, true) {
+        add(&mut total, rolled_summary_part(db, scope, part).await?);
+    }
+    Ok(total)
+}
+
+fn add(total: &mut Summary, s: Summary) {
+    total.visitors += s.visitors;
+    total.sessions += s.sessions;
+    total.pageviews += s.pageviews;
+    total.bounces += s.bounces;
+    total.total_duration_ms += s.total_duration_ms;
+    total.automated_sessions += s.automated_sessions;
+}
+
+async fn rolled_summary_part(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    part: (Range, &str),
+) -> Result<Summary, DbErr> {
+    let stmt = rollups_in(scope, part, &["total", "pv"])
         .expr_as(sum("CASE WHEN dim = 'total' THEN visitors ELSE 0 END"), "visitors")
         .expr_as(sum("sessions"), "sessions")
         .expr_as(sum("pageviews"), "pageviews")
@@ -345,12 +386,7 @@ pub async fn summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range
     let parts = plan.raw.iter().map(|r| (*r, false)).chain(plan.rolled.map(|r| (r, true)));
     for (part, rolled) in parts {
         let s = if rolled { rolled_summary(db, scope, part).await? } else { raw_summary(db, scope, part).await? };
-        total.visitors += s.visitors;
-        total.sessions += s.sessions;
-        total.pageviews += s.pageviews;
-        total.bounces += s.bounces;
-        total.total_duration_ms += s.total_duration_ms;
-        total.automated_sessions += s.automated_sessions;
+        add(&mut total, s);
     }
     Ok(total)
 }
@@ -362,7 +398,20 @@ async fn rolled_timeseries(
     width: i64,
     rows: &mut BTreeMap<i64, BucketRow>,
 ) -> Result<(), DbErr> {
-    let stmt = rollups_in(scope, range, &["total", "pv"])
+    for part in grains(range, width == UnixMillis::DAY) {
+        rolled_timeseries_part(db, scope, part, width, rows).await?;
+    }
+    Ok(())
+}
+
+async fn rolled_timeseries_part(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    part: (Range, &str),
+    width: i64,
+    rows: &mut BTreeMap<i64, BucketRow>,
+) -> Result<(), DbErr> {
+    let stmt = rollups_in(scope, part, &["total", "pv"])
         .expr_as(Expr::cust(format!("(hour / {width}) * {width}")), "bucket")
         .expr_as(sum("CASE WHEN dim = 'total' THEN visitors ELSE 0 END"), "visitors")
         .expr_as(sum("sessions"), "sessions")
@@ -388,7 +437,25 @@ async fn rolled_values(
     range: Range,
     dim: &str,
 ) -> Result<HashMap<Option<String>, (i64, i64, i64)>, DbErr> {
-    let stmt = rollups_in(scope, range, &[dim])
+    let mut merged: HashMap<Option<String>, (i64, i64, i64)> = HashMap::new();
+    for part in grains(range, true) {
+        for (key, (v, s, p)) in rolled_values_part(db, scope, part, dim).await? {
+            let e = merged.entry(key).or_default();
+            e.0 += v;
+            e.1 += s;
+            e.2 += p;
+        }
+    }
+    Ok(merged)
+}
+
+async fn rolled_values_part(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    part: (Range, &str),
+    dim: &str,
+) -> Result<Vec<(Option<String>, (i64, i64, i64))>, DbErr> {
+    let stmt = rollups_in(scope, part, &[dim])
         .column(Alias::new("value"))
         .expr_as(sum("visitors"), "visitors")
         .expr_as(sum("sessions"), "sessions")
