@@ -1,6 +1,8 @@
-//! The rollup watermark: every hour before `rolled_until` (ms, hour-aligned) is in
-//! `stats_rollups`. One row (`id` 1); nodes advance it with compare-and-set, so two nodes
-//! never roll up the same hours twice.
+//! The rollup watermarks: every hour before `rolled_until` (ms, hour-aligned) is final in
+//! `stats_rollups`; hours from there to `provisional_until` are rolled up provisionally (and
+//! redone until final). One row (`id` 1); nodes advance `rolled_until` with compare-and-set and
+//! take the row's lock first in every rollup transaction, so two nodes never write the same
+//! hours at once.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -17,6 +19,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(integer(StatsRollupState::Id).primary_key())
                     .col(big_integer(StatsRollupState::RolledUntil))
+                    .col(big_integer(StatsRollupState::ProvisionalUntil).default(0))
                     .to_owned(),
             )
             .await
@@ -32,4 +35,5 @@ pub enum StatsRollupState {
     Table,
     Id,
     RolledUntil,
+    ProvisionalUntil,
 }

@@ -14,6 +14,10 @@ use super::StorageError;
 pub const HOUR_MS: i64 = 3_600_000;
 /// How old an hour must be before it is rolled up (see the module doc).
 pub const ROLLUP_LAG_MS: i64 = 2 * HOUR_MS;
+/// Hours end this long before they are rolled up provisionally: events of a closed hour
+/// arrive within seconds (batching), so ten minutes leave a wide margin; later ones are
+/// picked up by the next run.
+pub const PROVISIONAL_LAG_MS: i64 = 10 * 60_000;
 /// Hours rolled up per transaction. Small steps keep each write transaction short (on SQLite
 /// it holds the one write lock the ingest writer also needs).
 const HOURS_PER_STEP: i64 = 6;
@@ -50,14 +54,31 @@ fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Every hour before this is rolled up; `None` while the job has never run (then all stats
-/// come from raw rows).
-pub async fn watermark(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
-    let row = db.query_one_raw(stmt(db, "SELECT rolled_until FROM stats_rollup_state WHERE id = 1", vec![])).await?;
-    row.map(|r| r.try_get::<i64>("", "rolled_until")).transpose()
+/// How far rollups reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watermarks {
+    /// Hours before this are final (and whole UTC days before it have daily rows).
+    pub final_until: i64,
+    /// Hours before this (and after `final_until`) are rolled up provisionally.
+    pub readable_until: i64,
 }
 
-/// Rolls up every closed hour after the watermark; returns the hours rolled up.
+/// `None` while the job has never run (then all stats come from raw rows).
+pub async fn watermarks(db: &impl ConnectionTrait) -> Result<Option<Watermarks>, DbErr> {
+    let sql = "SELECT rolled_until, provisional_until FROM stats_rollup_state WHERE id = 1";
+    let Some(row) = db.query_one_raw(stmt(db, sql, vec![])).await? else { return Ok(None) };
+    let final_until = row.try_get::<i64>("", "rolled_until")?;
+    let provisional = row.try_get::<i64>("", "provisional_until")?;
+    Ok(Some(Watermarks { final_until, readable_until: final_until.max(provisional) }))
+}
+
+/// The final watermark (see `watermarks`).
+pub async fn watermark(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    Ok(watermarks(db).await?.map(|w| w.final_until))
+}
+
+/// Rolls up every closed hour after the watermark (finally), then the recent ones
+/// provisionally; returns the hours finalised.
 pub async fn roll_up(db: &DatabaseConnection, now: i64) -> Result<i64, StorageError> {
     let closed = (now - ROLLUP_LAG_MS).div_euclid(HOUR_MS) * HOUR_MS;
     let mut rolled = 0;
@@ -78,6 +99,7 @@ pub async fn roll_up(db: &DatabaseConnection, now: i64) -> Result<i64, StorageEr
             }
         };
         if from >= closed {
+            provisional(db, from, now).await?;
             return Ok(rolled);
         }
         let to = (from + HOURS_PER_STEP * HOUR_MS).min(closed);
@@ -88,13 +110,33 @@ pub async fn roll_up(db: &DatabaseConnection, now: i64) -> Result<i64, StorageEr
             txn.rollback().await?;
             continue;
         }
-        step(&txn, from, to).await?;
+        step(&txn, from, to, true).await?;
         txn.commit().await?;
         rolled += (to - from) / HOUR_MS;
     }
 }
 
-async fn step(txn: &impl ConnectionTrait, from: i64, to: i64) -> Result<(), DbErr> {
+/// Rolls up the hours between the final watermark and `PROVISIONAL_LAG_MS` ago, so stats read
+/// raw rows only for about the last hour. Redone on every run until the hours are final; the
+/// state row's lock (taken first) serializes this with every other node's rollup writes.
+async fn provisional(db: &DatabaseConnection, final_until: i64, now: i64) -> Result<(), DbErr> {
+    let to = (now - PROVISIONAL_LAG_MS).div_euclid(HOUR_MS) * HOUR_MS;
+    if to <= final_until {
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    let sql = "UPDATE stats_rollup_state SET provisional_until = ? WHERE id = 1 AND rolled_until = ?";
+    if txn.execute_raw(stmt(&txn, sql, vec![to.into(), final_until.into()])).await?.rows_affected() != 1 {
+        // Another node finalised meanwhile; the next run catches up.
+        return txn.rollback().await;
+    }
+    step(&txn, final_until, to, false).await?;
+    txn.commit().await
+}
+
+/// Replaces the hourly rows of `[from, to)`; with `days`, also the daily rows of every UTC day
+/// that ends in `(from, to]`.
+async fn step(txn: &impl ConnectionTrait, from: i64, to: i64, days: bool) -> Result<(), DbErr> {
     let range = || vec![Value::from(from), Value::from(to)];
     txn.execute_raw(stmt(txn, "DELETE FROM stats_rollups WHERE grain = 'h' AND hour >= ? AND hour < ?", range()))
         .await?;
@@ -130,7 +172,7 @@ async fn step(txn: &impl ConnectionTrait, from: i64, to: i64) -> Result<(), DbEr
     // Every UTC day this step completed gets its daily rows: the sums of its hourly rows.
     let day = crate::domain::UnixMillis::DAY;
     let mut d = from.div_euclid(day) * day;
-    while d + day <= to {
+    while days && d + day <= to {
         if d + day > from {
             let days = || vec![Value::from(d), Value::from(d + day)];
             txn.execute_raw(stmt(

@@ -214,7 +214,7 @@ pub async fn timeseries(
         raw_timeseries(db, scope, *part, width, &mut rows).await?;
     }
     if let Some(rolled) = plan.rolled {
-        rolled_timeseries(db, scope, rolled, width, &mut rows).await?;
+        rolled_timeseries(db, scope, rolled, width, plan.days_until, &mut rows).await?;
     }
     Ok(rows.into_values().collect())
 }
@@ -284,17 +284,20 @@ async fn raw_top_pages(
 struct Plan {
     raw: Vec<Range>,
     rolled: Option<Range>,
+    /// Daily rows exist for whole days before this (the final watermark).
+    days_until: i64,
 }
 
 async fn plan(db: &impl ConnectionTrait, range: Range) -> Result<Plan, DbErr> {
-    let Some(watermark) = rollups::watermark(db).await? else {
-        return Ok(Plan { raw: vec![range], rolled: None });
+    let Some(marks) = rollups::watermarks(db).await? else {
+        return Ok(Plan { raw: vec![range], rolled: None, days_until: 0 });
     };
+    let watermark = marks.readable_until;
     let first_whole =
         range.from.0.div_euclid(HOUR_MS) * HOUR_MS + if range.from.0.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
     let end_whole = std::cmp::min(range.to.0.div_euclid(HOUR_MS) * HOUR_MS, watermark);
     if first_whole >= end_whole {
-        return Ok(Plan { raw: vec![range], rolled: None });
+        return Ok(Plan { raw: vec![range], rolled: None, days_until: 0 });
     }
     let mut raw = Vec::new();
     if range.from.0 < first_whole {
@@ -303,7 +306,8 @@ async fn plan(db: &impl ConnectionTrait, range: Range) -> Result<Plan, DbErr> {
     if end_whole < range.to.0 {
         raw.push(Range { from: UnixMillis(end_whole), to: range.to });
     }
-    Ok(Plan { raw, rolled: Some(Range { from: UnixMillis(first_whole), to: UnixMillis(end_whole) }) })
+    let rolled = Some(Range { from: UnixMillis(first_whole), to: UnixMillis(end_whole) });
+    Ok(Plan { raw, rolled, days_until: marks.final_until })
 }
 
 /// `SELECT … FROM stats_rollups WHERE site_id = ? AND grain = ? AND dim IN (…) AND hour in range`.
@@ -320,10 +324,10 @@ fn rollups_in(scope: TenantScope, (range, grain): (Range, &str), dims: &[&str]) 
 
 /// The rolled-up range as hourly rows at the edges and daily rows for the whole UTC days in
 /// between (when `days` allows: hourly charts need hourly rows).
-fn grains(rolled: Range, days: bool) -> Vec<(Range, &'static str)> {
+fn grains(rolled: Range, days: bool, days_until: i64) -> Vec<(Range, &'static str)> {
     let day = UnixMillis::DAY;
     let first_day = rolled.from.0.div_euclid(day) * day + if rolled.from.0.rem_euclid(day) == 0 { 0 } else { day };
-    let end_day = rolled.to.0.div_euclid(day) * day;
+    let end_day = std::cmp::min(rolled.to.0, days_until).div_euclid(day) * day;
     if !days || first_day >= end_day {
         return vec![(rolled, "h")];
     }
@@ -337,9 +341,14 @@ fn grains(rolled: Range, days: bool) -> Vec<(Range, &'static str)> {
     parts
 }
 
-async fn rolled_summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range) -> Result<Summary, DbErr> {
+async fn rolled_summary(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    days_until: i64,
+) -> Result<Summary, DbErr> {
     let mut total = Summary::default();
-    for part in grains(range, true) {
+    for part in grains(range, true, days_until) {
         add(&mut total, rolled_summary_part(db, scope, part).await?);
     }
     Ok(total)
@@ -385,7 +394,11 @@ pub async fn summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range
     let mut total = Summary::default();
     let parts = plan.raw.iter().map(|r| (*r, false)).chain(plan.rolled.map(|r| (r, true)));
     for (part, rolled) in parts {
-        let s = if rolled { rolled_summary(db, scope, part).await? } else { raw_summary(db, scope, part).await? };
+        let s = if rolled {
+            rolled_summary(db, scope, part, plan.days_until).await?
+        } else {
+            raw_summary(db, scope, part).await?
+        };
         add(&mut total, s);
     }
     Ok(total)
@@ -396,9 +409,10 @@ async fn rolled_timeseries(
     scope: TenantScope,
     range: Range,
     width: i64,
+    days_until: i64,
     rows: &mut BTreeMap<i64, BucketRow>,
 ) -> Result<(), DbErr> {
-    for part in grains(range, width == UnixMillis::DAY) {
+    for part in grains(range, width == UnixMillis::DAY, days_until) {
         rolled_timeseries_part(db, scope, part, width, rows).await?;
     }
     Ok(())
@@ -436,9 +450,10 @@ async fn rolled_values(
     scope: TenantScope,
     range: Range,
     dim: &str,
+    days_until: i64,
 ) -> Result<HashMap<Option<String>, (i64, i64, i64)>, DbErr> {
     let mut merged: HashMap<Option<String>, (i64, i64, i64)> = HashMap::new();
-    for part in grains(range, true) {
+    for part in grains(range, true, days_until) {
         for (key, (v, s, p)) in rolled_values_part(db, scope, part, dim).await? {
             let e = merged.entry(key).or_default();
             e.0 += v;
@@ -484,7 +499,7 @@ pub async fn breakdown(
     let Some(rolled) = plan.rolled else {
         return raw_breakdown(db, scope, range, dimension, limit).await;
     };
-    let mut merged = rolled_values(db, scope, rolled, dimension.rollup_dim()).await?;
+    let mut merged = rolled_values(db, scope, rolled, dimension.rollup_dim(), plan.days_until).await?;
     for part in &plan.raw {
         for row in raw_breakdown(db, scope, *part, dimension, u64::MAX >> 1).await? {
             let e = merged.entry(row.value).or_default();
@@ -512,7 +527,7 @@ pub async fn top_pages(
     let Some(rolled) = plan.rolled else {
         return raw_top_pages(db, scope, range, limit).await;
     };
-    let mut merged: HashMap<String, (i64, i64)> = rolled_values(db, scope, rolled, "page")
+    let mut merged: HashMap<String, (i64, i64)> = rolled_values(db, scope, rolled, "page", plan.days_until)
         .await?
         .into_iter()
         .map(|(path, (visitors, _, pageviews))| (path.unwrap_or_default(), (pageviews, visitors)))

@@ -134,7 +134,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
             "automated",
         ],
     ),
-    ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until"]),
+    ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until", "provisional_until"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

@@ -77,6 +77,8 @@ async fn rolled_up_stats_equal_raw_stats(url: String) {
             (30, "GB", "/", 2),
             (5, "US", "/docs", 1),
             (3, "GB", "/pricing", 4),
+            // An hour ago: rolled up provisionally.
+            (1, "US", "/docs", 2),
             // The current hour: not closed, so always read raw.
             (0, "FR", "/", 2),
         ],
@@ -90,13 +92,17 @@ async fn rolled_up_stats_equal_raw_stats(url: String) {
 
     assert!(hours >= 60, "rolled up {hours} hours");
     assert_eq!(rolled, raw);
-    assert_eq!(rolled["summary"][2], 13, "pageviews");
+    assert_eq!(rolled["summary"][2], 15, "pageviews");
     assert_eq!(rolled["pages"][0], json!(["/", 7, 3]));
     assert_eq!(rolled["countries"][0], json!(["GB", 3, 3]));
     assert!(!rolled.to_string().contains("/secret"), "another site's pages never appear");
     assert!(rollups::watermark(&db).await.unwrap().is_some());
-    // A second run finds nothing new.
+    // A second run finalises nothing new; rerunning the provisional hours counts nothing twice.
     assert_eq!(rollups::roll_up(&db, now_ms()).await.unwrap(), 0);
+    assert_eq!(dashboard(&db, token.expose()).await, raw);
+    // Three hours later the provisional hours are final, still counted once.
+    assert!(rollups::roll_up(&db, now_ms() + 3 * HOUR).await.unwrap() >= 2);
+    assert_eq!(dashboard(&db, token.expose()).await, raw);
 }
 
 #[tokio::test]
