@@ -58,9 +58,12 @@ fn skewed(rng: &mut SmallRng, n: usize) -> usize {
     ((x * x * x) * n as f64) as usize % n
 }
 
+/// id, visitor, start, last seen, pageviews, events, entry, exit, referrer, country, browser, os, device, automated.
+type SessionRow = (i64, i64, i64, i64, i32, i32, String, String, Option<String>, String, String, String, String, bool);
+
 #[derive(Default)]
 struct Batch {
-    sessions: Vec<(i64, i64, i64, i64, i32, i32, String, String, Option<String>, String, String, String, String, bool)>,
+    sessions: Vec<SessionRow>,
     events: Vec<(i64, i64, i64, i64, &'static str, String)>,
     visitors: Vec<(i64, i64, i64)>,
     threats: Vec<(String, i64)>,

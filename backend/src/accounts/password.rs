@@ -42,7 +42,7 @@ impl Password {
         if pw.chars().count() < MIN_PASSWORD_CHARS {
             return Err(PasswordPolicyError::TooShort);
         }
-        if pw.chars().all(|c| Some(c) == pw.chars().next()) {
+        if pw.chars().all(|c| pw.starts_with(c)) {
             return Err(PasswordPolicyError::OneRepeatedCharacter);
         }
         Ok(())

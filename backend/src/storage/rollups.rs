@@ -196,6 +196,7 @@ async fn step(txn: &impl ConnectionTrait, from: i64, to: i64, days: bool) -> Res
 /// The background job of one node: roll up at start, then every `INTERVAL`, until stopped.
 pub async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(INTERVAL);
+    let mut first_run = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -207,7 +208,9 @@ pub async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<bool>) {
             r = roll_up(&db, crate::domain::UnixMillis::now().0) => r,
             _ = stopped.changed() => break,
         };
+        let first = std::mem::replace(&mut first_run, false);
         match result {
+            Ok(0) if first => tracing::info!("stats rollups are up to date"),
             Ok(0) => {}
             Ok(hours) => tracing::info!(hours, duration_ms = started.elapsed().as_millis() as u64, "stats rolled up"),
             Err(error) => tracing::warn!(error = %error, "could not roll up stats; will retry"),
