@@ -367,3 +367,23 @@ async fn a_user_of_one_site_never_acts_on_another(db: TestDb) {
     assert_eq!(resp.json::<Value>().await.unwrap()["user"]["site_domain"], "a.example");
 }
 on_both_backends!(a_user_of_one_site_never_acts_on_another);
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_account_endpoints_and_their_statuses() {
+    let app = start(TestDb::Sqlite).await;
+    let doc: Value = app.client.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+
+    let login = &doc["paths"]["/account/login"]["post"];
+    assert_eq!(login["operationId"], "create_account_session");
+    assert_eq!(login["tags"][0], "Account");
+    for status in ["200", "401", "429", "503"] {
+        assert!(login["responses"].get(status).is_some(), "login {status} documented");
+    }
+    assert!(login["responses"]["200"]["headers"].get("SET-COOKIE").is_some());
+    assert!(login["responses"]["429"]["headers"].get("RETRY-AFTER").is_some());
+    let accept = &doc["paths"]["/account/invitations/accept"]["post"];
+    for status in ["201", "400", "409", "422"] {
+        assert!(accept["responses"].get(status).is_some(), "accept {status} documented");
+    }
+    assert!(doc["paths"]["/account/users/{id}"].get("delete").is_some());
+}
