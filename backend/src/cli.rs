@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PrivacyCommand,
     },
+    /// Manage standalone users (who log in at /app).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print the minified tracker, or write it into the theme app extension.
     Tracker {
         /// Write `extensions/ghosttrack-theme/assets/ghosttrack.js` (relative to the current directory).
@@ -199,6 +204,27 @@ async fn privacy_command(settings: &Settings, command: PrivacyCommand) -> anyhow
     Ok(())
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a user who logs in at /app with email and password. The password comes from
+    /// `GHOSTTRACK_ADMIN_PASSWORD`, else it is read from the terminal (not echoed) or stdin.
+    Create {
+        /// The site's domain (as given to `ghosttrack site add`).
+        #[arg(long)]
+        site: String,
+        /// The user's email (their login name).
+        #[arg(long)]
+        email: String,
+        /// owner, analyst or viewer.
+        #[arg(long, default_value = "owner", value_parser = parse_role)]
+        role: crate::accounts::Role,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<crate::accounts::Role, String> {
+    crate::accounts::Role::parse(raw).ok_or_else(|| format!("`{raw}` is not a role: use owner, analyst or viewer"))
+}
+
 #[derive(Serialize)]
 struct SiteAdded<'a> {
     domain: &'a str,
@@ -264,6 +290,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Privacy { command } => privacy_command(&settings, command).await,
+        Command::Admin { command: AdminCommand::Create { site, email, role } } => {
+            crate::accounts::admin_cli::create(&settings, &normalise_domain(&site)?, &email, role).await
+        }
         Command::PrintConfig
         | Command::Tracker { .. }
         | Command::Rules { .. }

@@ -3,6 +3,7 @@
 //! Start at `startup` (how the server is assembled), `api` (the route table) and `ingest`
 //! (the collect pipeline). `docs/ARCHITECTURE.md` is the map.
 
+pub mod accounts;
 pub mod alerts;
 pub mod api;
 pub mod billing;

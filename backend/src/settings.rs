@@ -18,7 +18,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Environment prefix of every setting.
 pub const ENV_PREFIX: &str = "GHOSTTRACK_";
 /// `GHOSTTRACK_*` variables that are read by tools around the binary, not settings.
-const NON_SETTING_VARS: &[&str] = &["CONFIG", "TEST_DATABASE_URL", "TEST_REDIS_URL", "CHROMIUM", "BROWSER_XFF"];
+const NON_SETTING_VARS: &[&str] =
+    &["CONFIG", "TEST_DATABASE_URL", "TEST_REDIS_URL", "CHROMIUM", "BROWSER_XFF", "ADMIN_PASSWORD"];
 
 /// Every setting key, dotted. Kept next to the struct; a unit test checks both agree.
 pub const KNOWN_KEYS: &[&str] = &[

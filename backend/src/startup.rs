@@ -227,6 +227,7 @@ impl Application {
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
         let retention = tokio::spawn(crate::privacy::run(db.clone(), state.settings.privacy.clone(), stopped.clone()));
         let stopped_alerts = stopped.clone();
+        let rollups = tokio::spawn(storage::rollups::run(db.clone(), stopped.clone()));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
         let inbox = state.shopify.is_some().then(|| {
             let worker = crate::shopify::inbox::Worker {
@@ -251,6 +252,7 @@ impl Application {
         let _ = stop_jobs.send(true);
         let _ = housekeeping.await;
         let _ = retention.await;
+        let _ = rollups.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
         }
@@ -292,6 +294,12 @@ async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) 
             Err(error) => tracing::warn!(error = %error, "could not delete expired salts; will retry"),
         }
         state.ingest.salts().forget_before(now.day());
+        // Ended login sessions are kept a day (logout replays answer 401 either way), then deleted.
+        if let Err(error) =
+            storage::accounts::delete_ended_sessions(&state.db, UnixMillis(now.0 - UnixMillis::DAY)).await
+        {
+            tracing::warn!(error = %error, "could not delete ended login sessions; will retry");
+        }
     }
 }
 

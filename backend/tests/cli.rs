@@ -137,3 +137,109 @@ fn privacy_commands_set_the_mode_export_delete_and_sweep_with_clear_errors() {
     let out = run(&["privacy", "sweep"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("deleted 0 events"));
 }
+
+/// The users of the SQLite database in `data_dir`: (email, role, password hash).
+fn users(data_dir: &std::path::Path) -> Vec<(String, String, String)> {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let url = format!("sqlite://{}/ghosttrack.db", data_dir.display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = Database::connect(url).await.unwrap();
+        let sql = "SELECT email, role, password_hash FROM users ORDER BY id";
+        let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get("", "email").unwrap(),
+                    r.try_get("", "role").unwrap(),
+                    r.try_get("", "password_hash").unwrap(),
+                )
+            })
+            .collect()
+    })
+}
+
+fn site_add(dir: &std::path::Path, domain: &str) {
+    let out = ghosttrack(dir).args(["site", "add", "--domain", domain, "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn admin_create_makes_an_owner_who_can_log_in_and_says_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    site_add(dir.path(), "shop.example.com");
+
+    let out = ghosttrack(dir.path())
+        .args(["admin", "create", "--site", "Shop.Example.com", "--email", " Ann@Shop.Example.com"])
+        .env("GHOSTTRACK_ADMIN_PASSWORD", "correct horse battery staple")
+        .env("GHOSTTRACK_PUBLIC_URL", "https://stats.example.net")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("GHOSTTRACK_ADMIN_PASSWORD"), "not warned as an unknown setting: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("open https://stats.example.net/app and log in"), "{stdout}");
+    let users = users(dir.path());
+    assert_eq!(users.len(), 1);
+    let (email, role, hash) = &users[0];
+    assert_eq!((email.as_str(), role.as_str()), ("ann@shop.example.com", "owner"));
+    assert!(hash.starts_with("$argon2id$"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let verify = |pw: &str| {
+        let hash = ghosttrack::accounts::password::PasswordHashString(hash.clone());
+        rt.block_on(ghosttrack::accounts::password::verify(
+            ghosttrack::accounts::password::Password::new(pw),
+            Some(hash),
+        ))
+        .unwrap()
+    };
+    assert!(verify("correct horse battery staple"));
+    assert!(!verify("correct horse battery"));
+}
+
+#[test]
+fn admin_create_reads_the_password_from_stdin_and_takes_a_role() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    site_add(dir.path(), "shop.example.com");
+
+    let mut child = ghosttrack(dir.path())
+        .args(["admin", "create", "--site", "shop.example.com", "--email", "vic@shop.example.com", "--role", "viewer"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long enough passphrase\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let users = users(dir.path());
+    assert_eq!((users[0].0.as_str(), users[0].1.as_str()), ("vic@shop.example.com", "viewer"));
+}
+
+#[test]
+fn admin_create_refuses_weak_passwords_unknown_sites_and_bad_roles_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    site_add(dir.path(), "shop.example.com");
+    let create = |site: &str, role: &str, password: &str| {
+        ghosttrack(dir.path())
+            .args(["admin", "create", "--site", site, "--email", "ann@shop.example.com", "--role", role])
+            .env("GHOSTTRACK_ADMIN_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+
+    let weak = create("shop.example.com", "owner", "short pass");
+    let unknown = create("other.example.com", "owner", "correct horse battery staple");
+    let bad_role = create("shop.example.com", "admin", "correct horse battery staple");
+
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"), "{weak:?}");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("site add --domain other.example.com"), "{unknown:?}");
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("owner, analyst or viewer"), "{bad_role:?}");
+    assert!(users(dir.path()).is_empty());
+}

@@ -20,6 +20,12 @@ mod m20261122_200005_create_shopify_carts;
 mod m20261122_200006_create_shopify_payment_attempts;
 mod m20261122_300001_create_shopify_setup;
 mod m20261122_300002_link_shopify_orders;
+mod m20261123_150001_create_users;
+mod m20261123_150002_create_account_sessions;
+mod m20261123_150003_create_invitations;
+mod m20261123_150004_create_login_attempts;
+mod m20261123_150005_create_stats_rollups;
+mod m20261123_150006_create_stats_rollup_state;
 mod m20261123_200001_create_alert_policies;
 mod m20261123_200002_create_alert_channels;
 mod m20261123_200003_create_alert_outbox;
@@ -55,6 +61,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_300001_create_subscriptions::Migration),
             Box::new(m20261123_300002_create_usage_counters::Migration),
             Box::new(m20261123_300003_create_billing_notices::Migration),
+            Box::new(m20261123_150001_create_users::Migration),
+            Box::new(m20261123_150002_create_account_sessions::Migration),
+            Box::new(m20261123_150003_create_invitations::Migration),
+            Box::new(m20261123_150004_create_login_attempts::Migration),
+            Box::new(m20261123_150005_create_stats_rollups::Migration),
+            Box::new(m20261123_150006_create_stats_rollup_state::Migration),
         ]
     }
 }

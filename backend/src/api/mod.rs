@@ -1,6 +1,7 @@
 //! The HTTP layer: one route table, thin handlers. Each handler extracts its input, calls one
 //! domain function and maps the result to a response; no business logic lives here.
 
+mod account;
 mod alerts;
 mod billing;
 mod billing_hooks;
@@ -39,7 +40,11 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new((stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi), "GhostTrack API", env!("CARGO_PKG_VERSION"))
+    let api = OpenApiService::new(
+        (stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi, account::AccountApi),
+        "GhostTrack API",
+        env!("CARGO_PKG_VERSION"),
+    )
         .description("Statistics of the sites this server collects for. Authenticate with a site's API token: `Authorization: Bearer gtk_…`. Endpoints of the embedded Shopify panel (tag Shopify) take the App Bridge id token instead: `Authorization: Bearer <id token>` (security scheme ShopifySessionToken).")
         .server("/api");
     let spec = api.spec_endpoint();
@@ -123,6 +128,7 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/api/billing") => "/api/billing",
         p if p.starts_with("/api/v1/stats") => "/api/v1/stats",
         p if p.starts_with("/api/v1/alerts") => "/api/v1/alerts",
+        p if p.starts_with("/api/account/") => "/api/account",
         "/v1/evaluate" => "/v1/evaluate",
         "/v1/recent" => "/v1/recent",
         "/v1/stats" => "/v1/stats",

@@ -153,17 +153,19 @@ impl StatsApi {
             ));
         }
 
-        let result = async {
-            let summary = stats::summary(db, scope, range).await?;
-            let series = stats::timeseries(db, scope, range, bucket).await?;
-            let pages = stats::top_pages(db, scope, range, BREAKDOWN_LIMIT).await?;
-            let mut breakdowns = Vec::with_capacity(5);
-            for dim in [Dimension::Referrer, Dimension::Country, Dimension::Browser, Dimension::Os, Dimension::Device] {
-                breakdowns.push(stats::breakdown(db, scope, range, dim, BREAKDOWN_LIMIT).await?);
-            }
-            Ok::<_, sea_orm::DbErr>((summary, series, pages, breakdowns))
-        }
-        .await;
+        // Independent queries, run concurrently on the pool's connections.
+        let breakdown = |dim| stats::breakdown(db, scope, range, dim, BREAKDOWN_LIMIT);
+        let result = futures_util::try_join!(
+            stats::summary(db, scope, range),
+            stats::timeseries(db, scope, range, bucket),
+            stats::top_pages(db, scope, range, BREAKDOWN_LIMIT),
+            breakdown(Dimension::Referrer),
+            breakdown(Dimension::Country),
+            breakdown(Dimension::Browser),
+            breakdown(Dimension::Os),
+            breakdown(Dimension::Device),
+        )
+        .map(|(summary, series, pages, r, c, b, o, d)| (summary, series, pages, vec![r, c, b, o, d]));
         let (summary, series, pages, mut breakdowns) = match result {
             Ok(r) => r,
             Err(error) => return unavailable(error.into()),

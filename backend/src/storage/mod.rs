@@ -2,13 +2,17 @@
 //! and, for tenant data, the tenant scope first; sea-orm already abstracts SQLite/PostgreSQL,
 //! so there is no repository trait on top.
 
+pub mod accounts;
 pub mod alerts;
 pub mod billing;
 pub mod drops;
 pub mod entities;
 pub mod events;
+pub mod invitations;
+pub mod login_attempts;
 pub mod pg_writer;
 pub mod privacy;
+pub mod rollups;
 pub mod salts;
 pub mod shopify_orders;
 pub mod shopify_setup;

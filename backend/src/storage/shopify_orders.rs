@@ -217,6 +217,10 @@ const TENANT_TABLES: &[&str] = &[
     "shopify_carts",
     "shopify_payment_attempts",
     "shopify_setup",
+    "account_sessions",
+    "invitations",
+    "users",
+    "stats_rollups",
 ];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the

@@ -1,11 +1,14 @@
 //! Aggregate statistics for one tenant over a time range. Every query starts from
 //! `site_id = scope` and `[from, to)` on an indexed timestamp before anything else.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryResult};
+
+use std::collections::{BTreeMap, HashMap};
 
 use super::TenantScope;
 use super::entities::{events, sessions};
+use super::rollups::{self, HOUR_MS};
 use crate::domain::UnixMillis;
 
 /// Half-open time range `[from, to)`.
@@ -77,6 +80,17 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    /// The `dim` of its rows in `stats_rollups`.
+    fn rollup_dim(self) -> &'static str {
+        match self {
+            Dimension::Referrer => "referrer",
+            Dimension::Country => "country",
+            Dimension::Browser => "browser",
+            Dimension::Os => "os",
+            Dimension::Device => "device",
+        }
+    }
+
     fn column(self) -> sessions::Column {
         match self {
             Dimension::Referrer => sessions::Column::ReferrerHost,
@@ -116,7 +130,7 @@ fn get_i64(row: &QueryResult, col: &str) -> Result<i64, DbErr> {
     row.try_get::<i64>("", col)
 }
 
-pub async fn summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range) -> Result<Summary, DbErr> {
+async fn raw_summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range) -> Result<Summary, DbErr> {
     let stmt = sessions_in(scope, range)
         .expr_as(Expr::cust("COUNT(DISTINCT visitor_id)"), "visitors")
         .expr_as(Expr::cust("COUNT(*)"), "sessions")
@@ -137,14 +151,28 @@ pub async fn summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range
     })
 }
 
-pub async fn timeseries(
+/// Every bucket of the range, zero-filled: charts need gaps as zeros.
+fn zero_filled(range: Range, width: i64) -> BTreeMap<i64, BucketRow> {
+    let mut rows = BTreeMap::new();
+    let mut start = range.from.0.div_euclid(width) * width;
+    while start < range.to.0 && rows.len() < 10_000 {
+        rows.insert(
+            start,
+            BucketRow { start: UnixMillis(start), visitors: 0, sessions: 0, pageviews: 0, automated_sessions: 0 },
+        );
+        start += width;
+    }
+    rows
+}
+
+async fn raw_timeseries(
     db: &impl ConnectionTrait,
     scope: TenantScope,
     range: Range,
-    bucket: Bucket,
-) -> Result<Vec<BucketRow>, DbErr> {
+    width: i64,
+    rows: &mut BTreeMap<i64, BucketRow>,
+) -> Result<(), DbErr> {
     // The width is one of two constants, never user input, so it is inlined as a literal.
-    let width = bucket.millis();
     let sessions_stmt = sessions_in(scope, range)
         .expr_as(Expr::cust(format!("(started_at / {width}) * {width}")), "bucket")
         .expr_as(Expr::cust("COUNT(DISTINCT visitor_id)"), "visitors")
@@ -158,35 +186,40 @@ pub async fn timeseries(
         .expr_as(Expr::cust("COUNT(*)"), "pageviews")
         .add_group_by([Expr::cust("1")])
         .to_owned();
-
-    let mut rows: std::collections::BTreeMap<i64, BucketRow> = std::collections::BTreeMap::new();
-    // Every bucket of the range is present, zero-filled: charts need gaps as zeros.
-    let mut start = range.from.0.div_euclid(width) * width;
-    while start < range.to.0 && rows.len() < 10_000 {
-        rows.insert(
-            start,
-            BucketRow { start: UnixMillis(start), visitors: 0, sessions: 0, pageviews: 0, automated_sessions: 0 },
-        );
-        start += width;
-    }
     for row in db.query_all(&sessions_stmt).await? {
-        let b = get_i64(&row, "bucket")?;
-        if let Some(entry) = rows.get_mut(&b) {
-            entry.visitors = get_i64(&row, "visitors")?;
-            entry.sessions = get_i64(&row, "sessions")?;
-            entry.automated_sessions = get_i64(&row, "automated")?;
+        if let Some(entry) = rows.get_mut(&get_i64(&row, "bucket")?) {
+            entry.visitors += get_i64(&row, "visitors")?;
+            entry.sessions += get_i64(&row, "sessions")?;
+            entry.automated_sessions += get_i64(&row, "automated")?;
         }
     }
     for row in db.query_all(&pv_stmt).await? {
-        let b = get_i64(&row, "bucket")?;
-        if let Some(entry) = rows.get_mut(&b) {
-            entry.pageviews = get_i64(&row, "pageviews")?;
+        if let Some(entry) = rows.get_mut(&get_i64(&row, "bucket")?) {
+            entry.pageviews += get_i64(&row, "pageviews")?;
         }
+    }
+    Ok(())
+}
+
+pub async fn timeseries(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    bucket: Bucket,
+) -> Result<Vec<BucketRow>, DbErr> {
+    let width = bucket.millis();
+    let mut rows = zero_filled(range, width);
+    let plan = plan(db, range).await?;
+    for part in &plan.raw {
+        raw_timeseries(db, scope, *part, width, &mut rows).await?;
+    }
+    if let Some(rolled) = plan.rolled {
+        rolled_timeseries(db, scope, rolled, width, plan.days_until, &mut rows).await?;
     }
     Ok(rows.into_values().collect())
 }
 
-pub async fn breakdown(
+async fn raw_breakdown(
     db: &impl ConnectionTrait,
     scope: TenantScope,
     range: Range,
@@ -218,7 +251,7 @@ pub async fn breakdown(
         .collect()
 }
 
-pub async fn top_pages(
+async fn raw_top_pages(
     db: &impl ConnectionTrait,
     scope: TenantScope,
     range: Range,
@@ -244,4 +277,271 @@ pub async fn top_pages(
             })
         })
         .collect()
+}
+
+/// Which parts of a range are read from rollups (whole hours before the watermark) and which
+/// from raw rows (the partial hours at the edges and anything not rolled up yet).
+struct Plan {
+    raw: Vec<Range>,
+    rolled: Option<Range>,
+    /// Daily rows exist for whole days before this (the final watermark).
+    days_until: i64,
+}
+
+async fn plan(db: &impl ConnectionTrait, range: Range) -> Result<Plan, DbErr> {
+    let Some(marks) = rollups::watermarks(db).await? else {
+        return Ok(Plan { raw: vec![range], rolled: None, days_until: 0 });
+    };
+    let watermark = marks.readable_until;
+    let first_whole =
+        range.from.0.div_euclid(HOUR_MS) * HOUR_MS + if range.from.0.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
+    let end_whole = std::cmp::min(range.to.0.div_euclid(HOUR_MS) * HOUR_MS, watermark);
+    if first_whole >= end_whole {
+        return Ok(Plan { raw: vec![range], rolled: None, days_until: 0 });
+    }
+    let mut raw = Vec::new();
+    if range.from.0 < first_whole {
+        raw.push(Range { from: range.from, to: UnixMillis(first_whole) });
+    }
+    if end_whole < range.to.0 {
+        raw.push(Range { from: UnixMillis(end_whole), to: range.to });
+    }
+    let rolled = Some(Range { from: UnixMillis(first_whole), to: UnixMillis(end_whole) });
+    Ok(Plan { raw, rolled, days_until: marks.final_until })
+}
+
+/// `SELECT … FROM stats_rollups WHERE site_id = ? AND grain = ? AND dim IN (…) AND hour in range`.
+fn rollups_in(scope: TenantScope, (range, grain): (Range, &str), dims: &[&str]) -> SelectStatement {
+    Query::select()
+        .from(Alias::new("stats_rollups"))
+        .and_where(Expr::col(Alias::new("site_id")).eq(scope.site_id().0))
+        .and_where(Expr::col(Alias::new("grain")).eq(grain))
+        .and_where(Expr::col(Alias::new("dim")).is_in(dims.iter().copied()))
+        .and_where(Expr::col(Alias::new("hour")).gte(range.from.0))
+        .and_where(Expr::col(Alias::new("hour")).lt(range.to.0))
+        .to_owned()
+}
+
+/// The rolled-up range as hourly rows at the edges and daily rows for the whole UTC days in
+/// between (when `days` allows: hourly charts need hourly rows).
+fn grains(rolled: Range, days: bool, days_until: i64) -> Vec<(Range, &'static str)> {
+    let day = UnixMillis::DAY;
+    let first_day = rolled.from.0.div_euclid(day) * day + if rolled.from.0.rem_euclid(day) == 0 { 0 } else { day };
+    let end_day = std::cmp::min(rolled.to.0, days_until).div_euclid(day) * day;
+    if !days || first_day >= end_day {
+        return vec![(rolled, "h")];
+    }
+    let mut parts = vec![(Range { from: UnixMillis(first_day), to: UnixMillis(end_day) }, "d")];
+    if rolled.from.0 < first_day {
+        parts.push((Range { from: rolled.from, to: UnixMillis(first_day) }, "h"));
+    }
+    if end_day < rolled.to.0 {
+        parts.push((Range { from: UnixMillis(end_day), to: rolled.to }, "h"));
+    }
+    parts
+}
+
+async fn rolled_summary(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    days_until: i64,
+) -> Result<Summary, DbErr> {
+    let mut total = Summary::default();
+    for part in grains(range, true, days_until) {
+        add(&mut total, rolled_summary_part(db, scope, part).await?);
+    }
+    Ok(total)
+}
+
+fn add(total: &mut Summary, s: Summary) {
+    total.visitors += s.visitors;
+    total.sessions += s.sessions;
+    total.pageviews += s.pageviews;
+    total.bounces += s.bounces;
+    total.total_duration_ms += s.total_duration_ms;
+    total.automated_sessions += s.automated_sessions;
+}
+
+async fn rolled_summary_part(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    part: (Range, &str),
+) -> Result<Summary, DbErr> {
+    let stmt = rollups_in(scope, part, &["total", "pv"])
+        .expr_as(sum("CASE WHEN dim = 'total' THEN visitors ELSE 0 END"), "visitors")
+        .expr_as(sum("sessions"), "sessions")
+        .expr_as(sum("pageviews"), "pageviews")
+        .expr_as(sum("bounces"), "bounces")
+        .expr_as(sum("duration_ms"), "duration")
+        .expr_as(sum("automated"), "automated")
+        .to_owned();
+    let row = db.query_one(&stmt).await?.ok_or_else(|| DbErr::RecordNotFound("rollup summary".into()))?;
+    Ok(Summary {
+        visitors: get_i64(&row, "visitors")?,
+        sessions: get_i64(&row, "sessions")?,
+        pageviews: get_i64(&row, "pageviews")?,
+        bounces: get_i64(&row, "bounces")?,
+        total_duration_ms: get_i64(&row, "duration")?,
+        automated_sessions: get_i64(&row, "automated")?,
+    })
+}
+
+/// Summary of a range. Over rolled-up hours, `visitors` is the sum of each hour's distinct
+/// visitors (a visitor-day starting sessions in two hours counts twice); the rest is exact.
+pub async fn summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range) -> Result<Summary, DbErr> {
+    let plan = plan(db, range).await?;
+    let mut total = Summary::default();
+    let parts = plan.raw.iter().map(|r| (*r, false)).chain(plan.rolled.map(|r| (r, true)));
+    for (part, rolled) in parts {
+        let s = if rolled {
+            rolled_summary(db, scope, part, plan.days_until).await?
+        } else {
+            raw_summary(db, scope, part).await?
+        };
+        add(&mut total, s);
+    }
+    Ok(total)
+}
+
+async fn rolled_timeseries(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    width: i64,
+    days_until: i64,
+    rows: &mut BTreeMap<i64, BucketRow>,
+) -> Result<(), DbErr> {
+    for part in grains(range, width == UnixMillis::DAY, days_until) {
+        rolled_timeseries_part(db, scope, part, width, rows).await?;
+    }
+    Ok(())
+}
+
+async fn rolled_timeseries_part(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    part: (Range, &str),
+    width: i64,
+    rows: &mut BTreeMap<i64, BucketRow>,
+) -> Result<(), DbErr> {
+    let stmt = rollups_in(scope, part, &["total", "pv"])
+        .expr_as(Expr::cust(format!("(hour / {width}) * {width}")), "bucket")
+        .expr_as(sum("CASE WHEN dim = 'total' THEN visitors ELSE 0 END"), "visitors")
+        .expr_as(sum("sessions"), "sessions")
+        .expr_as(sum("pageviews"), "pageviews")
+        .expr_as(sum("automated"), "automated")
+        .add_group_by([Expr::cust("1")])
+        .to_owned();
+    for row in db.query_all(&stmt).await? {
+        if let Some(entry) = rows.get_mut(&get_i64(&row, "bucket")?) {
+            entry.visitors += get_i64(&row, "visitors")?;
+            entry.sessions += get_i64(&row, "sessions")?;
+            entry.pageviews += get_i64(&row, "pageviews")?;
+            entry.automated_sessions += get_i64(&row, "automated")?;
+        }
+    }
+    Ok(())
+}
+
+/// Per-value sums of `dim` over rolled-up hours: value → (visitors, sessions, pageviews).
+async fn rolled_values(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    dim: &str,
+    days_until: i64,
+) -> Result<HashMap<Option<String>, (i64, i64, i64)>, DbErr> {
+    let mut merged: HashMap<Option<String>, (i64, i64, i64)> = HashMap::new();
+    for part in grains(range, true, days_until) {
+        for (key, (v, s, p)) in rolled_values_part(db, scope, part, dim).await? {
+            let e = merged.entry(key).or_default();
+            e.0 += v;
+            e.1 += s;
+            e.2 += p;
+        }
+    }
+    Ok(merged)
+}
+
+async fn rolled_values_part(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    part: (Range, &str),
+    dim: &str,
+) -> Result<Vec<(Option<String>, (i64, i64, i64))>, DbErr> {
+    let stmt = rollups_in(scope, part, &[dim])
+        .column(Alias::new("value"))
+        .expr_as(sum("visitors"), "visitors")
+        .expr_as(sum("sessions"), "sessions")
+        .expr_as(sum("pageviews"), "pageviews")
+        .add_group_by([Expr::col(Alias::new("value"))])
+        .to_owned();
+    db.query_all(&stmt)
+        .await?
+        .iter()
+        .map(|row| {
+            let key = row.try_get::<Option<String>>("", "value")?;
+            Ok((key, (get_i64(row, "visitors")?, get_i64(row, "sessions")?, get_i64(row, "pageviews")?)))
+        })
+        .collect()
+}
+
+/// Top values of a session attribute, by visitors (unknown last, then by value).
+pub async fn breakdown(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    dimension: Dimension,
+    limit: u64,
+) -> Result<Vec<BreakdownRow>, DbErr> {
+    let plan = plan(db, range).await?;
+    let Some(rolled) = plan.rolled else {
+        return raw_breakdown(db, scope, range, dimension, limit).await;
+    };
+    let mut merged = rolled_values(db, scope, rolled, dimension.rollup_dim(), plan.days_until).await?;
+    for part in &plan.raw {
+        for row in raw_breakdown(db, scope, *part, dimension, u64::MAX >> 1).await? {
+            let e = merged.entry(row.value).or_default();
+            e.0 += row.visitors;
+            e.1 += row.sessions;
+        }
+    }
+    let mut rows: Vec<BreakdownRow> =
+        merged.into_iter().map(|(value, (visitors, sessions, _))| BreakdownRow { value, visitors, sessions }).collect();
+    rows.sort_by(|a, b| {
+        b.visitors.cmp(&a.visitors).then(a.value.is_none().cmp(&b.value.is_none())).then(a.value.cmp(&b.value))
+    });
+    rows.truncate(limit as usize);
+    Ok(rows)
+}
+
+/// Most viewed paths (then by path).
+pub async fn top_pages(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    limit: u64,
+) -> Result<Vec<PageRow>, DbErr> {
+    let plan = plan(db, range).await?;
+    let Some(rolled) = plan.rolled else {
+        return raw_top_pages(db, scope, range, limit).await;
+    };
+    let mut merged: HashMap<String, (i64, i64)> = rolled_values(db, scope, rolled, "page", plan.days_until)
+        .await?
+        .into_iter()
+        .map(|(path, (visitors, _, pageviews))| (path.unwrap_or_default(), (pageviews, visitors)))
+        .collect();
+    for part in &plan.raw {
+        for row in raw_top_pages(db, scope, *part, u64::MAX >> 1).await? {
+            let e = merged.entry(row.path).or_default();
+            e.0 += row.pageviews;
+            e.1 += row.visitors;
+        }
+    }
+    let mut rows: Vec<PageRow> =
+        merged.into_iter().map(|(path, (pageviews, visitors))| PageRow { path, pageviews, visitors }).collect();
+    rows.sort_by(|a, b| b.pageviews.cmp(&a.pageviews).then(a.path.cmp(&b.path)));
+    rows.truncate(limit as usize);
+    Ok(rows)
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, the real server on port 0, real databases, a real browser.
 
+mod accounts;
 mod alerts;
 mod billing;
 mod billing_stripe;
@@ -11,6 +12,7 @@ mod infra;
 mod migrations;
 mod pixel;
 mod privacy;
+mod rollups;
 mod shopify;
 mod stats;
 mod storage_story;

@@ -167,6 +167,35 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ),
     ("create_usage_counters", "usage_counters", &["site_id", "month", "sessions", "updated_at", "over_since"]),
     ("create_billing_notices", "billing_notices", &["site_id", "month", "kind", "detail", "created_at", "sent_at"]),
+    ("create_users", "users", &["id", "site_id", "email", "password_hash", "role", "created_at", "updated_at"]),
+    (
+        "create_account_sessions",
+        "account_sessions",
+        &["id", "token_hash", "user_id", "site_id", "created_at", "last_seen_at", "expires_at", "revoked_at"],
+    ),
+    (
+        "create_invitations",
+        "invitations",
+        &["id", "site_id", "email", "role", "token_hash", "invited_by", "created_at", "expires_at", "accepted_at"],
+    ),
+    ("create_login_attempts", "login_attempts", &["id", "key", "at"]),
+    (
+        "create_stats_rollups",
+        "stats_rollups",
+        &[
+            "site_id",
+            "hour",
+            "dim",
+            "value",
+            "visitors",
+            "sessions",
+            "pageviews",
+            "bounces",
+            "duration_ms",
+            "automated",
+        ],
+    ),
+    ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until", "provisional_until"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

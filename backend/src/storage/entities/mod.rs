@@ -1,5 +1,6 @@
 //! sea-orm entities mirroring `migrations/`. Timestamps are `UnixMillis` (BIGINT ms, UTC).
 
+pub mod account_sessions;
 pub mod alert_channels;
 pub mod alert_outbox;
 pub mod alert_policies;
@@ -7,6 +8,8 @@ pub mod billing_notices;
 pub mod daily_salts;
 pub mod drop_counters;
 pub mod events;
+pub mod invitations;
+pub mod login_attempts;
 pub mod sessions;
 pub mod shopify_audit_log;
 pub mod shopify_carts;
@@ -18,5 +21,6 @@ pub mod sites;
 pub mod subscriptions;
 pub mod threats;
 pub mod usage_counters;
+pub mod users;
 pub mod visitors;
 pub mod webhook_inbox;
