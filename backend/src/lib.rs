@@ -8,6 +8,7 @@ pub mod cli;
 pub mod detect;
 pub mod domain;
 pub mod ingest;
+pub mod panel;
 pub mod settings;
 pub mod shopify;
 pub mod startup;

@@ -54,6 +54,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.redis_url",
     "detect.redis_prefix",
     "detect.policies_dir",
+    "panel.dist_dir",
+    "panel.app_bridge_url",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +96,25 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub log: LogSettings,
     pub detect: DetectSettings,
+    pub panel: PanelSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PanelSettings {
+    /// The built admin panel (`cargo xtask dist` writes it), served under `/app`.
+    pub dist_dir: PathBuf,
+    /// The App Bridge script loaded first in the embedded panel's `<head>`.
+    pub app_bridge_url: String,
+}
+
+impl Default for PanelSettings {
+    fn default() -> Self {
+        Self {
+            dist_dir: PathBuf::from("web/dist"),
+            app_bridge_url: "https://cdn.shopify.com/shopifycloud/app-bridge.js".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +207,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
             detect: DetectSettings::default(),
+            panel: PanelSettings::default(),
         }
     }
 }
@@ -537,6 +559,12 @@ max_state_keys = 1000000
 redis_prefix = "gt:detect"
 # Tenant policies (bands, rule overrides, allowlists, shadow mode): one <site key>.toml per site.
 # policies_dir = "/etc/ghosttrack/policies"
+
+[panel]
+# The built admin panel (`cargo xtask dist` writes it), served under /app; relative to the working directory.
+dist_dir = "web/dist"
+# App Bridge, loaded first in the embedded panel's <head> (Shopify requires its CDN copy in production).
+app_bridge_url = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
 "#;
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub struct AppState {
     pub shopify: Option<Arc<Shopify>>,
     /// Wakes the webhook inbox worker when a new delivery is stored.
     pub inbox_notify: Arc<Notify>,
+    /// The built admin panel served under `/app` (empty when `web/dist` was not built).
+    pub panel: Arc<crate::panel::assets::PanelAssets>,
 }
 
 /// A built, bound, not yet serving application.
@@ -162,6 +164,10 @@ impl Application {
             shopify = shopify.is_some(),
             "GhostTrack ready"
         );
+        let panel = Arc::new(crate::panel::assets::PanelAssets::load(&settings.panel.dist_dir));
+        if !panel.is_built() {
+            tracing::warn!("{}", panel.missing_message());
+        }
         let drops = ingest.drop_ledger();
         let state = Arc::new(AppState {
             db: db.clone(),
@@ -172,6 +178,7 @@ impl Application {
             detector,
             shopify,
             inbox_notify: Arc::new(Notify::new()),
+            panel,
         });
         Ok(Application { acceptor, local_addr, state, writers: writer_tasks, recorder, drops, db, demo_created })
     }

@@ -5,6 +5,7 @@
 pub mod drops;
 pub mod entities;
 pub mod events;
+pub mod panel;
 pub mod pg_writer;
 pub mod salts;
 pub mod shopify_orders;

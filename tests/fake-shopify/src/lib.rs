@@ -6,6 +6,7 @@
 //!
 //! See `tests/fake-shopify/README.md` for the wire contract and how to drive the binary.
 
+mod admin_page;
 pub mod signing;
 
 use std::collections::HashMap;
@@ -155,6 +156,9 @@ impl FakeShopify {
             .at("/:shop/admin/oauth/access_token", post(access_token))
             .at("/:shop/admin/oauth/authorize", get(authorize))
             .at("/:shop/admin/api/:version/graphql.json", post(graphql))
+            .at("/store/:handle/apps/:app", get(admin_page::admin_page))
+            .at("/store/:handle/id-token", post(admin_page::id_token))
+            .at("/app-bridge.js", get(admin_page::app_bridge_js))
             .data(inner.clone());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(routes).await;

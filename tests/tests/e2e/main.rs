@@ -6,6 +6,7 @@ mod detect;
 mod extension;
 mod infra;
 mod migrations;
+mod panel;
 mod pixel;
 mod shopify;
 mod stats;
