@@ -61,6 +61,7 @@ try {
 
   // The nav menu and title bar are mirrored into the admin by App Bridge.
   await page.waitForSelector('#admin-nav a', { timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelector('#admin-title')?.textContent !== '', null, { timeout: 10_000 });
   summary.adminTitle = await page.textContent('#admin-title');
   await frame.waitForSelector('svg.chart', { timeout: 10_000 });
   await audit('overview');

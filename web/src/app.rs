@@ -23,15 +23,14 @@ fn current_route() -> Route {
     Route::parse(&location.pathname().unwrap_or_default(), &location.search().unwrap_or_default())
 }
 
-/// Moves to `route` through the History API (keeps Shopify's query parameters out: the panel's
-/// own URL state is path + filters).
-pub fn navigate(route: Route) {
+/// Moves to `route` through the History API (the panel's own URL state is path + filters).
+/// Components take `router` from context while they are created (event handlers run outside
+/// the reactive owner, where context is not reachable).
+pub fn navigate(router: RwSignal<Route>, route: Route) {
     if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
         let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&route.href()));
     }
-    if let Some(router) = use_context::<RwSignal<Route>>() {
-        router.set(route);
-    }
+    router.set(route);
 }
 
 /// Follows `popstate` (back/forward, and App Bridge's nav menu, which pushes the new URL into

@@ -15,9 +15,10 @@ pub fn Sessions(query: String) -> impl IntoView {
     let api_query = filters.to_query();
     let data = fetch_into::<SessionList>(move || format!("/api/panel/sessions?{api_query}"));
     let form = RwSignal::new(filters);
+    let router = expect_context::<RwSignal<Route>>();
     let apply = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        navigate(Route::Sessions(form.get_untracked().to_query()));
+        navigate(router, Route::Sessions(form.get_untracked().to_query()));
     };
     let text = |label: &'static str,
                 id: &'static str,
