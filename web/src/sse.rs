@@ -34,12 +34,12 @@ mod tests {
     use rstest::rstest;
 
     #[rstest]
-    #[case(&[b"data: {\"a\":1}\n\n"], &["{\"a\":1}"])]
-    #[case(&[b"data: x", b"y\n", b"\ndata: z\n\n"], &["xy", "z"])]
-    #[case(&[b": keep-alive\n\n", b"event: threat\r\nid: 4\r\ndata: 1\r\ndata: 2\r\n\r\n"], &["1\n2"])]
-    #[case(&[b"data: caf\xc3", b"\xa9\n\n"], &["caf\u{e9}"])]
-    #[case(&[b"data: unfinished\n"], &[])]
-    fn chunks_become_events(#[case] chunks: &[&[u8]], #[case] expected: &[&str]) {
+    #[case(vec![&b"data: {\"a\":1}\n\n"[..]], vec!["{\"a\":1}"])]
+    #[case(vec![&b"data: x"[..], &b"y\n"[..], &b"\ndata: z\n\n"[..]], vec!["xy", "z"])]
+    #[case(vec![&b": keep-alive\n\n"[..], &b"event: threat\r\nid: 4\r\ndata: 1\r\ndata: 2\r\n\r\n"[..]], vec!["1\n2"])]
+    #[case(vec![&b"data: caf\xc3"[..], &b"\xa9\n\n"[..]], vec!["caf\u{e9}"])]
+    #[case(vec![&b"data: unfinished\n"[..]], vec![])]
+    fn chunks_become_events(#[case] chunks: Vec<&[u8]>, #[case] expected: Vec<&str>) {
         let mut buffer = Buffer::default();
         let got: Vec<String> = chunks.iter().flat_map(|c| buffer.push(c)).collect();
         assert_eq!(got, expected);

@@ -139,7 +139,8 @@ fn dist() -> anyhow::Result<PathBuf> {
     let staging = target_dir().join("panel-bindgen");
     let _ = std::fs::remove_dir_all(&staging);
     run(Command::new(&bindgen)
-        .args(["--target", "web", "--no-typescript", "--out-name", "panel", "--out-dir"])
+        .args(["--target", "web", "--no-typescript", "--remove-name-section", "--remove-producers-section"])
+        .args(["--out-name", "panel", "--out-dir"])
         .arg(&staging)
         .arg(&wasm))?;
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::web::{Data, Html, Path, Query};
+use poem::web::{Data, Path, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
@@ -48,7 +48,7 @@ pub(crate) fn admin_page(
     };
     let src = fake(inner).embedded_load_url(&q.application_url, &shop);
     let page = ADMIN_PAGE.replace("{{SRC}}", &js_string(&src)).replace("{{HANDLE}}", &js_string(&handle));
-    Html(page).into()
+    Response::builder().content_type("text/html; charset=utf-8").body(page)
 }
 
 /// `POST /store/{handle}/id-token`: a fresh id token for the signed-in admin user (user 1).

@@ -87,7 +87,7 @@ mod tests {
         let chart = scale(&[point(10, 2), point(4, 4)]);
         assert_eq!(chart.max, 10);
         // 8 humans of 10 at x = left edge; 0 humans at the right edge sit on the baseline.
-        assert_eq!(chart.humans, "40.0,38.8 640.0,196.0");
+        assert_eq!(chart.humans, "40.0,39.2 640.0,196.0");
         assert_eq!(chart.bots, "40.0,156.8 640.0,117.6");
         assert_eq!(chart.ticks.first().unwrap(), &(196.0, "0".to_owned()));
         assert_eq!(chart.ticks.last().unwrap(), &(0.0, "10".to_owned()));

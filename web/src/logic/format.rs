@@ -79,7 +79,7 @@ mod tests {
 
     #[rstest]
     #[case(0, "1970-01-01 00:00:00")]
-    #[case(1_795_000_000_000, "2026-11-18 09:46:40")]
+    #[case(1_795_000_000_000, "2026-11-18 11:06:40")]
     #[case(951_782_400_000, "2000-02-29 00:00:00")]
     fn datetimes_are_utc(#[case] ms: i64, #[case] expected: &str) {
         assert_eq!(datetime(ms), expected);
@@ -97,7 +97,7 @@ mod tests {
     fn shares_and_labels() {
         assert_eq!(percent(0.1234), "12.3%");
         assert_eq!(percent(f64::NAN), "–");
-        assert_eq!(bucket_label(1_795_000_000_000, 3_600_000), "09:46");
+        assert_eq!(bucket_label(1_795_000_000_000, 3_600_000), "11:06");
         assert_eq!(bucket_label(1_795_000_000_000, 86_400_000), "11-18");
     }
 }
