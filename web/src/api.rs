@@ -140,7 +140,7 @@ async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> 
             retry_after: None,
         });
     }
-    let message = serde_json::from_str::<ghosttrack_wire::ApiError>(&text)
+    let message = serde_json::from_str::<ghosttrack_wire::PanelError>(&text)
         .map(|e| e.message)
         .unwrap_or_else(|_| format!("GhostTrack answered {status}"));
     let retry_after = response.headers().get("retry-after").ok().flatten().and_then(|v| v.parse().ok());

@@ -16,7 +16,7 @@ macro_rules! wire {
 
 wire! {
     /// An error answer of the panel API.
-    pub struct ApiError {
+    pub struct PanelError {
         /// Stable machine-readable code.
         pub error: String,
         /// What went wrong and what to do.

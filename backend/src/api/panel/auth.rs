@@ -7,7 +7,7 @@ use poem::Request;
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 
-use ghosttrack_wire::ApiError;
+use ghosttrack_wire::PanelError as ApiError;
 
 use crate::shopify::embedded::{self, BearerError, RETRY_HEADER};
 use crate::shopify::shop_domain::ShopDomain;

@@ -9,7 +9,9 @@ pub mod live;
 
 use std::sync::Arc;
 
-use ghosttrack_wire::{ApiError, Overview, SeriesPoint, SessionDetail, SessionList, SetupStatus, ThreatList};
+use ghosttrack_wire::{
+    Overview, PanelError as ApiError, SeriesPoint, SessionDetail, SessionList, SetupStatus, ThreatList,
+};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
