@@ -160,6 +160,7 @@ fn dist() -> anyhow::Result<PathBuf> {
     let index = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>{HEAD_MARKER}\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>GhostTrack</title>\n\
+         <link rel=\"icon\" href=\"data:,\">\n\
          <link rel=\"stylesheet\" href=\"/app/assets/{css_name}\">\n\
          <link rel=\"modulepreload\" href=\"/app/assets/{js_name}\">\n\
          <link rel=\"preload\" href=\"/app/assets/{wasm_name}\" as=\"fetch\" type=\"application/wasm\" crossorigin>\n\

@@ -107,6 +107,14 @@ fn panel_page(state: &AppState, shop: Option<&ShopDomain>, head: &str) -> Respon
     match state.panel.index_html(head) {
         Some(page) => {
             let mut resp = html(StatusCode::OK, shop, page);
+            // The fake Shopify's admin page frames the app from its own origin.
+            let test_admin = state.shopify.as_ref().and_then(|s| s.config.test_admin_origin());
+            if let (Some(shop), Some(origin)) = (shop, test_admin) {
+                let csp = frame_ancestors(Some(shop)).replace(';', &format!(" {origin};"));
+                if let Ok(v) = poem::http::HeaderValue::from_str(&csp) {
+                    resp.headers_mut().insert("content-security-policy", v);
+                }
+            }
             resp.headers_mut().insert(header::CACHE_CONTROL, poem::http::HeaderValue::from_static("no-cache"));
             resp
         }

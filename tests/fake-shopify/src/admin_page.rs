@@ -67,7 +67,7 @@ pub(crate) fn app_bridge_js() -> Response {
 }
 
 const ADMIN_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Shopify admin (fake)</title>
+<html lang="en"><head><meta charset="utf-8"><title>Shopify admin (fake)</title><link rel="icon" href="data:,">
 <style>
 body{margin:0;font-family:sans-serif;display:grid;grid-template-columns:200px 1fr;grid-template-rows:48px 1fr;height:100vh}
 header{grid-column:1/3;background:#1a1a1a;color:#fff;display:flex;align-items:center;padding:0 16px;gap:16px}

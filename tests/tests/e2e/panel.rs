@@ -304,9 +304,10 @@ async fn app_serves_the_panel_with_app_bridge_first_and_hashed_assets_immutable_
     let resp = no_redirects.get(env.fake.embedded_load_url(&env.app.url("/app/threats"), SHOP_A)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-cache");
+    // The fake admin frames the app from its own origin, so it is allowed too.
     assert_eq!(
         resp.headers()["content-security-policy"],
-        format!("frame-ancestors https://{SHOP_A} https://admin.shopify.com;")
+        format!("frame-ancestors https://{SHOP_A} https://admin.shopify.com {};", env.fake.base_url)
     );
     let page = resp.text().await.unwrap();
     let head = page.split("<head>").nth(1).unwrap();

@@ -117,9 +117,10 @@ async fn install_by_embedded_load_then_refresh_uninstall_and_reinstall() {
     // First embedded load: token exchange, shop + site created, tokens sealed at rest.
     let resp = env.embedded_load(SHOP).await;
     assert_eq!(resp.status(), 200);
+    // The fake Shopify's admin origin is allowed too: it frames the app in the browser tests.
     assert_eq!(
         resp.headers()["content-security-policy"],
-        "frame-ancestors https://acme.myshopify.com https://admin.shopify.com;"
+        format!("frame-ancestors https://acme.myshopify.com https://admin.shopify.com {};", env.fake.base_url)
     );
     let page = resp.text().await.unwrap();
     assert!(
