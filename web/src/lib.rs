@@ -3,9 +3,9 @@
 //! (`logic`, `route`, `sse`) tested natively; components only render; `api` does all HTTP.
 
 pub mod api;
-mod app;
+pub mod app;
 pub mod logic;
-mod pages;
+pub mod pages;
 pub mod route;
 pub mod sse;
 
