@@ -74,6 +74,8 @@ header{grid-column:1/3;background:#1a1a1a;color:#fff;display:flex;align-items:ce
 #admin-nav{background:#ebebeb;padding:8px}#admin-nav a{display:block;padding:6px 8px;color:#303030}
 iframe{border:0;width:100%;height:100%}#admin-toasts{position:fixed;bottom:16px;left:50%;transform:translateX(-50%)}
 .toast{background:#1a1a1a;color:#fff;padding:8px 16px;border-radius:8px;margin-top:8px}
+@media (max-width:720px){body{grid-template-columns:1fr;grid-template-rows:48px auto 1fr}header{grid-column:1}
+#admin-nav{display:flex;flex-wrap:wrap;gap:4px}}
 </style></head>
 <body>
 <header><strong>Shopify</strong><span id="admin-title"></span></header>

@@ -56,7 +56,15 @@ pub fn scale(series: &[SeriesPoint]) -> Chart {
     let line = |value: &dyn Fn(&SeriesPoint) -> i64| {
         series.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p)))).collect::<Vec<_>>().join(" ")
     };
-    let ticks = (0..=4).map(|k| (y(max * k / 4), (max * k / 4).to_string())).collect();
+    // Whole-number ticks that divide the nice maximum evenly (1, 2, 5 × 10ⁿ).
+    let steps = if max <= 5 {
+        max
+    } else if max % 4 == 0 {
+        4
+    } else {
+        5
+    };
+    let ticks = (0..=steps).map(|k| (y(max * k / steps), (max * k / steps).to_string())).collect();
     Chart { humans: line(&humans_of), bots: line(&|p| p.automated_sessions), ticks, max }
 }
 
@@ -91,6 +99,16 @@ mod tests {
         assert_eq!(chart.bots, "40.0,156.8 640.0,117.6");
         assert_eq!(chart.ticks.first().unwrap(), &(196.0, "0".to_owned()));
         assert_eq!(chart.ticks.last().unwrap(), &(0.0, "10".to_owned()));
+    }
+
+    #[rstest]
+    #[case(2, &["0", "1", "2"])]
+    #[case(10, &["0", "2", "4", "6", "8", "10"])]
+    #[case(20, &["0", "5", "10", "15", "20"])]
+    fn ticks_are_distinct_whole_numbers(#[case] peak: i64, #[case] labels: &[&str]) {
+        let chart = scale(&[point(peak, 0)]);
+        let got: Vec<&str> = chart.ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, labels);
     }
 
     #[test]
