@@ -77,6 +77,7 @@ try {
   await audit('session');
 
   await open('Setup', 'setup', 'section.card');
+  await open('Rules', 'rules', 'article.rule');
 
   await open('Live threats', 'threats', 'table#threats tr.threat');
   const before = await frame.$$eval('tr.threat', (rows) => Math.max(...rows.map((r) => Number(r.dataset.id))));

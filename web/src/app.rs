@@ -105,6 +105,7 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
                 <a href="/app" rel="home">"Overview"</a>
                 <a href="/app/threats">"Live threats"</a>
                 <a href="/app/sessions">"Sessions"</a>
+                <a href="/app/rules">"Rules"</a>
                 <a href="/app/setup">"Setup"</a>
             </ui-nav-menu>
         }
@@ -133,6 +134,7 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
         Route::Sessions(query) => view! { <pages::sessions::Sessions query=query/> }.into_any(),
         Route::Session(id) => view! { <pages::session::SessionPage id=id/> }.into_any(),
         Route::Setup => view! { <pages::setup::Setup/> }.into_any(),
+        Route::Rules => view! { <pages::rules::Rules/> }.into_any(),
         Route::NotFound => view! {
             <section class="empty"><p>"This page does not exist."</p><a href="/app">"Go to the overview"</a></section>
         }

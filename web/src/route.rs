@@ -13,6 +13,7 @@ pub enum Route {
     Sessions(String),
     Session(i64),
     Setup,
+    Rules,
     NotFound,
 }
 
@@ -26,6 +27,7 @@ impl Route {
             "/threats" => Route::Threats,
             "/sessions" => Route::Sessions(query.trim_start_matches('?').to_owned()),
             "/setup" => Route::Setup,
+            "/rules" => Route::Rules,
             _ => match rest.strip_prefix("/sessions/").map(str::parse::<i64>) {
                 Some(Ok(id)) if id > 0 => Route::Session(id),
                 _ => Route::NotFound,
@@ -42,6 +44,7 @@ impl Route {
             Route::Sessions(q) => format!("{BASE}/sessions?{q}"),
             Route::Session(id) => format!("{BASE}/sessions/{id}"),
             Route::Setup => format!("{BASE}/setup"),
+            Route::Rules => format!("{BASE}/rules"),
             Route::NotFound => BASE.to_owned(),
         }
     }
@@ -54,6 +57,7 @@ impl Route {
             Route::Sessions(_) => "Sessions",
             Route::Session(_) => "Session",
             Route::Setup => "Setup",
+            Route::Rules => "Rules",
             Route::NotFound => "Page not found",
         }
     }
@@ -66,13 +70,14 @@ impl Route {
                 | (Route::Threats, Route::Threats)
                 | (Route::Sessions(_), Route::Sessions(_) | Route::Session(_))
                 | (Route::Setup, Route::Setup)
+                | (Route::Rules, Route::Rules)
         )
     }
 }
 
 /// The entries of the navigation (App Bridge `<ui-nav-menu>` or the standalone sidebar).
-pub fn nav() -> [Route; 4] {
-    [Route::Overview, Route::Threats, Route::Sessions(String::new()), Route::Setup]
+pub fn nav() -> [Route; 5] {
+    [Route::Overview, Route::Threats, Route::Sessions(String::new()), Route::Rules, Route::Setup]
 }
 
 #[cfg(test)]
@@ -89,6 +94,7 @@ mod tests {
     #[case("/app/sessions/-1", "", Route::NotFound)]
     #[case("/app/sessions/abc", "", Route::NotFound)]
     #[case("/app/setup", "", Route::Setup)]
+    #[case("/app/rules/", "", Route::Rules)]
     #[case("/elsewhere", "", Route::NotFound)]
     fn paths_parse_to_routes(#[case] path: &str, #[case] query: &str, #[case] expected: Route) {
         assert_eq!(Route::parse(path, query), expected);
@@ -100,6 +106,7 @@ mod tests {
     #[case(Route::Sessions("country=DE".into()))]
     #[case(Route::Session(7_000_000_000_000_000_001))]
     #[case(Route::Setup)]
+    #[case(Route::Rules)]
     fn href_round_trips(#[case] route: Route) {
         let href = route.href();
         let (path, query) = href.split_once('?').unwrap_or((&href, ""));

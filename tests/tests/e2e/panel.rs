@@ -185,6 +185,7 @@ async fn bad_expired_or_missing_tokens_are_401_and_only_fixable_ones_ask_for_a_r
         "/api/panel/sessions",
         "/api/panel/sessions/1",
         "/api/panel/setup",
+        "/api/panel/rules",
         "/api/panel/threats/live",
     ] {
         for token in [expired.as_str(), "not-a-jwt"] {
@@ -295,6 +296,11 @@ async fn setup_reports_the_embed_the_pixel_and_the_activation_link() {
     let setup = env.get_json(SHOP_A, "/api/panel/setup").await;
     assert_eq!(setup["app_embed"], "enabled", "{setup}");
     assert_eq!(setup["events_last_24h"], 0);
+
+    let rules = env.get_json(SHOP_A, "/api/panel/rules").await;
+    let crawler = rules["rules"].as_array().unwrap().iter().find(|r| r["id"] == "ua/crawler").expect("embedded rules");
+    assert_eq!(crawler["attack"], false);
+    assert!(crawler["explainer"].as_str().unwrap().len() > 40);
 }
 
 #[tokio::test]
@@ -396,7 +402,7 @@ async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser
     assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(summary["serious"], serde_json::json!([]), "{summary}");
     assert_eq!(summary["adminTitle"], "Overview", "the title bar reached the admin");
-    for page in ["overview", "sessions", "session", "setup", "threats", "threats-live", "overview-360"] {
+    for page in ["overview", "sessions", "session", "setup", "rules", "threats", "threats-live", "overview-360"] {
         assert!(shots.join(format!("panel-{page}.png")).exists(), "{page} screenshot");
     }
     // Measured, not asserted (see docs/BENCHMARKS.md).

@@ -3,6 +3,7 @@
 
 pub mod login;
 pub mod overview;
+pub mod rules;
 pub mod session;
 pub mod sessions;
 pub mod setup;

@@ -210,3 +210,26 @@ wire! {
         pub events_last_24h: i64,
     }
 }
+
+wire! {
+    /// A detection rule as the Rules page lists it.
+    pub struct RuleItem {
+        /// e.g. `card/ct1-ip-failures`.
+        pub id: String,
+        pub description: String,
+        /// What it watches (`pointer`, `payment`, `rate`, …).
+        pub behavior: String,
+        /// An attack signal (false: a label such as a declared crawler).
+        pub attack: bool,
+        /// Weight in the verdict score, 0..1.
+        pub weight: f64,
+        /// The rule's explainer (Markdown).
+        pub explainer: String,
+    }
+}
+
+wire! {
+    pub struct RuleList {
+        pub rules: Vec<RuleItem>,
+    }
+}

@@ -10,7 +10,8 @@ pub mod live;
 use std::sync::Arc;
 
 use ghosttrack_wire::{
-    Overview, PanelError as ApiError, SeriesPoint, SessionDetail, SessionList, SetupStatus, ThreatList,
+    Overview, PanelError as ApiError, RuleItem, RuleList, SeriesPoint, SessionDetail, SessionList, SetupStatus,
+    ThreatList,
 };
 use poem::Request;
 use poem::web::Data;
@@ -126,6 +127,7 @@ panel_response!(ThreatsResponse, ThreatList);
 panel_response!(SessionsResponse, SessionList);
 panel_response!(SessionResponse, Box<SessionDetail>);
 panel_response!(SetupResponse, SetupStatus);
+panel_response!(RulesResponse, RuleList);
 
 fn error_body(code: &str, message: &str) -> Json<ApiError> {
     Json(ApiError { error: code.into(), message: message.into() })
@@ -304,6 +306,28 @@ impl PanelApi {
             Ok(None) => SessionResponse::NotFound(error_body("session_not_found", "no such session on this site")),
             Err(e) => SessionResponse::storage(e),
         }
+    }
+
+    /// The detection rules this server runs, with their explainers (read-only).
+    #[oai(path = "/rules", method = "get", operation_id = "list_panel_rules")]
+    async fn rules(&self, req: &Request, Data(state): Data<&Arc<AppState>>) -> RulesResponse {
+        if let Err(e) = user(state, req).await {
+            return e.into();
+        }
+        let rules = state.detector.as_ref().map(|d| d.rule_summaries()).unwrap_or_default();
+        RulesResponse::Ok(Json(RuleList {
+            rules: rules
+                .into_iter()
+                .map(|(id, description, behavior, attack, weight)| RuleItem {
+                    explainer: present::explainer(&id),
+                    id,
+                    description,
+                    behavior,
+                    attack,
+                    weight,
+                })
+                .collect(),
+        }))
     }
 
     /// Is the tracker installed and reporting: the app embed, the activation deep link, the pixel.
