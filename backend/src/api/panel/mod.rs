@@ -114,6 +114,8 @@ macro_rules! panel_response {
         }
 
         impl $name {
+            // Every endpoint but `rules` reads storage.
+            #[allow(dead_code)]
             fn storage(error: impl std::fmt::Display) -> Self {
                 tracing::error!(error = %error, "panel query failed");
                 $name::Unavailable(error_body("unavailable", "the database is unavailable; retry shortly"))
