@@ -11,6 +11,7 @@ pub mod cli;
 pub mod detect;
 pub mod domain;
 pub mod ingest;
+pub mod panel;
 pub mod privacy;
 pub mod settings;
 pub mod shopify;

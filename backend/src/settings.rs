@@ -118,6 +118,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "billing.business.evaluate_api",
     "billing.business.exports",
     "billing.business.stripe_price",
+    "panel.dist_dir",
+    "panel.app_bridge_url",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +163,7 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     pub alerts: AlertSettings,
     pub billing: crate::billing::settings::BillingSettings,
+    pub panel: PanelSettings,
 }
 
 /// How long raw events are kept (see `privacy::retention` and DESIGN §5). Sessions, visitors and
@@ -260,6 +263,24 @@ impl Default for AlertSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct PanelSettings {
+    /// The built admin panel (`cargo xtask dist` writes it), served under `/app`.
+    pub dist_dir: PathBuf,
+    /// The App Bridge script loaded first in the embedded panel's `<head>`.
+    pub app_bridge_url: String,
+}
+
+impl Default for PanelSettings {
+    fn default() -> Self {
+        Self {
+            dist_dir: PathBuf::from("web/dist"),
+            app_bridge_url: "https://cdn.shopify.com/shopifycloud/app-bridge.js".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectSettings {
     /// Feed ingested events to the detection engine and record verdict changes as threats.
     pub enabled: bool,
@@ -351,6 +372,7 @@ impl Default for Settings {
             privacy: PrivacySettings::default(),
             alerts: AlertSettings::default(),
             billing: Default::default(),
+            panel: PanelSettings::default(),
         }
     }
 }
@@ -746,6 +768,11 @@ send_timeout_secs = 30
 # Accept webhook URLs on loopback or private addresses (self-hosted installs; off for multi-tenant servers).
 allow_private_targets = false
 
+[panel]
+# The built admin panel (`cargo xtask dist` writes it), served under /app; relative to the working directory.
+dist_dir = "web/dist"
+# App Bridge, loaded first in the embedded panel's <head> (Shopify requires its CDN copy in production).
+app_bridge_url = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
 "#,
     crate::billing_annotated_defaults!()
 );

@@ -53,6 +53,8 @@ pub struct AppState {
     pub alerts_notify: Arc<Notify>,
     /// Tenants over their session quota (written by the billing meter, read by ingest).
     pub quota: Arc<crate::billing::quota::QuotaBook>,
+    /// The built admin panel served under `/app` (empty when `web/dist` was not built).
+    pub panel: Arc<crate::panel::assets::PanelAssets>,
 }
 
 /// A built, bound, not yet serving application.
@@ -170,6 +172,10 @@ impl Application {
             shopify = shopify.is_some(),
             "GhostTrack ready"
         );
+        let panel = Arc::new(crate::panel::assets::PanelAssets::load(&settings.panel.dist_dir));
+        if !panel.is_built() {
+            tracing::warn!("{}", panel.missing_message());
+        }
         let drops = ingest.drop_ledger();
         let state = Arc::new(AppState {
             db: db.clone(),
@@ -182,6 +188,7 @@ impl Application {
             inbox_notify: Arc::new(Notify::new()),
             alerts_notify: Arc::new(Notify::new()),
             quota,
+            panel,
         });
         let alerts = if state.settings.alerts.enabled {
             Some(

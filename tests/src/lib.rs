@@ -74,6 +74,12 @@ impl Spawn {
             geoip_anonymous: Some(maxmind("GeoIP2-Anonymous-IP-Test.mmdb")),
             // Tests send X-Forwarded-For from loopback to pose as clients from anywhere.
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            // A stand-in panel build, so tests of /app do not depend on `cargo xtask dist`
+            // (the browser tests point this at web/dist).
+            panel: ghosttrack::settings::PanelSettings {
+                dist_dir: workspace_root().join("tests/fixtures/panel-dist"),
+                ..Default::default()
+            },
             database_url: match &self.db {
                 TestDb::Sqlite => None,
                 TestDb::Postgres(url) => Some(DatabaseUrl::new(url.clone())),

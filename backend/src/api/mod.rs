@@ -8,6 +8,7 @@ mod billing_hooks;
 mod collect;
 mod detect;
 mod pages;
+mod panel;
 mod shopify;
 mod shopify_session;
 mod site_token;
@@ -41,7 +42,7 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = OpenApiService::new(
-        (stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi, account::AccountApi),
+        (stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi, account::AccountApi, panel::PanelApi),
         "GhostTrack API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -69,6 +70,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at(WEBHOOKS_PATH, post(shopify::webhook))
         .at(COMPLIANCE_WEBHOOKS_PATH, post(shopify::webhook))
         .at(APP_HOME_PATH, get(shopify::app_home))
+        .at(format!("{APP_HOME_PATH}/assets/:name"), get(panel::assets::asset))
+        .at(format!("{APP_HOME_PATH}/*path"), get(shopify::app_home))
+        // Streams: outside the `/api` compression, which would hold events back.
+        .at("/api/panel/threats/live", get(panel::live::live))
         .at(crate::shopify::embedded::BOUNCE_PATH, get(shopify::bounce))
         .at(AUTH_BEGIN_PATH, get(shopify::auth_begin))
         .at(AUTH_CALLBACK_PATH, get(shopify::auth_callback))
@@ -122,6 +127,10 @@ fn route_label(path: &str) -> &'static str {
         AUTH_CALLBACK_PATH => AUTH_CALLBACK_PATH,
         "/auth/session-token" => "/auth/session-token",
         "/api/shopify/session" => "/api/shopify/session",
+        "/api/panel/threats/live" => "/api/panel/threats/live",
+        p if p.starts_with("/api/panel/") => "/api/panel",
+        p if p.starts_with("/app/assets/") => "/app/assets",
+        p if p.starts_with("/app/") => APP_HOME_PATH,
         COMPLIANCE_WEBHOOKS_PATH => COMPLIANCE_WEBHOOKS_PATH,
         billing_hooks::SHOPIFY_RETURN_PATH => billing_hooks::SHOPIFY_RETURN_PATH,
         billing_hooks::STRIPE_WEBHOOK_PATH => billing_hooks::STRIPE_WEBHOOK_PATH,

@@ -101,20 +101,50 @@ fn html_message(status: StatusCode, shop: Option<&ShopDomain>, message: &str) ->
     html(status, shop, body)
 }
 
-/// `GET /app`: the embedded app home (`application_url`).
+/// The panel's `index.html` with `head` first in `<head>`, never cached (its asset names change
+/// with every build); a clear 503 when the panel was not built.
+fn panel_page(state: &AppState, shop: Option<&ShopDomain>, head: &str) -> Response {
+    match state.panel.index_html(head) {
+        Some(page) => {
+            let mut resp = html(StatusCode::OK, shop, page);
+            // The fake Shopify's admin page frames the app from its own origin.
+            let test_admin = state.shopify.as_ref().and_then(|s| s.config.test_admin_origin());
+            if let (Some(shop), Some(origin)) = (shop, test_admin) {
+                let csp = frame_ancestors(Some(shop)).replace(';', &format!(" {origin};"));
+                if let Ok(v) = poem::http::HeaderValue::from_str(&csp) {
+                    resp.headers_mut().insert("content-security-policy", v);
+                }
+            }
+            resp.headers_mut().insert(header::CACHE_CONTROL, poem::http::HeaderValue::from_static("no-cache"));
+            resp
+        }
+        None => html_message(StatusCode::SERVICE_UNAVAILABLE, shop, &state.panel.missing_message()),
+    }
+}
+
+/// Whether a load of the app home carries anything Shopify sends (else it is a standalone visit).
+fn from_shopify(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes())
+        .any(|(k, _)| matches!(k.as_ref(), "shop" | "host" | "hmac" | "id_token" | "embedded" | "session"))
+}
+
+/// `GET /app` and `/app/*`: the admin panel. Inside Shopify admin (`application_url`) the
+/// app-load decision runs first and the panel gets the API key meta and App Bridge; a visit
+/// without Shopify's parameters, or a server without Shopify, gets the standalone panel (login).
 #[handler]
 pub async fn app_home(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response {
-    let Some(shopify) = state.shopify.as_ref() else {
-        return html_message(StatusCode::SERVICE_UNAVAILABLE, None, "Shopify is not configured on this server.");
+    let query = req.uri().query().unwrap_or("");
+    let Some(shopify) = state.shopify.as_ref().filter(|_| from_shopify(query)) else {
+        return panel_page(state, None, "");
     };
     let config = &shopify.config;
-    match embedded::app_load(config, req.uri().path(), req.uri().query().unwrap_or(""), now_secs()) {
+    match embedded::app_load(config, req.uri().path(), query, now_secs()) {
         AppLoad::Render { token, id_token } => match shopify.tokens.ensure_installed(&token.shop, &id_token).await {
             Ok(shop) => {
-                let page = embedded::app_page(&config.api_key, &shop.domain);
+                let head = crate::panel::assets::embedded_head(&config.api_key, &state.settings.panel.app_bridge_url);
                 let domain = shop.domain.clone();
                 crate::shopify::setup::spawn_if_due(shopify.clone(), state.db.clone(), shop);
-                html(StatusCode::OK, Some(&domain), page)
+                panel_page(state, Some(&domain), &head)
             }
             Err(TokenError::OAuth(OAuthError::InvalidSubjectToken)) => {
                 let query = req.uri().query().unwrap_or("");
@@ -161,7 +191,11 @@ pub async fn bounce(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respons
     let shop = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "shop")
         .and_then(|(_, v)| ShopDomain::parse(&v));
-    html(StatusCode::OK, shop.as_ref(), embedded::bounce_page(&shopify.config.api_key))
+    html(
+        StatusCode::OK,
+        shop.as_ref(),
+        embedded::bounce_page(&shopify.config.api_key, &state.settings.panel.app_bridge_url),
+    )
 }
 
 /// `GET /auth?shop=…`: starts the authorization-code grant (standalone / development installs).

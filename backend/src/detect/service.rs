@@ -59,6 +59,17 @@ impl Detector {
         self.engine.lock().rules().rules.len()
     }
 
+    /// `(id, description, behavior, attack, weight)` of every loaded rule, in load order.
+    pub fn rule_summaries(&self) -> Vec<(String, String, String, bool, f64)> {
+        let engine = self.engine.lock();
+        engine
+            .rules()
+            .rules
+            .iter()
+            .map(|r| (r.id.to_string(), r.description.clone(), r.behavior.clone(), r.attack, r.weight))
+            .collect()
+    }
+
     /// Verdict changes that could not be queued for recording.
     pub fn unrecorded(&self) -> u64 {
         self.unrecorded.load(Ordering::Relaxed)

@@ -13,7 +13,6 @@ use super::signing;
 pub const BOUNCE_PATH: &str = "/auth/session-token";
 /// Header asking App Bridge to fetch a fresh id token and retry once.
 pub const RETRY_HEADER: &str = "X-Shopify-Retry-Invalid-Session-Request";
-const APP_BRIDGE: &str = "https://cdn.shopify.com/shopifycloud/app-bridge.js";
 
 /// The decision for a document request to the app home.
 #[derive(Debug, PartialEq)]
@@ -143,29 +142,13 @@ pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// The `<head>` every embedded page starts with: App Bridge first, no async/defer (spec §6.1).
-fn head(api_key: &str, title: &str) -> String {
+/// The bounce page: App Bridge alone (first in `<head>`, spec §6.1); it reads `shopify-reload`
+/// and reloads with a fresh token.
+pub fn bounce_page(api_key: &str, app_bridge_url: &str) -> String {
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"shopify-api-key\" content=\"{}\"><script src=\"{APP_BRIDGE}\"></script>\
-         <title>{}</title></head>",
-        html_escape(api_key),
-        html_escape(title)
-    )
-}
-
-/// The bounce page: App Bridge alone; it reads `shopify-reload` and reloads with a fresh token.
-pub fn bounce_page(api_key: &str) -> String {
-    format!("{}<body></body></html>", head(api_key, "GhostTrack"))
-}
-
-/// The app home for an installed shop.
-pub fn app_page(api_key: &str, shop: &ShopDomain) -> String {
-    format!(
-        "{}<body><main><h1>GhostTrack</h1><p id=\"shop\">{}</p>\
-         <p>GhostTrack is installed and collecting for this store.</p></main></body></html>",
-        head(api_key, "GhostTrack"),
-        html_escape(shop.as_str())
+        "<!doctype html><html lang=\"en\"><head>{}<meta charset=\"utf-8\"><title>GhostTrack</title></head>\
+         <body></body></html>",
+        crate::panel::assets::embedded_head(api_key, app_bridge_url)
     )
 }
 

@@ -99,6 +99,13 @@ impl ShopifyConfig {
         }))
     }
 
+    /// With a test `api_base` (the fake Shopify, which also serves the admin page framing the
+    /// app), that origin; `None` with the real `https://{shop}`.
+    pub fn test_admin_origin(&self) -> Option<String> {
+        let base = url::Url::parse(&self.api_base.replace("{shop}", "shop.invalid")).ok()?;
+        (base.host_str() != Some("shop.invalid")).then(|| base.origin().ascii_serialization())
+    }
+
     /// Base URL of calls to one shop, e.g. `https://acme.myshopify.com`.
     pub fn shop_base(&self, shop: &ShopDomain) -> String {
         self.api_base.replace("{shop}", shop.as_str())

@@ -10,6 +10,7 @@ pub mod entities;
 pub mod events;
 pub mod invitations;
 pub mod login_attempts;
+pub mod panel;
 pub mod pg_writer;
 pub mod privacy;
 pub mod rollups;

@@ -60,6 +60,10 @@ pub async fn create(db: &impl ConnectionTrait, domain: &str, kind: SiteKind) -> 
     Ok((model.into(), token))
 }
 
+pub async fn find_by_id(db: &impl ConnectionTrait, id: SiteId) -> Result<Option<Site>, StorageError> {
+    Ok(sites::Entity::find_by_id(id).one(db).await?.map(Site::from))
+}
+
 pub async fn find_by_key(db: &impl ConnectionTrait, key: &SiteKey) -> Result<Option<Site>, StorageError> {
     Ok(sites::Entity::find().filter(sites::Column::PublicKey.eq(key.clone())).one(db).await?.map(Site::from))
 }

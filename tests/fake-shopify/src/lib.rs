@@ -6,6 +6,7 @@
 //!
 //! See `tests/fake-shopify/README.md` for the wire contract and how to drive the binary.
 
+mod admin_page;
 pub mod billing;
 pub mod orders;
 pub mod signing;
@@ -169,6 +170,9 @@ impl FakeShopify {
             .at("/:shop/admin/charges/:id/confirm_recurring_application_charge", get(billing::confirm_page))
             .at("/:shop/admin/charges/:id/approve", post(billing::approve))
             .at("/:shop/admin/charges/:id/decline", post(billing::decline))
+            .at("/store/:handle/apps/:app", get(admin_page::admin_page))
+            .at("/store/:handle/id-token", post(admin_page::id_token))
+            .at("/app-bridge.js", get(admin_page::app_bridge_js))
             .data(inner.clone());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(routes).await;

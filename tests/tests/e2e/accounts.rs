@@ -387,3 +387,32 @@ async fn the_openapi_document_describes_the_account_endpoints_and_their_statuses
     }
     assert!(doc["paths"]["/account/users/{id}"].get("delete").is_some());
 }
+
+/// The standalone panel: the session cookie is a panel credential for its own site only.
+async fn the_session_cookie_opens_the_panel_api_of_its_own_site_only(db: TestDb) {
+    let app = start(db).await;
+    site_with_user(&app, "a.example", "ann@a.example", Role::Viewer).await;
+    site_with_user(&app, "b.example", "bob@b.example", Role::Owner).await;
+    let ann = login(&app, "ann@a.example").await;
+
+    let setup = call(&app, &ann, Method::GET, "/api/panel/setup", None, false).await;
+    assert_eq!(setup.status(), 200);
+    let setup: Value = setup.json().await.unwrap();
+    assert_eq!((setup["domain"].as_str(), setup["kind"].as_str()), (Some("a.example"), Some("standalone")));
+    let bob = login(&app, "bob@b.example").await;
+    let theirs: Value = call(&app, &bob, Method::GET, "/api/panel/setup", None, false).await.json().await.unwrap();
+    assert_eq!(theirs["domain"], "b.example");
+    let overview = call(&app, &ann, Method::GET, "/api/panel/overview", None, false).await;
+    assert_eq!(overview.status(), 200, "{:?}", overview.text().await);
+    // No cookie: 401 with the reason; a forged cookie: 401 without a Shopify retry header.
+    let anonymous = app.client.get(app.url("/api/panel/overview")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let forged = Session { cookie: "gt_session=not-a-session".into(), csrf: String::new() };
+    let resp = call(&app, &forged, Method::GET, "/api/panel/overview", None, false).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("x-shopify-retry-invalid-session-request").is_none());
+    // After logout the cookie opens nothing.
+    assert_eq!(call(&app, &ann, Method::POST, "/api/account/logout", None, true).await.status(), 204);
+    assert_eq!(call(&app, &ann, Method::GET, "/api/panel/overview", None, false).await.status(), 401);
+}
+on_both_backends!(the_session_cookie_opens_the_panel_api_of_its_own_site_only);

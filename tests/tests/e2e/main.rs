@@ -10,6 +10,7 @@ mod detect;
 mod extension;
 mod infra;
 mod migrations;
+mod panel;
 mod pixel;
 mod privacy;
 mod rollups;

@@ -1,0 +1,250 @@
+//! What the admin panel reads, per tenant: the overview numbers, threats after a cursor,
+//! filtered sessions with their latest verdict, and one session with its events and verdicts.
+//! Every query starts from `site_id = scope` (and a time range where there is one).
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::TenantScope;
+use super::entities::{events, sessions, shopify_payment_attempts, threats};
+use super::stats::{self, Bucket, BucketRow, Range, Summary};
+use crate::domain::{SessionId, UnixMillis};
+
+/// How far back verdicts count as possibly still in force (the longest rule TTL is far shorter).
+const OPEN_LOOKBACK_MS: i64 = 7 * UnixMillis::DAY;
+/// Most verdict rows read to decide which subjects are open.
+const OPEN_SCAN_LIMIT: u64 = 20_000;
+/// Most events of one session returned to the panel.
+pub const SESSION_EVENTS_LIMIT: u64 = 2_000;
+
+pub struct OverviewRows {
+    pub summary: Summary,
+    pub series: Vec<BucketRow>,
+    pub open_threats: i64,
+    pub card_bursts: i64,
+    pub failed_payments: i64,
+}
+
+/// Key numbers over `range` and its series; open threats are judged at `now`.
+pub async fn overview(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    bucket: Bucket,
+    now: UnixMillis,
+) -> Result<OverviewRows, DbErr> {
+    let summary = stats::summary(db, scope, range).await?;
+    let series = stats::timeseries(db, scope, range, bucket).await?;
+    let recent = threats::Entity::find()
+        .filter(threats::Column::SiteId.eq(scope.site_id()))
+        .filter(threats::Column::At.gte(UnixMillis(now.0 - OPEN_LOOKBACK_MS)))
+        .order_by_desc(threats::Column::At)
+        .order_by_desc(threats::Column::Id)
+        .limit(OPEN_SCAN_LIMIT)
+        .all(db)
+        .await?;
+    let open_threats = open_subjects(&recent, now);
+    let card_bursts = threats::Entity::find()
+        .filter(threats::Column::SiteId.eq(scope.site_id()))
+        .filter(threats::Column::At.gte(range.from))
+        .filter(threats::Column::At.lt(range.to))
+        .filter(threats::Column::Reasons.like("%\"rule\":\"card/%"))
+        .count(db)
+        .await? as i64;
+    use shopify_payment_attempts::Column as P;
+    let mut q = Query::select();
+    q.expr(Expr::col(P::TransactionId).count())
+        .from(shopify_payment_attempts::Entity)
+        .and_where(Expr::col(P::SiteId).eq(scope.site_id().0))
+        .and_where(Expr::col(P::ReceivedAt).gte(range.from.0))
+        .and_where(Expr::col(P::ReceivedAt).lt(range.to.0))
+        .and_where(Expr::col(P::Status).is_in(["failure", "error"]));
+    let failed_payments = match db.query_one(&q).await? {
+        Some(row) => row.try_get_by_index::<i64>(0)?,
+        None => 0,
+    };
+    Ok(OverviewRows { summary, series, open_threats, card_bursts, failed_payments })
+}
+
+/// Subjects whose newest verdict (rows newest first) is CHALLENGE or BLOCK and has not expired.
+pub fn open_subjects(newest_first: &[threats::Model], now: UnixMillis) -> i64 {
+    let mut seen = std::collections::HashSet::new();
+    newest_first
+        .iter()
+        .filter(|t| seen.insert(t.subject.as_str()))
+        .filter(|t| t.decision != "ALLOW" && t.at.0.saturating_add(t.ttl_secs.saturating_mul(1000)) > now.0)
+        .count() as i64
+}
+
+/// Verdict changes with an id above `after`, oldest first (the live feed's cursor).
+pub async fn threats_after(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<threats::Model>, DbErr> {
+    threats::Entity::find()
+        .filter(threats::Column::SiteId.eq(scope.site_id()))
+        .filter(threats::Column::Id.gt(after))
+        .order_by_asc(threats::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// The newest verdict changes, newest first.
+pub async fn recent_threats(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    limit: u64,
+) -> Result<Vec<threats::Model>, DbErr> {
+    super::threats::recent(db, scope, limit, None).await
+}
+
+/// The Sessions filters, already validated.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter {
+    pub range: Option<Range>,
+    pub decision: Option<String>,
+    pub rule: Option<String>,
+    pub country: Option<String>,
+    pub device: Option<String>,
+    pub limit: u64,
+}
+
+/// Sessions started in the range matching the filters, newest first, each with its latest
+/// verdict. With a decision or rule filter the candidates come from the verdicts.
+pub async fn sessions(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    filter: &SessionFilter,
+) -> Result<Vec<(sessions::Model, Option<threats::Model>)>, DbErr> {
+    let mut query = sessions::Entity::find().filter(sessions::Column::SiteId.eq(scope.site_id()));
+    if let Some(range) = filter.range {
+        query =
+            query.filter(sessions::Column::StartedAt.gte(range.from)).filter(sessions::Column::StartedAt.lt(range.to));
+    }
+    if let Some(country) = &filter.country {
+        query = query.filter(sessions::Column::Country.eq(country.as_str()));
+    }
+    if let Some(device) = &filter.device {
+        query = query.filter(sessions::Column::Device.eq(device.as_str()));
+    }
+    let by_verdict = filter.decision.is_some() || filter.rule.is_some();
+    if by_verdict {
+        // Latest verdict per session subject among those the filters could match.
+        let mut candidates = threats::Entity::find()
+            .filter(threats::Column::SiteId.eq(scope.site_id()))
+            .filter(threats::Column::Subject.like("session:%"));
+        if let Some(range) = filter.range {
+            candidates = candidates.filter(threats::Column::At.gte(range.from));
+        }
+        if let Some(rule) = &filter.rule {
+            candidates =
+                candidates.filter(threats::Column::Reasons.like(format!("%\"rule\":\"{}\"%", like_escape(rule))));
+        }
+        let rows = candidates.order_by_desc(threats::Column::At).limit(OPEN_SCAN_LIMIT).all(db).await?;
+        let mut latest: HashMap<i64, threats::Model> = HashMap::new();
+        for t in rows {
+            if let Some(id) = session_of(&t.subject) {
+                latest.entry(id).or_insert(t);
+            }
+        }
+        if let Some(decision) = &filter.decision {
+            latest.retain(|_, t| &t.decision == decision);
+        }
+        let ids: Vec<SessionId> = latest.keys().map(|&id| SessionId(id)).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cond = Condition::any();
+        for chunk in ids.chunks(500) {
+            cond = cond.add(sessions::Column::Id.is_in(chunk.to_vec()));
+        }
+        let found = query.filter(cond).order_by_desc(sessions::Column::StartedAt).limit(filter.limit).all(db).await?;
+        return Ok(found
+            .into_iter()
+            .map(|s| {
+                let verdict = latest.remove(&s.id.0);
+                (s, verdict)
+            })
+            .collect());
+    }
+    let found = query.order_by_desc(sessions::Column::StartedAt).limit(filter.limit).all(db).await?;
+    let subjects: Vec<String> = found.iter().map(|s| format!("session:{}", s.id.0)).collect();
+    let mut latest: HashMap<String, threats::Model> = HashMap::new();
+    if !subjects.is_empty() {
+        let rows = threats::Entity::find()
+            .filter(threats::Column::SiteId.eq(scope.site_id()))
+            .filter(threats::Column::Subject.is_in(subjects))
+            .order_by_desc(threats::Column::At)
+            .order_by_desc(threats::Column::Id)
+            .all(db)
+            .await?;
+        for t in rows {
+            latest.entry(t.subject.clone()).or_insert(t);
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|s| {
+            let verdict = latest.remove(&format!("session:{}", s.id.0));
+            (s, verdict)
+        })
+        .collect())
+}
+
+/// One session of the tenant with its events (oldest first) and its verdicts (newest first).
+pub async fn session_detail(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    id: SessionId,
+) -> Result<Option<(sessions::Model, Vec<events::Model>, Vec<threats::Model>)>, DbErr> {
+    let Some(session) = sessions::Entity::find()
+        .filter(sessions::Column::SiteId.eq(scope.site_id()))
+        .filter(sessions::Column::Id.eq(id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let events = events::Entity::find()
+        .filter(events::Column::SiteId.eq(scope.site_id()))
+        .filter(events::Column::SessionId.eq(id))
+        .order_by_asc(events::Column::Ts)
+        .order_by_asc(events::Column::Id)
+        .limit(SESSION_EVENTS_LIMIT)
+        .all(db)
+        .await?;
+    let verdicts = threats::Entity::find()
+        .filter(threats::Column::SiteId.eq(scope.site_id()))
+        .filter(threats::Column::Subject.eq(format!("session:{}", id.0)))
+        .order_by_desc(threats::Column::At)
+        .order_by_desc(threats::Column::Id)
+        .all(db)
+        .await?;
+    Ok(Some((session, events, verdicts)))
+}
+
+/// Events the site received since `from` (is the tracker reporting?).
+pub async fn events_since(db: &impl ConnectionTrait, scope: TenantScope, from: UnixMillis) -> Result<i64, DbErr> {
+    Ok(events::Entity::find()
+        .filter(events::Column::SiteId.eq(scope.site_id()))
+        .filter(events::Column::Ts.gte(from))
+        .count(db)
+        .await? as i64)
+}
+
+/// The session id of a `session:ID` subject.
+pub fn session_of(subject: &str) -> Option<i64> {
+    subject.strip_prefix("session:")?.parse().ok()
+}
+
+/// Keeps the characters rule ids are made of; `%` and `_` (LIKE wildcards) and quotes go.
+fn like_escape(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '.')).collect()
+}

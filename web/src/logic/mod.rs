@@ -1,0 +1,7 @@
+//! Page logic as plain structs and functions, tested natively (`cargo test -p ghosttrack-web`):
+//! the components only render what these compute.
+
+pub mod chart;
+pub mod filters;
+pub mod format;
+pub mod replay;

@@ -1,0 +1,121 @@
+//! The panel's pages and their URLs under `/app` (the app home of `shopify.app.toml`). The
+//! router is a signal holding a [`Route`]; links and the App Bridge nav menu change the URL
+//! through the History API and the panel follows `popstate`.
+
+/// Where the panel is served.
+pub const BASE: &str = "/app";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Overview,
+    Threats,
+    /// The Sessions list; the string is its query (filters), without `?`.
+    Sessions(String),
+    Session(i64),
+    Setup,
+    Rules,
+    NotFound,
+}
+
+impl Route {
+    /// The route of a location's path and query (`/app/sessions?decision=BLOCK`).
+    pub fn parse(path: &str, query: &str) -> Route {
+        let Some(rest) = path.strip_prefix(BASE) else { return Route::NotFound };
+        let rest = rest.trim_end_matches('/');
+        match rest {
+            "" => Route::Overview,
+            "/threats" => Route::Threats,
+            "/sessions" => Route::Sessions(query.trim_start_matches('?').to_owned()),
+            "/setup" => Route::Setup,
+            "/rules" => Route::Rules,
+            _ => match rest.strip_prefix("/sessions/").map(str::parse::<i64>) {
+                Some(Ok(id)) if id > 0 => Route::Session(id),
+                _ => Route::NotFound,
+            },
+        }
+    }
+
+    /// The URL of the route.
+    pub fn href(&self) -> String {
+        match self {
+            Route::Overview => BASE.to_owned(),
+            Route::Threats => format!("{BASE}/threats"),
+            Route::Sessions(q) if q.is_empty() => format!("{BASE}/sessions"),
+            Route::Sessions(q) => format!("{BASE}/sessions?{q}"),
+            Route::Session(id) => format!("{BASE}/sessions/{id}"),
+            Route::Setup => format!("{BASE}/setup"),
+            Route::Rules => format!("{BASE}/rules"),
+            Route::NotFound => BASE.to_owned(),
+        }
+    }
+
+    /// The page title (title bar and `<h1>`).
+    pub fn title(&self) -> &'static str {
+        match self {
+            Route::Overview => "Overview",
+            Route::Threats => "Live threats",
+            Route::Sessions(_) => "Sessions",
+            Route::Session(_) => "Session",
+            Route::Setup => "Setup",
+            Route::Rules => "Rules",
+            Route::NotFound => "Page not found",
+        }
+    }
+
+    /// Whether a nav entry for `self` is the current section of `current`.
+    pub fn is_section_of(&self, current: &Route) -> bool {
+        matches!(
+            (self, current),
+            (Route::Overview, Route::Overview)
+                | (Route::Threats, Route::Threats)
+                | (Route::Sessions(_), Route::Sessions(_) | Route::Session(_))
+                | (Route::Setup, Route::Setup)
+                | (Route::Rules, Route::Rules)
+        )
+    }
+}
+
+/// The entries of the navigation (App Bridge `<ui-nav-menu>` or the standalone sidebar).
+pub fn nav() -> [Route; 5] {
+    [Route::Overview, Route::Threats, Route::Sessions(String::new()), Route::Rules, Route::Setup]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("/app", "", Route::Overview)]
+    #[case("/app/", "", Route::Overview)]
+    #[case("/app/threats", "", Route::Threats)]
+    #[case("/app/sessions", "?decision=BLOCK", Route::Sessions("decision=BLOCK".into()))]
+    #[case("/app/sessions/42", "", Route::Session(42))]
+    #[case("/app/sessions/-1", "", Route::NotFound)]
+    #[case("/app/sessions/abc", "", Route::NotFound)]
+    #[case("/app/setup", "", Route::Setup)]
+    #[case("/app/rules/", "", Route::Rules)]
+    #[case("/elsewhere", "", Route::NotFound)]
+    fn paths_parse_to_routes(#[case] path: &str, #[case] query: &str, #[case] expected: Route) {
+        assert_eq!(Route::parse(path, query), expected);
+    }
+
+    #[rstest]
+    #[case(Route::Overview)]
+    #[case(Route::Threats)]
+    #[case(Route::Sessions("country=DE".into()))]
+    #[case(Route::Session(7_000_000_000_000_000_001))]
+    #[case(Route::Setup)]
+    #[case(Route::Rules)]
+    fn href_round_trips(#[case] route: Route) {
+        let href = route.href();
+        let (path, query) = href.split_once('?').unwrap_or((&href, ""));
+        assert_eq!(Route::parse(path, query), route);
+    }
+
+    #[test]
+    fn a_session_detail_belongs_to_the_sessions_section() {
+        assert!(Route::Sessions(String::new()).is_section_of(&Route::Session(3)));
+        assert!(!Route::Threats.is_section_of(&Route::Session(3)));
+    }
+}
