@@ -13,6 +13,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use super::site_token::{ApiError, AuthFailure, SiteToken, tenant};
 use crate::alerts::policy::{AlertPolicy, PolicyError};
 use crate::alerts::service::{self, AlertsError, ChannelInput};
+use crate::billing::Feature;
 use crate::domain::AlertChannelId;
 use crate::shopify::token_cipher::TokenCipher;
 use crate::startup::AppState;
@@ -182,6 +183,9 @@ responses!(ChannelsResponse {
 responses!(CreateChannelResponse {
     #[oai(status = 201)]
     Created(Json<CreatedChannel>),
+    /// The tenant's plan does not include this channel kind (Free: email only).
+    #[oai(status = 402)]
+    NotInPlan(Json<ApiError>),
     /// The server has no `secret_key` to encrypt channel destinations with.
     #[oai(status = 409)]
     Conflict(Json<ApiError>),
@@ -298,6 +302,27 @@ impl AlertsApi {
             Ok(t) => t,
             Err(f) => return f.into(),
         };
+        let feature = match body.0.kind.as_str() {
+            "email" => Some(Feature::EmailAlerts),
+            "slack" => Some(Feature::SlackAlerts),
+            "discord" => Some(Feature::DiscordAlerts),
+            "webhook" => Some(Feature::WebhookAlerts),
+            _ => None, // an unknown kind is a validation error below
+        };
+        if let Some(feature) = feature {
+            match crate::billing::entitlements(&state.db, &state.settings.billing, scope).await {
+                Ok(plan) if !plan.allows(feature) => {
+                    let message =
+                        format!("{} channels are not part of this site's plan; upgrade to add one", body.0.kind);
+                    return CreateChannelResponse::NotInPlan(ApiError::new("not_in_plan", message));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "entitlements lookup failed");
+                    return CreateChannelResponse::Unavailable(ApiError::new("unavailable", "try again shortly"));
+                }
+            }
+        }
         let cipher = state.settings.secret_key.as_ref().and_then(|k| TokenCipher::new(k.expose()).ok());
         let input = ChannelInput {
             kind: body.0.kind,

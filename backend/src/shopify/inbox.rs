@@ -341,11 +341,22 @@ impl Worker {
     }
 
     /// Writes a CHALLENGE or BLOCK verdict onto the order (`orderRiskAssessmentCreate`), when the
-    /// shop granted `write_orders`. Failures are logged, not retried: the order itself is stored.
+    /// shop granted `write_orders` and its plan includes the write-back (Pro and up). Failures are logged, not retried: the order itself is stored.
     async fn write_risk(&self, shop: &shops::Shop, order_id: u64, verdict: &Verdict) {
         let Some(shopify) = self.shopify.as_ref() else { return };
         if !shop.scope.as_deref().is_some_and(|s| s.split(',').any(|x| x.trim() == "write_orders")) {
             return;
+        }
+        match crate::billing::entitlements(&self.db, &self.billing, shop.scope()).await {
+            Ok(plan) if plan.allows(crate::billing::Feature::OrderRiskWriteBack) => {}
+            Ok(_) => {
+                tracing::debug!(shop = %shop.domain, "order risk write-back is not part of this shop's plan");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(shop = %shop.domain, error = %error, "entitlements lookup failed; no risk write-back");
+                return;
+            }
         }
         let Some((level, facts)) = super::risk::assessment(verdict) else { return };
         match shopify.order_risk_assessment_create(&shop.domain, order_id, level, &facts).await {

@@ -31,6 +31,14 @@ async fn start_with(registration: AppRegistration) -> Env {
 }
 
 async fn start_on(registration: AppRegistration, db: TestDb) -> Env {
+    start_configured(registration, db, |_| {}).await
+}
+
+async fn start_configured(
+    registration: AppRegistration,
+    db: TestDb,
+    extra: impl FnOnce(&mut ghosttrack::settings::Settings) + Send + 'static,
+) -> Env {
     let fake = FakeShopify::start(registration, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = fake.api_base_template();
     let app = Spawn::default()
@@ -41,6 +49,7 @@ async fn start_on(registration: AppRegistration, db: TestDb) -> Env {
             s.shopify_api_base = base;
             s.secret_key = Some(Secret::new(SECRET_KEY));
             s.app_url = Some(url::Url::parse("https://ghosttrack.test").unwrap());
+            extra(s);
         })
         .start()
         .await;
@@ -863,10 +872,22 @@ fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
 }
 
-#[tokio::test]
-async fn card_testing_seen_in_webhooks_is_linked_to_the_tracked_session_and_written_onto_the_next_order() {
-    let env = start().await;
-    install(&env, SHOP).await;
+const FIRST: u64 = 18_446_744_073_709_551_000;
+const SECOND: u64 = 18_446_744_073_709_551_001;
+
+fn order_json(id: u64, at: i64) -> String {
+    format!(
+        r#"{{"id":{id},"cart_token":"ct-1","checkout_token":"chk-{id}","customer":null,"total_price":"1.00",
+        "currency":"USD","browser_ip":"81.2.69.160","client_details":{{"browser_ip":"81.2.69.160","user_agent":"{CHROME_UA}"}},
+        "email":"buyer@example.com","created_at":"{}","updated_at":"{}"}}"#,
+        iso(at),
+        iso(at)
+    )
+}
+
+/// A tracked session adds to cart, orders, tries four cards that are declined, and orders again.
+/// Returns the first event time and the session id.
+async fn card_testing_story(env: &Env) -> (i64, String) {
     // A tracked session adds to cart with cart token "ct-1" (through the app proxy).
     let t0 = now_ms();
     let add = format!(r#"{{"t":"ac","ts":{t0},"src":"fetch","ct":"ct-1","vid":"1","q":1}}"#);
@@ -886,18 +907,7 @@ async fn card_testing_seen_in_webhooks_is_linked_to_the_tracked_session_and_writ
     let session = env.scalar("SELECT CAST(session_id AS TEXT) FROM events WHERE kind = 'ac'").await.unwrap();
 
     // A guest order from that cart; then its card-testing transactions: four different cards declined.
-    let order = |id: u64, at: i64| {
-        format!(
-            r#"{{"id":{id},"cart_token":"ct-1","checkout_token":"chk-{id}","customer":null,"total_price":"1.00",
-            "currency":"USD","browser_ip":"81.2.69.160","client_details":{{"browser_ip":"81.2.69.160","user_agent":"{CHROME_UA}"}},
-            "email":"buyer@example.com","created_at":"{}","updated_at":"{}"}}"#,
-            iso(at),
-            iso(at)
-        )
-    };
-    const FIRST: u64 = 18_446_744_073_709_551_000;
-    const SECOND: u64 = 18_446_744_073_709_551_001;
-    env.send("orders/create", SHOP, &order(FIRST, t0 + 1_000)).await;
+    env.send("orders/create", SHOP, &order_json(FIRST, t0 + 1_000)).await;
     env.inbox_drained().await;
     assert!(env.fake.risk_assessments(SHOP).is_empty(), "nothing suspicious yet: no assessment");
     assert_eq!(
@@ -920,8 +930,16 @@ async fn card_testing_seen_in_webhooks_is_linked_to_the_tracked_session_and_writ
     env.inbox_drained().await;
 
     // The next order of the same session carries the verdict onto Shopify's order page.
-    env.send("orders/create", SHOP, &order(SECOND, t0 + 10_000)).await;
+    env.send("orders/create", SHOP, &order_json(SECOND, t0 + 10_000)).await;
     env.inbox_drained().await;
+    (t0, session)
+}
+
+#[tokio::test]
+async fn card_testing_seen_in_webhooks_is_linked_to_the_tracked_session_and_written_onto_the_next_order() {
+    let env = start().await;
+    install(&env, SHOP).await;
+    let (t0, _) = card_testing_story(&env).await;
     let written = env.fake.risk_assessments(SHOP);
     assert_eq!(written.len(), 1, "{written:?}");
     assert_eq!(written[0].order_id, SECOND);
@@ -932,10 +950,23 @@ async fn card_testing_seen_in_webhooks_is_linked_to_the_tracked_session_and_writ
     // A fulfilled order accepts no assessment: Shopify says so, the worker logs it, nothing is parked.
     const THIRD: u64 = 18_446_744_073_709_551_002;
     env.fake.fulfil_order(SHOP, THIRD);
-    env.send("orders/create", SHOP, &order(THIRD, t0 + 11_000)).await;
+    env.send("orders/create", SHOP, &order_json(THIRD, t0 + 11_000)).await;
     env.inbox_drained().await;
     assert_eq!(env.fake.risk_assessments(SHOP).len(), 1);
     assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
+}
+
+#[tokio::test]
+async fn a_shop_on_the_free_plan_gets_no_risk_write_back_when_plans_are_enforced() {
+    let env = start_configured(AppRegistration::new(API_KEY, API_SECRET), TestDb::Sqlite, |s| {
+        s.billing.enabled = true;
+    })
+    .await;
+    install(&env, SHOP).await;
+    card_testing_story(&env).await;
+    // Detection still ran (the order is linked) but Free does not include the write-back.
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_orders WHERE session_id IS NOT NULL").await, 2);
+    assert!(env.fake.risk_assessments(SHOP).is_empty());
 }
 
 #[tokio::test]

@@ -202,6 +202,31 @@ async fn policy_errors_name_the_field_and_the_tenant_comes_only_from_the_token()
 }
 
 #[tokio::test]
+async fn channel_kinds_follow_the_plan_when_billing_is_enforced() {
+    let port = free_port();
+    let app = Spawn::default()
+        .configure(move |s| {
+            alert_settings(s, port);
+            s.billing.enabled = true;
+        })
+        .start()
+        .await;
+    let site = app.create_site("shop.example").await;
+    // Free includes email only.
+    let slack = json!({ "kind": "slack", "name": "ops", "url": "http://127.0.0.1:9/hook" });
+    let resp = api(&app, &site, reqwest::Method::POST, "/channels", Some(slack)).await;
+    assert_eq!(resp.status(), 402);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_in_plan");
+    create_channel(&app, &site, json!({ "kind": "email", "name": "owner", "to": ["owner@shop.example"] })).await;
+
+    // Without enforcement (self-hosted default) every kind is allowed.
+    let open = spawn(free_port(), TestDb::Sqlite).await;
+    let site = open.create_site("shop.example").await;
+    create_channel(&open, &site, json!({ "kind": "slack", "name": "ops", "url": "http://127.0.0.1:9/hook" })).await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_the_alerts_api_with_its_statuses() {
     let app = spawn(free_port(), TestDb::Sqlite).await;
     let doc: Value = app.client.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
@@ -209,7 +234,7 @@ async fn the_openapi_document_describes_the_alerts_api_with_its_statuses() {
         ("/v1/alerts/policy", "get", "get_alert_policy", &["200", "401", "404", "503"][..]),
         ("/v1/alerts/policy", "put", "put_alert_policy", &["200", "401", "404", "422", "503"]),
         ("/v1/alerts/channels", "get", "list_alert_channels", &["200", "401", "404"]),
-        ("/v1/alerts/channels", "post", "create_alert_channel", &["201", "409", "422"]),
+        ("/v1/alerts/channels", "post", "create_alert_channel", &["201", "402", "409", "422"]),
         ("/v1/alerts/channels/{id}", "delete", "delete_alert_channel", &["204", "404"]),
         ("/v1/alerts/channels/{id}/test", "post", "send_test_alert", &["202", "404", "409"]),
         ("/v1/alerts/deliveries", "get", "list_alert_deliveries", &["200"]),
