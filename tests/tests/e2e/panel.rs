@@ -281,9 +281,21 @@ async fn next_event(resp: &mut reqwest::Response) -> String {
 async fn setup_reports_the_embed_the_pixel_and_the_activation_link() {
     let env = start(TestDb::Sqlite, None).await;
     env.install(SHOP_A).await;
-    let setup = env.get_json(SHOP_A, "/api/panel/setup").await;
+    // The post-install job activates the pixel in the background after the install.
+    let mut setup = env.get_json(SHOP_A, "/api/panel/setup").await;
+    for _ in 0..400 {
+        if setup["pixel"] == "connected" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        setup = env.get_json(SHOP_A, "/api/panel/setup").await;
+    }
     assert_eq!(setup["kind"], "shopify");
     assert_eq!(setup["app_embed"], "no_main_theme");
+    assert_eq!(setup["pixel"], "connected", "{setup}");
+    // Removed on Shopify's side: the page says so.
+    env.fake.delete_web_pixel(SHOP_A);
+    let setup = env.get_json(SHOP_A, "/api/panel/setup").await;
     assert_eq!(setup["pixel"], "missing");
     assert_eq!(
         setup["activation_url"],
