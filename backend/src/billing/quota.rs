@@ -123,10 +123,13 @@ pub async fn meter(
         store::all_subscriptions(db).await?.into_iter().map(|r| (r.site_id, r)).collect();
     let mut over = HashMap::new();
     let mut report = MeterReport { tenants: counts.len(), ..Default::default() };
-    for (site, sessions) in counts {
+    for (site, sessions, latest_start) in counts {
         let ent = Entitlements::from_row(billing, subscriptions.get(&site).cloned());
         let is_over = billing.enabled && sessions as u64 >= ent.session_quota();
-        let over_since = store::set_usage(db, site, month, sessions, is_over, now).await?;
+        // The quota ran out when the latest counted session started (event time, the clock
+        // sessions are sampled by): it and every earlier session continue; later ones are new.
+        let over_at = UnixMillis(latest_start.0.saturating_add(1));
+        let over_since = store::set_usage(db, site, month, sessions, is_over, now, over_at).await?;
         if !is_over {
             continue;
         }

@@ -154,19 +154,25 @@ pub async fn sessions_by_site(
     db: &impl ConnectionTrait,
     from: UnixMillis,
     to: UnixMillis,
-) -> Result<Vec<(SiteId, i64)>, StorageError> {
+) -> Result<Vec<(SiteId, i64, UnixMillis)>, StorageError> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            r#"SELECT "site_id", COUNT(*) FROM "sessions" WHERE "started_at" >= $1 AND "started_at" < $2 GROUP BY "site_id""#
+            r#"SELECT "site_id", COUNT(*), MAX("started_at") FROM "sessions" WHERE "started_at" >= $1 AND "started_at" < $2 GROUP BY "site_id""#
         }
         _ => {
-            r#"SELECT "site_id", COUNT(*) FROM "sessions" WHERE "started_at" >= ? AND "started_at" < ? GROUP BY "site_id""#
+            r#"SELECT "site_id", COUNT(*), MAX("started_at") FROM "sessions" WHERE "started_at" >= ? AND "started_at" < ? GROUP BY "site_id""#
         }
     };
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [from.0.into(), to.0.into()])).await?;
     rows.iter()
-        .map(|r| Ok((SiteId(r.try_get_by_index::<i64>(0)?), r.try_get_by_index::<i64>(1)?)))
+        .map(|r| {
+            Ok((
+                SiteId(r.try_get_by_index::<i64>(0)?),
+                r.try_get_by_index::<i64>(1)?,
+                UnixMillis(r.try_get_by_index::<i64>(2)?),
+            ))
+        })
         .collect::<Result<_, sea_orm::DbErr>>()
         .map_err(StorageError::from)
 }
@@ -197,9 +203,10 @@ pub async fn set_usage(
     sessions: i64,
     over: bool,
     now: UnixMillis,
+    over_at: UnixMillis,
 ) -> Result<Option<UnixMillis>, StorageError> {
     use usage_counters::Column as C;
-    let over_since: Option<i64> = over.then_some(now.0);
+    let over_since: Option<i64> = over.then_some(over_at.0);
     let insert = Query::insert()
         .into_table(usage_counters::Entity)
         .columns([C::SiteId, C::Month, C::Sessions, C::UpdatedAt, C::OverSince])
