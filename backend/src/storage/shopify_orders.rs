@@ -257,30 +257,13 @@ pub struct CartSeen {
 }
 
 /// Whether any add-to-cart event of the tenant carried `cart_token` (the tracker sends it as
-/// `ct` in the event's props).
+/// `ct` in the event's props): [`tracked_session`] over all time.
 pub async fn cart_was_tracked(
     db: &impl ConnectionTrait,
     scope: TenantScope,
     cart_token: &str,
 ) -> Result<bool, StorageError> {
-    let backend = db.get_database_backend();
-    let needle = serde_json::json!({ "ct": cart_token }).to_string();
-    // `{"ct":"…"}` minus the braces: the exact JSON member, wherever it sits in props.
-    let member = needle.trim_start_matches('{').trim_end_matches('}').to_owned();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            r#"SELECT COUNT(*) FROM "events" WHERE "site_id" = $1 AND "kind" = 'ac' AND strpos("props", $2) > 0"#
-        }
-        _ => r#"SELECT COUNT(*) FROM "events" WHERE "site_id" = ? AND "kind" = 'ac' AND instr("props", ?) > 0"#,
-    };
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.site_id().0.into(), member.into()]))
-        .await?;
-    let count = row
-        .map(|r| r.try_get_by_index::<i64>(0).or_else(|_| r.try_get_by_index::<i32>(0).map(i64::from)))
-        .transpose()?
-        .unwrap_or(0);
-    Ok(count > 0)
+    Ok(tracked_session(db, scope, Some(cart_token), None, UnixMillis(i64::MIN)).await?.is_some())
 }
 
 /// Records a cart or checkout; `tracked` only ever goes from false to true (the tracker's event
