@@ -44,13 +44,6 @@ pub struct Worker {
     pub billing: Arc<BillingSettings>,
 }
 
-impl Worker {
-    /// A worker that only stores (tests of the storage side).
-    pub fn storage_only(db: DatabaseConnection) -> Self {
-        Worker { db, detector: None, shopify: None, billing: Default::default() }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// The payload can never be processed: park it.
