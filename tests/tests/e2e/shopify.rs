@@ -392,7 +392,9 @@ async fn webhooks_are_verified_stored_once_and_rejected_with_shopifys_statuses()
 }
 
 async fn install(env: &Env, shop: &str) {
-    assert_eq!(env.embedded_load(shop).await.status(), 200, "install {shop}");
+    let resp = env.embedded_load(shop).await;
+    let status = resp.status();
+    assert_eq!(status, 200, "install {shop}: {}", resp.text().await.unwrap_or_default());
     env.setup_done(shop, 1).await;
 }
 
