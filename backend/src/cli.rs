@@ -197,7 +197,9 @@ async fn privacy_command(settings: &Settings, command: PrivacyCommand) -> anyhow
             println!("{}", serde_json::to_string(&deleted)?);
         }
         PrivacyCommand::Sweep => {
-            let swept = crate::privacy::sweep(&db, &settings.privacy, crate::domain::UnixMillis::now()).await?;
+            let swept =
+                crate::privacy::sweep(&db, &settings.privacy, &settings.billing, crate::domain::UnixMillis::now())
+                    .await?;
             println!("deleted {} events and {} pointer paths past their retention", swept.events, swept.pointer_paths);
         }
     }

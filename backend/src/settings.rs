@@ -80,6 +80,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "billing.currency",
     "billing.meter_interval_secs",
     "billing.over_quota_sample_percent",
+    "billing.core_rule_families",
     "billing.stripe_api_base",
     "billing.stripe_secret_key",
     "billing.stripe_webhook_secret",

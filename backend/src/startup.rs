@@ -49,6 +49,8 @@ pub struct AppState {
     pub shopify: Option<Arc<Shopify>>,
     /// Wakes the webhook inbox worker when a new delivery is stored.
     pub inbox_notify: Arc<Notify>,
+    /// Stores verified webhook deliveries, many per transaction (group commit).
+    pub inbox_writer: crate::shopify::inbox_writer::InboxWriter,
     /// Wakes the alert worker when a test alert is queued.
     pub alerts_notify: Arc<Notify>,
     /// Tenants over their session quota (written by the billing meter, read by ingest).
@@ -177,6 +179,11 @@ impl Application {
             tracing::warn!("{}", panel.missing_message());
         }
         let drops = ingest.drop_ledger();
+        let inbox_notify = Arc::new(Notify::new());
+        let (inbox_writer, inbox_writer_task) =
+            crate::shopify::inbox_writer::InboxWriter::spawn(db.clone(), inbox_notify.clone());
+        let mut writer_tasks = writer_tasks;
+        writer_tasks.push(inbox_writer_task);
         let state = Arc::new(AppState {
             db: db.clone(),
             settings,
@@ -185,7 +192,8 @@ impl Application {
             demo_site,
             detector,
             shopify,
-            inbox_notify: Arc::new(Notify::new()),
+            inbox_notify,
+            inbox_writer,
             alerts_notify: Arc::new(Notify::new()),
             quota,
             panel,
@@ -232,7 +240,12 @@ impl Application {
         let Application { acceptor, state, writers, recorder, drops, db, alerts, .. } = self;
         let (stop_jobs, stopped) = watch::channel(false);
         let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped.clone()));
-        let retention = tokio::spawn(crate::privacy::run(db.clone(), state.settings.privacy.clone(), stopped.clone()));
+        let retention = tokio::spawn(crate::privacy::run(
+            db.clone(),
+            state.settings.privacy.clone(),
+            state.settings.billing.clone(),
+            stopped.clone(),
+        ));
         let stopped_alerts = stopped.clone();
         let rollups = tokio::spawn(storage::rollups::run(db.clone(), stopped.clone()));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.

@@ -26,6 +26,8 @@ pub enum AlertKind {
     Rollup,
     Digest,
     Test,
+    /// The tenant went over its plan's monthly session quota (one per month, email only).
+    QuotaExceeded,
 }
 
 impl AlertKind {
@@ -38,6 +40,7 @@ impl AlertKind {
             AlertKind::Rollup => "rollup",
             AlertKind::Digest => "digest",
             AlertKind::Test => "test",
+            AlertKind::QuotaExceeded => "quota_exceeded",
         }
     }
 }

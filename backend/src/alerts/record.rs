@@ -102,6 +102,69 @@ pub async fn enqueue_test(db: &impl ConnectionTrait, channel: &ChannelRow, now: 
     Ok(id)
 }
 
+/// Turns pending billing notices (a tenant went over its session quota) into one email per
+/// enabled email channel. Claiming the notice and writing its outbox rows share a transaction,
+/// so each notice becomes its messages exactly once, whichever node gets there first.
+pub async fn enqueue_billing_notices(db: &DatabaseConnection, now: UnixMillis) -> Result<usize, DbErr> {
+    use crate::storage::billing as notices;
+    let storage = |e: crate::storage::StorageError| DbErr::Custom(e.to_string());
+    let mut written = 0;
+    for notice in notices::pending_notices(db, 100).await.map_err(storage)? {
+        let txn = db.begin().await?;
+        if !notices::claim_notice(&txn, notice.id, now).await.map_err(storage)? {
+            continue;
+        }
+        let Some(alert) = notice_alert(&notice, now) else {
+            txn.commit().await?;
+            continue;
+        };
+        let channels = store::enabled_channels(&txn, notice.site_id).await?;
+        let rows: Vec<NewDelivery> =
+            channels.iter().filter(|c| c.kind == "email").map(|c| delivery(notice.site_id, c, &alert)).collect();
+        store::enqueue(&txn, &rows, now).await?;
+        txn.commit().await?;
+        if rows.is_empty() {
+            tracing::info!(site.id = notice.site_id.0, "quota notice recorded; the site has no email channel");
+        }
+        written += rows.len();
+    }
+    Ok(written)
+}
+
+/// The message of a billing notice (`None` for a kind this version does not know).
+fn notice_alert(notice: &crate::storage::billing::NoticeRow, now: UnixMillis) -> Option<Alert> {
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        plan: String,
+        sessions: u64,
+        quota: u64,
+        sample_percent: u8,
+    }
+    if notice.kind != crate::billing::quota::QUOTA_EXCEEDED {
+        return None;
+    }
+    let d: Detail = serde_json::from_str(&notice.detail).ok()?;
+    Some(Alert {
+        kind: engine::AlertKind::QuotaExceeded,
+        title: format!("Your site is over its {} plan's monthly session quota", d.plan),
+        summary: format!(
+            "{} sessions were recorded this month; the {} plan includes {}. New sessions are now sampled \
+             ({} % kept) until the month ends or you upgrade.",
+            d.sessions, d.plan, d.quota, d.sample_percent
+        ),
+        details: vec![
+            "Security signals from Shopify webhooks (orders, payments, checkouts) are never sampled.".into(),
+            "Upgrade on the Billing page to record every session again.".into(),
+        ],
+        subject: None,
+        link_path: "/app/billing".into(),
+        decision: None,
+        score: None,
+        at: now.0,
+        suppressed: 0,
+    })
+}
+
 async fn load(db: &impl ConnectionTrait, site: SiteId, now: UnixMillis) -> Result<(AlertPolicy, AlertState), DbErr> {
     let (policy_json, state_json) = store::lock_state(db, site, now).await?;
     let policy = match policy_json.as_deref().map(serde_json::from_str::<AlertPolicy>) {

@@ -146,3 +146,25 @@ async fn the_traffic_job_compares_the_last_hour_with_the_sessions_baseline() {
         .unwrap();
     assert_eq!(tick_site(&db, site, UnixMillis(now + 20 * 60_000)).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_quota_notice_becomes_one_email_per_email_channel_exactly_once() {
+    use crate::billing::quota::QUOTA_EXCEEDED;
+    use crate::storage::billing::notice_once;
+    let (db, scope, channel) = setup().await;
+    let t0 = UnixMillis(1_800_000_000_000);
+    let detail = serde_json::json!({ "plan": "free", "sessions": 10_000, "quota": 10_000, "sample_percent": 10 });
+    assert!(notice_once(&db, scope.site_id(), 202701, QUOTA_EXCEEDED, &detail, t0).await.unwrap());
+
+    assert_eq!(super::record::enqueue_billing_notices(&db, t0).await.unwrap(), 1);
+    let rows = outbox(&db).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].kind.as_str(), rows[0].channel_id), ("quota_exceeded", channel.id));
+    let alert: super::engine::Alert = serde_json::from_str(&rows[0].payload).unwrap();
+    assert_eq!(alert.link_path, "/app/billing");
+    assert!(alert.summary.contains("10000 sessions were recorded this month"), "{}", alert.summary);
+
+    // A second run (or another node) finds nothing left to send.
+    assert_eq!(super::record::enqueue_billing_notices(&db, t0).await.unwrap(), 0);
+    assert_eq!(outbox(&db).await.len(), 1);
+}

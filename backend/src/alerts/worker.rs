@@ -102,7 +102,7 @@ impl Worker {
         if pruned > 0 {
             tracing::info!(deliveries.pruned = pruned, "old delivered alerts pruned");
         }
-        let mut written = 0;
+        let mut written = super::record::enqueue_billing_notices(&self.db, now).await?;
         for (site, policy, state) in store::all_states(&self.db).await? {
             if super::record::needs_tick(policy.as_deref(), &state, now) {
                 written += super::record::tick_site(&self.db, site, now).await?;

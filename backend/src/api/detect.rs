@@ -15,6 +15,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::site_token::{ApiError, AuthFailure, SiteToken, tenant};
 
+use crate::billing::{Denied, Feature};
 use crate::detect::event::{Body, DetectEvent, ip_key_prefix};
 use crate::detect::score::{Evidence, Reason, Verdict};
 use crate::domain::UnixMillis;
@@ -197,6 +198,9 @@ enum EvaluateResponse {
     BadRequest(Json<ApiError>),
     #[oai(status = 401)]
     Unauthorized(Json<ApiError>),
+    /// The site's plan does not include the evaluate API (`billing.*.features`).
+    #[oai(status = 402)]
+    NotInPlan(Json<ApiError>),
     #[oai(status = 404)]
     NotFound(Json<ApiError>),
     /// Detection is disabled on this server.
@@ -270,7 +274,17 @@ impl DetectApi {
         body: Json<EvaluateRequest>,
     ) -> EvaluateResponse {
         let body = body.0;
-        let (_, tenant) = auth_or_return!(EvaluateResponse, state, &auth, &body.site);
+        let (scope, tenant) = auth_or_return!(EvaluateResponse, state, &auth, &body.site);
+        match crate::billing::require(&state.db, &state.settings.billing, scope, Feature::EvaluateApi).await {
+            Ok(_) => {}
+            Err(Denied::NotInPlan(message)) => {
+                return EvaluateResponse::NotInPlan(ApiError::new("not_in_plan", message));
+            }
+            Err(Denied::Lookup(error)) => {
+                tracing::error!(error = %error, "entitlements lookup failed");
+                return EvaluateResponse::Unavailable(ApiError::new("unavailable", "try again shortly"));
+            }
+        }
         let Some(detector) = &state.detector else {
             return EvaluateResponse::Unavailable(ApiError::new(
                 "detection_disabled",

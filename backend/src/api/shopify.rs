@@ -11,6 +11,7 @@ use poem::{Body, Request, Response, handler};
 use crate::shopify::auth_code;
 use crate::shopify::embedded::{self, AppLoad};
 use crate::shopify::frame_ancestors;
+use crate::shopify::inbox_writer::StoreError;
 use crate::shopify::oauth::OAuthError;
 use crate::shopify::shop_domain::ShopDomain;
 use crate::shopify::shop_domain::decode_host;
@@ -18,7 +19,6 @@ use crate::shopify::signing;
 use crate::shopify::tokens::TokenError;
 use crate::shopify::webhooks::{self, MAX_WEBHOOK_BODY_BYTES, ReceiveError};
 use crate::startup::AppState;
-use crate::storage::webhook_inbox;
 
 fn json(status: StatusCode, error: &str, message: &str) -> Response {
     Response::builder()
@@ -63,16 +63,19 @@ pub async fn webhook(req: &Request, body: Body, Data(state): Data<&Arc<AppState>
         }
         Err(err) => return json(StatusCode::BAD_REQUEST, "invalid_webhook", &err.to_string()),
     };
-    match webhook_inbox::insert_if_new(&state.db, &delivery).await {
+    let (topic, shop) = (delivery.topic.clone(), delivery.shop_domain.clone());
+    match state.inbox_writer.store(delivery).await {
         Ok(new) => {
-            if new {
-                state.inbox_notify.notify_one();
-            }
-            tracing::debug!(webhook.topic = %delivery.topic, shop = %delivery.shop_domain, duplicate = !new, "webhook stored");
+            tracing::debug!(webhook.topic = %topic, shop = %shop, duplicate = !new, "webhook stored");
             Response::builder().status(StatusCode::OK).finish()
         }
+        // Shopify retries non-2xx deliveries: nothing is lost.
+        Err(StoreError::Full) => {
+            let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many webhooks in flight; retry");
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            resp
+        }
         Err(error) => {
-            // Shopify retries non-2xx deliveries: nothing is lost.
             tracing::error!(error = %error, "could not store a webhook");
             json(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "could not store the webhook; retry")
         }

@@ -87,6 +87,56 @@ pub async fn entitlements(
     Ok(Entitlements::from_row(billing, row))
 }
 
+/// Hands the plans' rule limits to the detection engine: with plans enforced, tenants whose
+/// plan lacks `all_rules` run only `billing.core_rule_families`. Called by the quota meter on
+/// every node, so a subscription change reaches every engine within one meter interval.
+pub async fn sync_rule_limits(
+    db: &impl sea_orm::ConnectionTrait,
+    billing: &BillingSettings,
+    detector: &crate::detect::service::Detector,
+) -> Result<(), BillingError> {
+    if !billing.enabled {
+        detector.set_plan_limits(None, Default::default());
+        return Ok(());
+    }
+    let unlimited = store::all_subscriptions(db)
+        .await?
+        .into_iter()
+        .filter(|row| Entitlements::from_row(billing, Some(row.clone())).allows(Feature::AllRules))
+        .map(|row| row.site_id.0)
+        .collect();
+    detector.set_plan_limits(Some(billing.core_rule_families.clone().into()), unlimited);
+    Ok(())
+}
+
+/// Why [`require`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// The plan does not include the feature; the message says which plan does.
+    #[error("{0}")]
+    NotInPlan(String),
+    #[error(transparent)]
+    Lookup(#[from] BillingError),
+}
+
+/// The tenant's entitlements if they include `feature`; the one gate API handlers call.
+pub async fn require(
+    db: &impl sea_orm::ConnectionTrait,
+    billing: &BillingSettings,
+    tenant: TenantScope,
+    feature: Feature,
+) -> Result<Entitlements, Denied> {
+    let ent = entitlements(db, billing, tenant).await?;
+    if ent.allows(feature) {
+        return Ok(ent);
+    }
+    let cheapest = Plan::ALL.into_iter().find(|p| feature.included_in(p.settings(billing)));
+    Err(Denied::NotInPlan(match cheapest {
+        Some(plan) => format!("{} is not part of the {} plan; it comes with {plan}", feature.as_str(), ent.plan),
+        None => format!("{} is not part of any plan on this server", feature.as_str()),
+    }))
+}
+
 /// The entitlements as the API shows them.
 #[derive(Debug, Serialize)]
 pub struct Summary {

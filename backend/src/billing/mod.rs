@@ -8,7 +8,7 @@ pub mod settings;
 pub mod shopify;
 pub mod stripe;
 
-pub use entitlements::{Entitlements, entitlements};
+pub use entitlements::{Denied, Entitlements, entitlements, require};
 pub use plans::{Feature, Plan};
 
 use crate::storage::StorageError;

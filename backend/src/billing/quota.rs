@@ -161,6 +161,12 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
         if let Err(error) = meter(&state.db, &state.settings.billing, &state.quota, UnixMillis::now()).await {
             tracing::warn!(error = %error, "quota meter failed; will retry");
         }
+        if let Some(detector) = &state.detector
+            && let Err(error) =
+                super::entitlements::sync_rule_limits(&state.db, &state.settings.billing, detector).await
+        {
+            tracing::warn!(error = %error, "plan rule limits not refreshed; will retry");
+        }
     }
 }
 

@@ -17,6 +17,10 @@ pub struct BillingSettings {
     pub meter_interval_secs: u64,
     /// Share of NEW sessions still recorded once a tenant is over its monthly quota (0–100).
     pub over_quota_sample_percent: u8,
+    /// Rule families (the folder of a rule id, `card/ct1-…` → `card`) of plans without
+    /// `all_rules`: bots and card testing.
+    #[serde(deserialize_with = "strings_or_csv")]
+    pub core_rule_families: Vec<String>,
     /// Stripe API origin; tests point it at the fake Stripe.
     pub stripe_api_base: String,
     /// Stripe secret API key (`sk_…`); without it the Stripe routes answer 503.
@@ -88,6 +92,7 @@ impl Default for BillingSettings {
             currency: "USD".into(),
             meter_interval_secs: 60,
             over_quota_sample_percent: 10,
+            core_rule_families: ["ua", "client", "behavior", "rate", "card"].map(String::from).to_vec(),
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_secret_key: None,
             stripe_webhook_secret: None,
@@ -172,6 +177,9 @@ meter_interval_secs = 60
 # Percent of NEW sessions still recorded once a tenant is over its monthly quota; webhooks
 # (orders, transactions, checkouts) are always processed.
 over_quota_sample_percent = 10
+# Rule families of plans without all_rules (bots and card testing); the others (cart abuse,
+# price scraping, network reputation) need a plan with all_rules = true.
+core_rule_families = ["ua", "client", "behavior", "rate", "card"]
 # Stripe, for non-Shopify sites of the hosted service (Shopify shops pay through Shopify).
 stripe_api_base = "https://api.stripe.com"
 # stripe_secret_key = "sk_live_…"               # GHOSTTRACK_BILLING__STRIPE_SECRET_KEY

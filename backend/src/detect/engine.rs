@@ -1,7 +1,7 @@
 //! The pure core: `observe(site, event) -> signals (+ a verdict when it changed)`. Synchronous,
 //! no I/O and no wall clock: time is the event's `ts`, so live traffic, replays and tests agree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -66,6 +66,10 @@ pub struct Engine<S: StateStore = MemoryStore> {
     default_rules: Rules,
     tenants: HashMap<i64, (Policy, Rules)>,
     default_policy: Policy,
+    /// Plan limits: when set, tenants outside `unlimited` run only these rule families.
+    core_families: Option<Arc<[String]>>,
+    /// Tenants whose plan runs every family.
+    unlimited: HashSet<i64>,
     store: S,
 }
 
@@ -78,7 +82,14 @@ impl Engine<MemoryStore> {
 
 impl<S: StateStore> Engine<S> {
     pub fn with_store(rules: Arc<RuleSet>, store: S) -> Self {
-        Engine { default_rules: Rules::new(rules), tenants: HashMap::new(), default_policy: Policy::default(), store }
+        Engine {
+            default_rules: Rules::new(rules),
+            tenants: HashMap::new(),
+            default_policy: Policy::default(),
+            core_families: None,
+            unlimited: HashSet::new(),
+            store,
+        }
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -126,13 +137,22 @@ impl<S: StateStore> Engine<S> {
         Ok(())
     }
 
+    /// Plan limits: with `core` set, every tenant not in `unlimited` runs only the rules of the
+    /// `core` families; rules outside them neither signal nor keep state for it. `None` lifts
+    /// every limit (plans not enforced).
+    pub fn set_plan_limits(&mut self, core: Option<Arc<[String]>>, unlimited: HashSet<i64>) {
+        self.core_families = core;
+        self.unlimited = unlimited;
+    }
+
     pub fn policy(&self, site: SiteId) -> &Policy {
         self.tenants.get(&site.0).map(|t| &t.0).unwrap_or(&self.default_policy)
     }
 
     /// Feeds one event; returns the signals it raised and the subject's verdict if it changed.
     pub fn observe(&mut self, site: SiteId, event: &DetectEvent) -> Observation {
-        let Engine { default_rules, tenants, default_policy, store } = self;
+        let Engine { default_rules, tenants, default_policy, core_families, unlimited, store } = self;
+        let families = core_families.as_ref().filter(|_| !unlimited.contains(&site.0));
         let (policy, rules) = match tenants.get_mut(&site.0) {
             Some((p, r)) => (&*p, r),
             None => (&*default_policy, default_rules),
@@ -161,6 +181,9 @@ impl<S: StateStore> Engine<S> {
         let set = rules.set.clone();
         for (index, rule) in set.rules.iter().enumerate() {
             if !rule.spec.enabled || policy.rules.get(rule.id.as_str()).and_then(|o| o.enabled) == Some(false) {
+                continue;
+            }
+            if families.is_some_and(|f| !f.iter().any(|family| family == rule.id.family())) {
                 continue;
             }
             if let Some(mut signal) = evaluate(store, site, index as u16, rule, event, ua_bits, features.as_ref(), &set)

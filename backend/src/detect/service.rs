@@ -79,6 +79,11 @@ impl Detector {
         self.engine.lock().set_policy(site, policy)
     }
 
+    /// Plan limits (see [`Engine::set_plan_limits`]); the quota meter refreshes them.
+    pub fn set_plan_limits(&self, core: Option<Arc<[String]>>, unlimited: std::collections::HashSet<i64>) {
+        self.engine.lock().set_plan_limits(core, unlimited);
+    }
+
     /// Feeds events of one tenant in order; records and returns the verdict changes.
     pub fn observe(&self, site: SiteId, events: &[DetectEvent]) -> Vec<Verdict> {
         let verdicts: Vec<Verdict> = {

@@ -872,3 +872,24 @@ mod calibration {
         assert!(*min_share < 0.9);
     }
 }
+
+#[test]
+fn plan_limits_run_only_the_core_families_for_limited_tenants() {
+    let burst = series(10, 6_000, |i, t| add(t, &format!("v{i}"), 1));
+    let curl = req(T0, "/", 200).ua(Some("curl/8.5.0"));
+    let run = |engine: &mut Engine, site: i64, events: &[DetectEvent]| -> Vec<String> {
+        events.iter().flat_map(|e| engine.observe(SiteId(site), e).signals).map(|s| s.rule.to_string()).collect()
+    };
+    let mut engine = Engine::in_memory(rules(), 100_000);
+    let core: Arc<[String]> = ["ua", "card"].map(String::from).into();
+    engine.set_plan_limits(Some(core), std::collections::HashSet::from([2]));
+    // Site 1 is limited: cart abuse is outside its families, bots are not.
+    assert!(!run(&mut engine, 1, &burst).iter().any(|r| r == "cart/add-burst"));
+    assert!(run(&mut engine, 1, std::slice::from_ref(&curl)).iter().any(|r| r == "ua/automation-library"));
+    // Site 2's plan has every family.
+    assert!(run(&mut engine, 2, &burst).iter().any(|r| r == "cart/add-burst"));
+    // Lifting the limits (plans not enforced) runs everything again.
+    engine.set_plan_limits(None, Default::default());
+    let later = series(10, 6_000, |i, t| add(t + 3_600_000, &format!("w{i}"), 1));
+    assert!(run(&mut engine, 1, &later).iter().any(|r| r == "cart/add-burst"));
+}

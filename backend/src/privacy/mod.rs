@@ -10,12 +10,15 @@
 //! The job is idempotent and safe on several nodes: each pass deletes what is past its time in
 //! bounded batches; two nodes deleting the same rows simply find fewer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
-use crate::domain::{PrivacyMode, UnixMillis};
+use crate::billing::Entitlements;
+use crate::billing::settings::BillingSettings;
+use crate::domain::{PrivacyMode, SiteId, UnixMillis};
 use crate::settings::PrivacySettings;
 use crate::storage::{StorageError, TenantScope, privacy};
 
@@ -59,6 +62,17 @@ pub fn cutoffs(mode: PrivacyMode, settings: &PrivacySettings, now: UnixMillis) -
     }
 }
 
+impl Cutoffs {
+    /// The plan's retention (`billing.<plan>.retention_days`, when plans are enforced) caps the
+    /// mode's: whichever keeps raw events for less time wins.
+    pub fn capped_by_plan(mut self, plan_days: Option<u32>, now: UnixMillis) -> Cutoffs {
+        if let Some(days) = plan_days {
+            self.events_before = self.events_before.max(UnixMillis(now.0 - i64::from(days) * DAY_MS));
+        }
+        self
+    }
+}
+
 /// Rows one pass deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
@@ -96,15 +110,27 @@ pub async fn sweep_site(db: &DatabaseConnection, scope: TenantScope, cut: Cutoff
     Ok(Swept { events, pointer_paths })
 }
 
-/// One pass over every site.
+/// One pass over every site. With plans enforced, each site's plan retention caps its mode's.
 pub async fn sweep(
     db: &DatabaseConnection,
     settings: &PrivacySettings,
+    billing: &BillingSettings,
     now: UnixMillis,
 ) -> Result<Swept, StorageError> {
+    let plans: HashMap<SiteId, Entitlements> = if billing.enabled {
+        crate::storage::billing::all_subscriptions(db)
+            .await?
+            .into_iter()
+            .map(|row| (row.site_id, Entitlements::from_row(billing, Some(row))))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let free = Entitlements::from_row(billing, None);
     let mut total = Swept::default();
     for (scope, mode) in privacy::site_modes(db).await? {
-        let swept = sweep_site(db, scope, cutoffs(mode, settings, now)).await?;
+        let plan_days = billing.enabled.then(|| plans.get(&scope.site_id()).unwrap_or(&free).retention_days());
+        let swept = sweep_site(db, scope, cutoffs(mode, settings, now).capped_by_plan(plan_days, now)).await?;
         total.events += swept.events;
         total.pointer_paths += swept.pointer_paths;
     }
@@ -112,14 +138,19 @@ pub async fn sweep(
 }
 
 /// The retention job: a pass every `sweep_interval_secs` until `stopped` flips.
-pub async fn run(db: DatabaseConnection, settings: PrivacySettings, mut stopped: watch::Receiver<bool>) {
+pub async fn run(
+    db: DatabaseConnection,
+    settings: PrivacySettings,
+    billing: BillingSettings,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(settings.sweep_interval_secs.max(1)));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopped.changed() => break,
         }
-        match sweep(&db, &settings, UnixMillis::now()).await {
+        match sweep(&db, &settings, &billing, UnixMillis::now()).await {
             Ok(Swept { events: 0, pointer_paths: 0 }) => {}
             Ok(s) => {
                 tracing::info!(events.deleted = s.events, pointer_paths.deleted = s.pointer_paths, "retention pass")
@@ -147,5 +178,16 @@ mod tests {
         let strict = cutoffs(PrivacyMode::Strict, &s, now);
         assert_eq!(strict.events_before, balanced.events_before);
         assert_eq!(strict.unflagged_pointer_paths_before, None);
+    }
+
+    #[test]
+    fn the_shorter_of_mode_and_plan_retention_wins() {
+        let s = PrivacySettings::default();
+        let now = UnixMillis(1_000 * DAY_MS);
+        let forensic = cutoffs(PrivacyMode::Forensic, &s, now);
+        // A 7-day plan cuts a 30-day forensic mode to 7 days; a 365-day plan changes nothing.
+        assert_eq!(forensic.capped_by_plan(Some(7), now).events_before, UnixMillis(now.0 - 7 * DAY_MS));
+        assert_eq!(forensic.capped_by_plan(Some(365), now), forensic);
+        assert_eq!(forensic.capped_by_plan(None, now), forensic);
     }
 }

@@ -83,11 +83,17 @@ pub async fn drain(worker: &Worker, now: UnixMillis) -> Result<usize, StorageErr
         if rows.is_empty() {
             return Ok(handled);
         }
+        // Successes are marked together after the batch: one write instead of one per row. A
+        // crash before that reprocesses them after the lease; handlers are idempotent.
+        let mut done = Vec::with_capacity(rows.len());
         for row in rows {
             handled += 1;
             let outcome = process(worker, &row).await;
             let recorded = match outcome {
-                Ok(()) => webhook_inbox::mark_done(db, row.id).await,
+                Ok(()) => {
+                    done.push(row.id);
+                    Ok(())
+                }
                 Err(HandlerError::Poison(reason)) => {
                     tracing::warn!(webhook.topic = %row.topic, webhook.row = row.id, error = %reason, "webhook parked");
                     webhook_inbox::mark_failed(db, row.id, &reason, None).await
@@ -103,6 +109,7 @@ pub async fn drain(worker: &Worker, now: UnixMillis) -> Result<usize, StorageErr
             };
             recorded?;
         }
+        webhook_inbox::mark_done(db, &done).await?;
     }
 }
 

@@ -11,6 +11,7 @@ pub mod compliance;
 pub mod embedded;
 pub mod id_token;
 pub mod inbox;
+pub mod inbox_writer;
 pub mod oauth;
 pub mod pixel;
 pub mod risk;

@@ -266,12 +266,14 @@ pub async fn pending_notices(db: &impl ConnectionTrait, limit: u64) -> Result<Ve
         .await?)
 }
 
-/// Marks a notice delivered.
-pub async fn mark_notice_sent(db: &impl ConnectionTrait, id: i64, now: UnixMillis) -> Result<(), StorageError> {
-    billing_notices::Entity::update_many()
+/// Marks a pending notice sent; false when another node (or an earlier run) already did, so
+/// the caller that gets true is the only one that sends it.
+pub async fn claim_notice(db: &impl ConnectionTrait, id: i64, now: UnixMillis) -> Result<bool, StorageError> {
+    let res = billing_notices::Entity::update_many()
         .col_expr(billing_notices::Column::SentAt, Expr::value(now.0))
         .filter(billing_notices::Column::Id.eq(id))
+        .filter(billing_notices::Column::SentAt.is_null())
         .exec(db)
         .await?;
-    Ok(())
+    Ok(res.rows_affected == 1)
 }

@@ -99,20 +99,22 @@ pub async fn claim_due(
     Ok(webhook_inbox::Entity::find().filter(C::Id.is_in(ids)).order_by_asc(C::Id).all(db).await?)
 }
 
-/// Marks a row processed and drops its body: payloads can carry protected customer data, and
-/// once processed only the webhook id (for dedupe) and the outcome are needed.
-pub async fn mark_done(db: &impl ConnectionTrait, id: i64) -> Result<(), StorageError> {
-    let now = UnixMillis::now();
-    webhook_inbox::Entity::update(webhook_inbox::ActiveModel {
-        id: Set(id),
-        body: Set(String::new()),
-        status: Set("done".into()),
-        processed_at: Set(Some(now)),
-        last_error: Set(None),
-        ..Default::default()
-    })
-    .exec(db)
-    .await?;
+/// Marks rows processed and drops their bodies: payloads can carry protected customer data,
+/// and once processed only the webhook id (for dedupe) and the outcome are needed. One
+/// statement for a whole claimed batch.
+pub async fn mark_done(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), StorageError> {
+    use webhook_inbox::Column as C;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    webhook_inbox::Entity::update_many()
+        .col_expr(C::Body, sea_orm::sea_query::Expr::value(""))
+        .col_expr(C::Status, sea_orm::sea_query::Expr::value("done"))
+        .col_expr(C::ProcessedAt, sea_orm::sea_query::Expr::value(UnixMillis::now().0))
+        .col_expr(C::LastError, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
     Ok(())
 }
 

@@ -157,3 +157,37 @@ async fn a_self_hosted_server_does_not_enforce_plans_or_quotas() {
     assert_eq!(resp.status(), 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_evaluate_api_answers_402_until_the_plan_includes_it() {
+    let (app, stripe) = stripe_env(TestDb::Sqlite).await;
+    let site = app.create_site("api.example.com").await;
+    let evaluate = || async {
+        let body = serde_json::json!({ "site": site.key, "ip": "198.51.100.7", "method": "GET", "path": "/" });
+        app.client.post(app.url("/v1/evaluate")).bearer_auth(&site.token).json(&body).send().await.unwrap()
+    };
+    let resp = evaluate().await;
+    assert_eq!(resp.status(), 402);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_in_plan");
+    assert!(body["message"].as_str().unwrap().contains("business"), "{body}");
+
+    let resp = app
+        .client
+        .post(app.url("/api/billing/subscription"))
+        .bearer_auth(&site.token)
+        .json(&serde_json::json!({ "plan": "business" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let url: Value = resp.json().await.unwrap();
+    let session = stripe.session_by_url(url["url"].as_str().unwrap()).expect("a checkout session");
+    let (_, statuses) = stripe.complete_checkout(&session.id).await.unwrap();
+    assert_eq!(statuses, vec![200, 200]);
+    let resp = evaluate().await;
+    assert_eq!(resp.status(), 200);
+    let verdict: Value = resp.json().await.unwrap();
+    assert_eq!(verdict["decision"], "ALLOW");
+    app.stop().await;
+}

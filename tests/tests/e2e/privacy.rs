@@ -67,7 +67,10 @@ async fn retention_story(db: TestDb) {
     let sweep = |hours_later: i64| {
         let db = app.db.clone();
         let settings = settings.clone();
-        async move { ghosttrack::privacy::sweep(&db, &settings, UnixMillis(t + hours_later * HOUR)).await.unwrap() }
+        async move {
+            let billing = ghosttrack::billing::settings::BillingSettings::default();
+            ghosttrack::privacy::sweep(&db, &settings, &billing, UnixMillis(t + hours_later * HOUR)).await.unwrap()
+        }
     };
 
     // Within a day nothing is due.
@@ -140,4 +143,27 @@ async fn one_visitor_is_exported_and_deleted_without_touching_others_or_other_te
     assert!(privacy::export_visitor(&app.db, scope(&app, &a).await, VisitorId(visitor)).await.unwrap().is_empty());
     let left = privacy::export_visitor(&app.db, scope(&app, &a).await, VisitorId(other)).await.unwrap();
     assert_eq!(left.events.len(), 2);
+}
+
+#[tokio::test]
+async fn with_plans_enforced_the_plan_retention_caps_the_mode() {
+    use ghosttrack::billing::settings::BillingSettings;
+    let app = Spawn::default().configure(|s| s.detect.enabled = false).start().await;
+    let site = app.create_site("plan.example").await;
+    let t = now_ms();
+    visit(&app, &site, "81.2.69.142", t).await;
+    let events = app.count(&format!("SELECT COUNT(*) FROM events WHERE site_id = {}", site.id)).await;
+    assert!(events >= 2, "{events}");
+    let settings = PrivacySettings::default();
+    // Eight days on: the balanced mode keeps raw events 90 days, the Free plan 7.
+    let later = UnixMillis(t + 8 * 24 * HOUR);
+    let self_hosted = BillingSettings::default();
+    let swept = ghosttrack::privacy::sweep(&app.db, &settings, &self_hosted, later).await.unwrap();
+    // (Only the unflagged pointer path, past its 24 h.)
+    assert_eq!((swept.events, swept.pointer_paths), (0, 1));
+    let hosted = BillingSettings { enabled: true, ..BillingSettings::default() };
+    let swept = ghosttrack::privacy::sweep(&app.db, &settings, &hosted, later).await.unwrap();
+    assert_eq!(swept.events, events as u64 - 1);
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM events WHERE site_id = {}", site.id)).await, 0);
+    app.stop().await;
 }

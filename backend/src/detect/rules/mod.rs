@@ -23,6 +23,11 @@ impl RuleId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The family: the rule's folder (`card/ct1-ip-failures` → `card`).
+    pub fn family(&self) -> &str {
+        self.0.split_once('/').map_or(&self.0, |(family, _)| family)
+    }
 }
 
 impl std::fmt::Display for RuleId {
