@@ -8,6 +8,9 @@ pub mod session;
 pub mod sessions;
 pub mod setup;
 pub mod threats;
+pub mod geography;
+pub mod heatmaps;
+pub mod privacy;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
