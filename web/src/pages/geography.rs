@@ -85,9 +85,10 @@ fn map_view(map: &WorldMap, countries: &[CountryStats], metric: Metric) -> impl 
         match shading.levels.get(shape.code) {
             Some((level, _)) => {
                 let title = world::title(shape.name, stats);
+                let label = title.clone();
                 let class = format!("country {} l{level}", metric_class(metric));
                 shaded.push(view! {
-                    <path d={shape.d} class=class tabindex="0" role="img" aria-label={title.clone()} data-country={shape.code}>
+                    <path d={shape.d} class=class tabindex="0" role="img" aria-label=label data-country={shape.code}>
                         <title>{title}</title>
                     </path>
                 });
