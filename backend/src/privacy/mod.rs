@@ -170,7 +170,10 @@ mod tests {
     fn the_panel_sees_each_modes_retention() {
         let s = PrivacySettings::default();
         let balanced = retention_days(PrivacyMode::Balanced, &s);
-        assert_eq!((balanced.raw_events, balanced.unflagged_pointer_path_hours, balanced.flagged_pointer_path_days), (90, Some(24), Some(7)));
+        assert_eq!(
+            (balanced.raw_events, balanced.unflagged_pointer_path_hours, balanced.flagged_pointer_path_days),
+            (90, Some(24), Some(7))
+        );
         let forensic = retention_days(PrivacyMode::Forensic, &s);
         assert_eq!((forensic.raw_events, forensic.unflagged_pointer_path_hours), (30, None));
         let strict = retention_days(PrivacyMode::Strict, &s);

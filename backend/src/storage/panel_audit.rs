@@ -1,7 +1,9 @@
 //! The panel's audit log (`panel_audit_log`): who changed a tenant's privacy mode, exported or
 //! deleted a visitor. `detail` holds ids and counts only.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::entities::panel_audit_log;
 use super::{StorageError, TenantScope};

@@ -56,9 +56,8 @@ pub async fn countries(db: &impl ConnectionTrait, scope: TenantScope, range: Ran
     for row in db.query_all_raw(stmt(db, sql, values)).await? {
         let country: Option<String> = row.try_get("", "country")?;
         let n = get_i64(&row, "n")?;
-        rows.entry(country.clone())
-            .or_insert(CountryRow { country, visitors: 0, sessions: 0, threats: 0 })
-            .threats += n;
+        rows.entry(country.clone()).or_insert(CountryRow { country, visitors: 0, sessions: 0, threats: 0 }).threats +=
+            n;
     }
     let mut rows: Vec<CountryRow> = rows.into_values().collect();
     rows.sort_by(|a, b| {

@@ -391,7 +391,9 @@ async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser
     let env = start(TestDb::Sqlite, Some(dist)).await;
     env.install(SHOP_A).await;
     // Shoppers first (Geography, Pages, Privacy), then the blocked visit the Sessions step opens.
-    for (ip, path, depth) in [(super::panel_maps::SE_IP, "/products/a", 100), (super::panel_maps::US_IP, "/products/a", 40)] {
+    for (ip, path, depth) in
+        [(super::panel_maps::SE_IP, "/products/a", 100), (super::panel_maps::US_IP, "/products/a", 40)]
+    {
         super::panel_maps::human_visit(&env, SHOP_A, ip, path, depth).await;
     }
     env.headless_visit(SHOP_A, "81.2.69.142").await;

@@ -26,8 +26,14 @@ pub(super) async fn human_visit(env: &Env, shop: &str, ip: &str, path: &str, dep
     let events = vec![
         format!(r#"{{"t":"en","ts":{now},"wd":0,"hl":0,"pl":5,"lg":2}}"#),
         format!(r#"{{"t":"pv","ts":{}}}"#, now + 1),
-        format!(r#"{{"t":"cl","ts":{},"x":1270,"y":10,"pw":1280,"ph":2560,"tg":"a","sel":"a.cart","ap":1}}"#, now + 400),
-        format!(r#"{{"t":"cl","ts":{},"x":5,"y":1290,"pw":1280,"ph":2560,"tg":"button","sel":"button#buy","ap":1}}"#, now + 900),
+        format!(
+            r#"{{"t":"cl","ts":{},"x":1270,"y":10,"pw":1280,"ph":2560,"tg":"a","sel":"a.cart","ap":1}}"#,
+            now + 400
+        ),
+        format!(
+            r#"{{"t":"cl","ts":{},"x":5,"y":1290,"pw":1280,"ph":2560,"tg":"button","sel":"button#buy","ap":1}}"#,
+            now + 900
+        ),
         format!(r#"{{"t":"sc","ts":{},"d":{},"ph":2560}}"#, now + 950, depth / 2),
         format!(r#"{{"t":"sc","ts":{},"d":{depth},"ph":2560}}"#, now + 1000),
     ];
@@ -82,7 +88,12 @@ async fn maps_show_the_token_shops_countries_clicks_and_scrolls(db: TestDb) {
     assert_eq!((map["cols"].as_i64(), map["rows"].as_i64()), (Some(24), Some(48)));
     assert_eq!(map["clicks"], 5);
     let cell = |col: i64, row: i64| {
-        map["cells"].as_array().unwrap().iter().find(|c| c["col"] == col && c["row"] == row).map(|c| c["clicks"].clone())
+        map["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["col"] == col && c["row"] == row)
+            .map(|c| c["clicks"].clone())
     };
     // x 1270 of 1280 → last column, y 10 of 2560 → first row; x 5, y 1290 → column 0, row 24.
     assert_eq!(cell(23, 0), Some(json!(2)), "{map}");
@@ -149,7 +160,10 @@ async fn privacy_mode_export_and_delete(db: TestDb) {
     let resp = send(&env, SHOP_A, Method::PUT, "/api/panel/privacy/mode", Some(json!({ "mode": "strict" }))).await;
     assert_eq!(resp.status(), 200);
     let view: Value = resp.json().await.unwrap();
-    assert_eq!((view["mode"].as_str(), view["retention"]["pointer_paths_stored"].as_bool()), (Some("strict"), Some(false)));
+    assert_eq!(
+        (view["mode"].as_str(), view["retention"]["pointer_paths_stored"].as_bool()),
+        (Some("strict"), Some(false))
+    );
     assert_eq!(view["audit"][0]["action"], "privacy_mode");
     assert_eq!(view["audit"][0]["actor"], "shopify-user:1");
     assert_eq!(env.get_json(SHOP_B, "/api/panel/privacy").await["mode"], "balanced", "B's mode is untouched");
@@ -233,13 +247,22 @@ async fn standalone_privacy_changes_need_an_owner_and_the_csrf_token() {
         }
     };
     let (viewer, viewer_csrf) = login("viewer@own.example").await;
-    let view: Value =
-        app.client.get(app.url("/api/panel/privacy")).header("cookie", &viewer).send().await.unwrap().json().await.unwrap();
+    let view: Value = app
+        .client
+        .get(app.url("/api/panel/privacy"))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!((view["mode"].as_str(), view["can_manage"].as_bool()), (Some("balanced"), Some(false)));
     let resp = put_mode(viewer.clone(), Some(viewer_csrf)).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "owner_required");
-    let resp = app.client.get(app.url("/api/panel/privacy/visitor?visitor_id=1")).header("cookie", &viewer).send().await;
+    let resp =
+        app.client.get(app.url("/api/panel/privacy/visitor?visitor_id=1")).header("cookie", &viewer).send().await;
     assert_eq!(resp.unwrap().status(), 403, "viewers cannot export a visitor");
 
     let (owner, owner_csrf) = login("owner@own.example").await;

@@ -149,11 +149,17 @@ mod tests {
     fn retention_sentences_follow_the_mode_and_the_plan() {
         let balanced = retention_lines(&retention(true, Some(24), Some(7), None));
         assert_eq!(balanced[0], "Raw events are deleted after 90 days.");
-        assert_eq!(balanced[1], "Pointer paths are deleted after 24 hours, or after 7 days when a rule flagged the session.");
+        assert_eq!(
+            balanced[1],
+            "Pointer paths are deleted after 24 hours, or after 7 days when a rule flagged the session."
+        );
         assert_eq!(retention_lines(&retention(false, None, None, None))[1], "Pointer paths are never stored.");
         let forensic = retention_lines(&retention(true, None, None, Some(("pro", 30))));
         assert_eq!(forensic[1], "Pointer paths are kept as long as the other raw events.");
-        assert_eq!(forensic[2], "Your pro plan lists 30 days of raw data; this server deletes raw data by the number above.");
+        assert_eq!(
+            forensic[2],
+            "Your pro plan lists 30 days of raw data; this server deletes raw data by the number above."
+        );
     }
 
     #[test]

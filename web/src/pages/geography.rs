@@ -103,7 +103,8 @@ fn map_view(map: &WorldMap, countries: &[CountryStats], metric: Metric) -> impl 
         .iter()
         .map(|&(level, lo, hi)| {
             let class = format!("swatch-box {} l{level}", metric_class(metric));
-            let range = if lo == hi { format::count(lo) } else { format!("{}–{}", format::count(lo), format::count(hi)) };
+            let range =
+                if lo == hi { format::count(lo) } else { format!("{}–{}", format::count(lo), format::count(hi)) };
             view! { <li><span class=class aria-hidden="true"></span>{range}</li> }
         })
         .collect_view();

@@ -38,7 +38,8 @@ pub fn PagesPage(path: String) -> impl IntoView {
 #[component]
 fn PageList(range: RwSignal<String>) -> impl IntoView {
     let data = fetch_into::<PageActivityList>(move || format!("/api/panel/pages?range={}", range.get()));
-    move || match data.get() {
+    move || {
+        match data.get() {
         Load::Loading => loading(),
         Load::Failed(e) => failure(&e),
         Load::Ready(list) if list.pages.is_empty() => view! {
@@ -76,13 +77,13 @@ fn PageList(range: RwSignal<String>) -> impl IntoView {
             .into_any()
         }
     }
+    }
 }
 
 #[component]
 fn PageDetail(path: String, range: RwSignal<String>) -> impl IntoView {
     let api_path = encode(&path);
-    let data =
-        fetch_into::<PageMap>(move || format!("/api/panel/pages/map?path={api_path}&range={}", range.get()));
+    let data = fetch_into::<PageMap>(move || format!("/api/panel/pages/map?path={api_path}&range={}", range.get()));
     view! {
         <p><a href="/app/pages">"← All pages"</a></p>
         <h2 class="page-path"><code>{path}</code></h2>
@@ -184,7 +185,10 @@ fn scroll_map(m: &PageMap) -> impl IntoView + use<> {
             }
         })
         .collect_view();
-    let caption = format!("Share of the {} sessions that scrolled this page reaching each depth", format::count(m.scroll_sessions));
+    let caption = format!(
+        "Share of the {} sessions that scrolled this page reaching each depth",
+        format::count(m.scroll_sessions)
+    );
     view! {
         <section class="card scroll-map">
             <h2>"Scroll depth"</h2>

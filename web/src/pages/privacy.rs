@@ -81,7 +81,8 @@ fn ModeCard(state: PrivacyView, data: RwSignal<Load<PrivacyView>>) -> impl IntoV
             }
         });
     };
-    let owner_hint = (!can_manage).then(|| view! { <p class="hint">"Only an owner of this site can change the privacy mode."</p> });
+    let owner_hint =
+        (!can_manage).then(|| view! { <p class="hint">"Only an owner of this site can change the privacy mode."</p> });
     view! {
         <section class="card">
             <form on:submit=save aria-label="Privacy mode">
@@ -218,15 +219,13 @@ fn VisitorCard(can_manage: bool, session: Option<i64>, audit: RwSignal<Vec<Audit
             }
             .into_any()
         }
-        Step::Deleted(d) => {
-            view! {
-                <div class="banner success" role="status" id="visitor-deleted"><p>{format!(
-                    "Deleted visitor {}: {} session(s), {} event(s), {} verdict(s).",
-                    d.visitor_id, d.sessions, d.events, d.threats
-                )}</p></div>
-            }
-            .into_any()
+        Step::Deleted(d) => view! {
+            <div class="banner success" role="status" id="visitor-deleted"><p>{format!(
+                "Deleted visitor {}: {} session(s), {} event(s), {} verdict(s).",
+                d.visitor_id, d.sessions, d.events, d.threats
+            )}</p></div>
         }
+        .into_any(),
     };
     view! {
         <section class="card">

@@ -9,9 +9,9 @@ use ghosttrack_wire::{
 };
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::{ApiResponse, OpenApi};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
 
 use super::auth::PanelAuthError;
 use super::{DEFAULT_LIMIT, MAX_LIMIT, RangeParam, error_body, user};

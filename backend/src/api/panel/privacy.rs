@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use ghosttrack_wire::{AuditEntry, PanelError as ApiError, PrivacyModeChange, PrivacyView, RetentionView, VisitorDeleted};
+use ghosttrack_wire::{
+    AuditEntry, PanelError as ApiError, PrivacyModeChange, PrivacyView, RetentionView, VisitorDeleted,
+};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Query;
@@ -220,7 +222,8 @@ impl PanelPrivacyApi {
             Ok(x) => x,
             Err(e) => return ExportResponse::storage(e),
         };
-        let detail = json!({ "visitor_id": visitor.0, "sessions": export.sessions.len(), "events": export.events.len() });
+        let detail =
+            json!({ "visitor_id": visitor.0, "sessions": export.sessions.len(), "events": export.events.len() });
         if let Err(e) = panel_audit::record(&state.db, u.scope, &u.actor, "visitor_export", &detail).await {
             return ExportResponse::storage(e);
         }
