@@ -32,6 +32,8 @@ mod m20261123_200003_create_alert_outbox;
 mod m20261123_300001_create_subscriptions;
 mod m20261123_300002_create_usage_counters;
 mod m20261123_300003_create_billing_notices;
+mod m20261124_510001_create_panel_audit_log;
+mod m20261124_510002_index_events_site_kind_ts;
 
 pub struct Migrator;
 
@@ -67,6 +69,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_150004_create_login_attempts::Migration),
             Box::new(m20261123_150005_create_stats_rollups::Migration),
             Box::new(m20261123_150006_create_stats_rollup_state::Migration),
+            Box::new(m20261124_510001_create_panel_audit_log::Migration),
+            Box::new(m20261124_510002_index_events_site_kind_ts::Migration),
         ]
     }
 }

@@ -111,6 +111,50 @@ try {
   // Narrow screens: the panel stays usable at 360 px.
   await page.setViewportSize({ width: 360, height: 800 });
   await open('Overview', 'overview-360', 'svg.chart');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  // Geography: the seeded shoppers' countries are shaded, focusable and titled; the table agrees.
+  await open('Geography', 'geography', 'svg.world path.country[data-country="SE"]');
+  summary.geography = await frame.evaluate(() => ({
+    shaded: [...document.querySelectorAll('svg.world path[data-country]')].map((p) => p.dataset.country).sort(),
+    rows: document.querySelectorAll('table#countries tr.country-row').length,
+    title: document.querySelector('svg.world path[data-country="SE"] title')?.textContent,
+  }));
+  if (!summary.geography.shaded.includes('US') || !summary.geography.title?.startsWith('Sweden: 1 visitor')) {
+    throw new Error(`geography: ${JSON.stringify(summary.geography)}`);
+  }
+
+  // Pages: the list, then the page's click grid over its wireframe and the scroll-depth bars.
+  await open('Pages', 'pages', 'table#pages tr.page-row a');
+  await frame.click('table#pages tr.page-row a');
+  await frame.waitForSelector('svg.wireframe rect.heat', { timeout: 10_000 });
+  await frame.waitForSelector('table#scroll-depth tr.depth', { timeout: 10_000 });
+  summary.pageMap = await frame.evaluate(() => ({
+    cells: document.querySelectorAll('svg.wireframe rect.heat').length,
+    depths: document.querySelectorAll('table#scroll-depth tr.depth').length,
+  }));
+  await audit('page-map');
+
+  // Privacy: the modes, then "delete this visitor" from a shopper's session detail page.
+  await open('Privacy', 'privacy', 'input[name="privacy-mode"]');
+  await open('Sessions', 'sessions-before-delete', 'table#sessions tr.session');
+  await frame.click('table#sessions tr.session:last-child a');
+  await frame.waitForSelector('#visitor-privacy', { timeout: 10_000 });
+  await frame.click('#visitor-privacy');
+  await frame.waitForSelector('#find-visitor', { timeout: 10_000 });
+  await frame.click('#find-visitor');
+  await frame.waitForSelector('#visitor-found', { timeout: 10_000 });
+  await audit('privacy-found');
+  await frame.click('#delete-visitor');
+  await frame.waitForSelector('#confirm-delete', { timeout: 5_000 });
+  await frame.click('#confirm-delete');
+  await frame.waitForSelector('#visitor-deleted', { timeout: 10_000 });
+  await frame.waitForSelector('table#privacy-audit tr.audit', { timeout: 10_000 });
+  summary.privacyDeleted = await frame.textContent('#visitor-deleted');
+  await audit('privacy-deleted');
+
+  await page.setViewportSize({ width: 360, height: 800 });
+  await open('Geography', 'geography-360', 'table#countries tr.country-row');
 
   summary.serious = Object.entries(summary.pages).flatMap(([name, p]) =>
     p.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${name}: ${v.id} (${v.help})`));

@@ -184,3 +184,14 @@ pub async fn stream(
         }
     }
 }
+
+/// Any method with an optional JSON body (`PUT`, `DELETE`, …); unsafe methods carry the CSRF
+/// token standalone like [`post`].
+pub async fn request<B: Serialize, T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: Option<&B>,
+) -> Result<T, ApiFailure> {
+    let body = body.map(|b| serde_json::to_string(b).unwrap_or_default());
+    read(send(method, path, body.as_deref(), None).await?).await
+}

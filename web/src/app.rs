@@ -107,6 +107,9 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
                 <a href="/app/sessions">"Sessions"</a>
                 <a href="/app/rules">"Rules"</a>
                 <a href="/app/setup">"Setup"</a>
+                <a href="/app/geography">"Geography"</a>
+                <a href="/app/pages">"Pages"</a>
+                <a href="/app/privacy">"Privacy"</a>
             </ui-nav-menu>
         }
     });
@@ -135,6 +138,9 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
         Route::Session(id) => view! { <pages::session::SessionPage id=id/> }.into_any(),
         Route::Setup => view! { <pages::setup::Setup/> }.into_any(),
         Route::Rules => view! { <pages::rules::Rules/> }.into_any(),
+        Route::Geography => view! { <pages::geography::GeographyPage/> }.into_any(),
+        Route::Pages(path) => view! { <pages::heatmaps::PagesPage path=path/> }.into_any(),
+        Route::Privacy(query) => view! { <pages::privacy::PrivacyPage query=query/> }.into_any(),
         Route::NotFound => view! {
             <section class="empty"><p>"This page does not exist."</p><a href="/app">"Go to the overview"</a></section>
         }

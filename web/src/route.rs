@@ -15,6 +15,11 @@ pub enum Route {
     Setup,
     Rules,
     NotFound,
+    Geography,
+    /// Pages (click and scroll maps): the selected page's path, empty for the list.
+    Pages(String),
+    /// Privacy; the string is its query (`session=<id>` from a session detail page), without `?`.
+    Privacy(String),
 }
 
 impl Route {
@@ -28,6 +33,9 @@ impl Route {
             "/sessions" => Route::Sessions(query.trim_start_matches('?').to_owned()),
             "/setup" => Route::Setup,
             "/rules" => Route::Rules,
+            "/geography" => Route::Geography,
+            "/pages" => Route::Pages(query_value(query, "path")),
+            "/privacy" => Route::Privacy(query.trim_start_matches('?').to_owned()),
             _ => match rest.strip_prefix("/sessions/").map(str::parse::<i64>) {
                 Some(Ok(id)) if id > 0 => Route::Session(id),
                 _ => Route::NotFound,
@@ -46,6 +54,11 @@ impl Route {
             Route::Setup => format!("{BASE}/setup"),
             Route::Rules => format!("{BASE}/rules"),
             Route::NotFound => BASE.to_owned(),
+            Route::Geography => format!("{BASE}/geography"),
+            Route::Pages(p) if p.is_empty() => format!("{BASE}/pages"),
+            Route::Pages(p) => format!("{BASE}/pages?path={}", crate::logic::filters::encode(p)),
+            Route::Privacy(q) if q.is_empty() => format!("{BASE}/privacy"),
+            Route::Privacy(q) => format!("{BASE}/privacy?{q}"),
         }
     }
 
@@ -59,6 +72,9 @@ impl Route {
             Route::Setup => "Setup",
             Route::Rules => "Rules",
             Route::NotFound => "Page not found",
+            Route::Geography => "Geography",
+            Route::Pages(_) => "Pages",
+            Route::Privacy(_) => "Privacy",
         }
     }
 
@@ -71,13 +87,34 @@ impl Route {
                 | (Route::Sessions(_), Route::Sessions(_) | Route::Session(_))
                 | (Route::Setup, Route::Setup)
                 | (Route::Rules, Route::Rules)
+                | (Route::Geography, Route::Geography)
+                | (Route::Pages(_), Route::Pages(_))
+                | (Route::Privacy(_), Route::Privacy(_))
         )
     }
 }
 
 /// The entries of the navigation (App Bridge `<ui-nav-menu>` or the standalone sidebar).
-pub fn nav() -> [Route; 5] {
-    [Route::Overview, Route::Threats, Route::Sessions(String::new()), Route::Rules, Route::Setup]
+pub fn nav() -> [Route; 8] {
+    [
+        Route::Overview,
+        Route::Threats,
+        Route::Sessions(String::new()),
+        Route::Rules,
+        Route::Setup,
+        Route::Geography,
+        Route::Pages(String::new()),
+        Route::Privacy(String::new()),
+    ]
+}
+
+/// The decoded value of `key` in a query string (empty when absent).
+fn query_value(query: &str, key: &str) -> String {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|p| p.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| crate::logic::filters::decode(v)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -96,6 +133,10 @@ mod tests {
     #[case("/app/setup", "", Route::Setup)]
     #[case("/app/rules/", "", Route::Rules)]
     #[case("/elsewhere", "", Route::NotFound)]
+    #[case("/app/geography", "", Route::Geography)]
+    #[case("/app/pages", "", Route::Pages(String::new()))]
+    #[case("/app/pages", "?path=%2Fproducts%2Fa%3Fx", Route::Pages("/products/a?x".into()))]
+    #[case("/app/privacy", "?session=9", Route::Privacy("session=9".into()))]
     fn paths_parse_to_routes(#[case] path: &str, #[case] query: &str, #[case] expected: Route) {
         assert_eq!(Route::parse(path, query), expected);
     }
@@ -107,6 +148,10 @@ mod tests {
     #[case(Route::Session(7_000_000_000_000_000_001))]
     #[case(Route::Setup)]
     #[case(Route::Rules)]
+    #[case(Route::Geography)]
+    #[case(Route::Pages(String::new()))]
+    #[case(Route::Pages("/collections/all shoes".into()))]
+    #[case(Route::Privacy("session=4".into()))]
     fn href_round_trips(#[case] route: Route) {
         let href = route.href();
         let (path, query) = href.split_once('?').unwrap_or((&href, ""));

@@ -41,24 +41,41 @@ pub struct Cutoffs {
     pub pointer_paths_before: Option<UnixMillis>,
 }
 
-/// What the mode and the settings allow at `now`.
-pub fn cutoffs(mode: PrivacyMode, settings: &PrivacySettings, now: UnixMillis) -> Cutoffs {
-    let days = match mode {
+/// How long a mode keeps raw data under the settings (what the panel's Privacy page shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDays {
+    /// Raw events, days.
+    pub raw_events: u32,
+    /// Balanced only: pointer paths of sessions no verdict flagged, hours.
+    pub unflagged_pointer_path_hours: Option<u32>,
+    /// Balanced only: pointer paths of flagged sessions, days.
+    pub flagged_pointer_path_days: Option<u32>,
+}
+
+/// The retention of `mode`: strict sites store no pointer paths, forensic sites keep them with
+/// the rest of their events.
+pub fn retention_days(mode: PrivacyMode, settings: &PrivacySettings) -> RetentionDays {
+    let raw_events = match mode {
         PrivacyMode::Forensic => settings.forensic_retention_days,
         PrivacyMode::Strict | PrivacyMode::Balanced => settings.retention_days,
     };
-    let (unflagged, flagged) = match mode {
-        PrivacyMode::Balanced => (
-            Some(UnixMillis(now.0 - i64::from(settings.unflagged_pointer_path_hours) * HOUR_MS)),
-            Some(UnixMillis(now.0 - i64::from(settings.flagged_pointer_path_days) * DAY_MS)),
-        ),
-        // Strict sites store none; forensic sites keep them with the rest.
-        PrivacyMode::Strict | PrivacyMode::Forensic => (None, None),
-    };
+    let balanced = mode == PrivacyMode::Balanced;
+    RetentionDays {
+        raw_events,
+        unflagged_pointer_path_hours: balanced.then_some(settings.unflagged_pointer_path_hours),
+        flagged_pointer_path_days: balanced.then_some(settings.flagged_pointer_path_days),
+    }
+}
+
+/// What the mode and the settings allow at `now`.
+pub fn cutoffs(mode: PrivacyMode, settings: &PrivacySettings, now: UnixMillis) -> Cutoffs {
+    let days = retention_days(mode, settings);
     Cutoffs {
-        events_before: UnixMillis(now.0 - i64::from(days) * DAY_MS),
-        unflagged_pointer_paths_before: unflagged,
-        pointer_paths_before: flagged,
+        events_before: UnixMillis(now.0 - i64::from(days.raw_events) * DAY_MS),
+        unflagged_pointer_paths_before: days
+            .unflagged_pointer_path_hours
+            .map(|h| UnixMillis(now.0 - i64::from(h) * HOUR_MS)),
+        pointer_paths_before: days.flagged_pointer_path_days.map(|d| UnixMillis(now.0 - i64::from(d) * DAY_MS)),
     }
 }
 
@@ -189,5 +206,19 @@ mod tests {
         assert_eq!(forensic.capped_by_plan(Some(7), now).events_before, UnixMillis(now.0 - 7 * DAY_MS));
         assert_eq!(forensic.capped_by_plan(Some(365), now), forensic);
         assert_eq!(forensic.capped_by_plan(None, now), forensic);
+    }
+
+    #[test]
+    fn the_panel_sees_each_modes_retention() {
+        let s = PrivacySettings::default();
+        let balanced = retention_days(PrivacyMode::Balanced, &s);
+        assert_eq!(
+            (balanced.raw_events, balanced.unflagged_pointer_path_hours, balanced.flagged_pointer_path_days),
+            (90, Some(24), Some(7))
+        );
+        let forensic = retention_days(PrivacyMode::Forensic, &s);
+        assert_eq!((forensic.raw_events, forensic.unflagged_pointer_path_hours), (30, None));
+        let strict = retention_days(PrivacyMode::Strict, &s);
+        assert_eq!((strict.raw_events, strict.flagged_pointer_path_days), (90, None));
     }
 }

@@ -11,6 +11,8 @@ pub mod events;
 pub mod invitations;
 pub mod login_attempts;
 pub mod panel;
+pub mod panel_audit;
+pub mod panel_maps;
 pub mod pg_writer;
 pub mod privacy;
 pub mod rollups;

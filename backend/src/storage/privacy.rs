@@ -171,6 +171,20 @@ pub async fn export_visitor(
     })
 }
 
+/// The visitor of one of the tenant's sessions (the panel deletes "the visitor of this session").
+pub async fn visitor_of_session(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    session: SessionId,
+) -> Result<Option<VisitorId>, StorageError> {
+    Ok(sessions::Entity::find()
+        .filter(sessions::Column::SiteId.eq(scope.site_id()))
+        .filter(sessions::Column::Id.eq(session))
+        .one(db)
+        .await?
+        .map(|s| s.visitor_id))
+}
+
 /// Rows deleted by [`delete_visitor`].
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Deleted {

@@ -11,6 +11,7 @@ mod extension;
 mod infra;
 mod migrations;
 mod panel;
+mod panel_maps;
 mod pixel;
 mod privacy;
 mod rollups;

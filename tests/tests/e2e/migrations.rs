@@ -196,10 +196,12 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until", "provisional_until"]),
+    ("create_panel_audit_log", "panel_audit_log", &["id", "site_id", "actor", "action", "detail", "created_at"]),
+    ("index_events_site_kind_ts", "events", &["site_id", "kind", "ts", "path"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
-const ALTERS: &[&str] = &["drop_events_site_fk_on_postgres", "link_shopify_orders"];
+const ALTERS: &[&str] = &["drop_events_site_fk_on_postgres", "link_shopify_orders", "index_events_site_kind_ts"];
 
 fn alters(suffix: &str) -> bool {
     ALTERS.contains(&suffix)
@@ -281,4 +283,35 @@ async fn events_site_key_is_dropped_on_postgres_only() {
         .unwrap()
         .unwrap();
     assert_eq!(row.try_get::<i32>("", "n").unwrap(), 1, "SQLite keeps its key");
+}
+
+/// `index_events_site_kind_ts` adds the Pages maps' index on both backends and removes it on down.
+async fn kind_index_comes_and_goes(db: &DatabaseConnection) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'idx_events_site_kind_ts_path'",
+        _ => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index' AND name = 'idx_events_site_kind_ts_path'",
+    };
+    let count = || async {
+        let row = db.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    };
+    let step = Migrator::migrations().iter().position(|m| m.name().ends_with("index_events_site_kind_ts")).unwrap();
+    Migrator::up(db, Some(step as u32)).await.unwrap();
+    assert_eq!(count().await, 0);
+    Migrator::up(db, Some(1)).await.unwrap();
+    assert_eq!(count().await, 1);
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(count().await, 0);
+}
+
+#[tokio::test]
+async fn the_pages_maps_index_applies_and_reverts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Database::connect(format!("sqlite://{}/m.db?mode=rwc", dir.path().display())).await.unwrap();
+    kind_index_comes_and_goes(&lite).await;
+    if let Some(server) = pg::server_url() {
+        kind_index_comes_and_goes(&Database::connect(pg::fresh_database(&server).await).await.unwrap()).await;
+    }
 }

@@ -390,6 +390,12 @@ async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser
     );
     let env = start(TestDb::Sqlite, Some(dist)).await;
     env.install(SHOP_A).await;
+    // Shoppers first (Geography, Pages, Privacy), then the blocked visit the Sessions step opens.
+    for (ip, path, depth) in
+        [(super::panel_maps::SE_IP, "/products/a", 100), (super::panel_maps::US_IP, "/products/a", 40)]
+    {
+        super::panel_maps::human_visit(&env, SHOP_A, ip, path, depth).await;
+    }
     env.headless_visit(SHOP_A, "81.2.69.142").await;
     env.threats(SHOP_A).await;
     let admin = format!(
@@ -414,7 +420,23 @@ async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser
     assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(summary["serious"], serde_json::json!([]), "{summary}");
     assert_eq!(summary["adminTitle"], "Overview", "the title bar reached the admin");
-    for page in ["overview", "sessions", "session", "setup", "rules", "threats", "threats-live", "overview-360"] {
+    for page in [
+        "overview",
+        "sessions",
+        "session",
+        "setup",
+        "rules",
+        "threats",
+        "threats-live",
+        "overview-360",
+        "geography",
+        "pages",
+        "page-map",
+        "privacy",
+        "privacy-found",
+        "privacy-deleted",
+        "geography-360",
+    ] {
         assert!(shots.join(format!("panel-{page}.png")).exists(), "{page} screenshot");
     }
     // Measured, not asserted (see docs/BENCHMARKS.md).

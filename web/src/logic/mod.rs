@@ -4,4 +4,7 @@
 pub mod chart;
 pub mod filters;
 pub mod format;
+pub mod heatmap;
+pub mod privacy;
 pub mod replay;
+pub mod world;

@@ -1,8 +1,11 @@
 //! One module per page. Components are thin: they fetch through `api`, keep the answer in a
 //! signal and render it; computations live in `crate::logic`.
 
+pub mod geography;
+pub mod heatmaps;
 pub mod login;
 pub mod overview;
+pub mod privacy;
 pub mod rules;
 pub mod session;
 pub mod sessions;

@@ -45,6 +45,7 @@ fn detail(d: SessionDetail) -> impl IntoView {
         view! { <p>"Verdict: "{decision_badge(dec)}" score "{score}</p> }
     });
     let signals = signals_view(d.signals.clone());
+    let privacy = format!("/app/privacy?session={}", s.id);
     let timeline = d
         .timeline
         .iter()
@@ -57,6 +58,7 @@ fn detail(d: SessionDetail) -> impl IntoView {
             <h2>"Summary"</h2>
             {verdict}
             <dl class="facts">{facts}</dl>
+            <p><a href=privacy id="visitor-privacy">"Export or delete this visitor's data"</a></p>
         </section>
         <ReplayPanel detail=d.clone()/>
         <section class="card">

@@ -233,3 +233,8 @@ wire! {
         pub rules: Vec<RuleItem>,
     }
 }
+
+mod maps;
+mod privacy;
+pub use maps::*;
+pub use privacy::*;

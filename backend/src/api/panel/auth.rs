@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 
 use ghosttrack_wire::PanelError as ApiError;
 
+use crate::accounts::{Action, Role};
 use crate::shopify::embedded::{self, BearerError, RETRY_HEADER};
 use crate::shopify::shop_domain::ShopDomain;
 use crate::startup::AppState;
@@ -21,6 +22,18 @@ pub struct PanelUser {
     pub scope: TenantScope,
     pub site: Site,
     pub shop: Option<ShopDomain>,
+    /// Standalone: the user's role. Inside Shopify admin: `Owner`, because Shopify decides which
+    /// staff may open the app at all (app permissions in the Shopify admin).
+    pub role: Role,
+    /// Who acted, for audit records: `user:<id>` (standalone) or `shopify-user:<id>` (the id
+    /// token's `sub`; `shopify-user:unknown` without one). Ids only, never a name or an email.
+    pub actor: String,
+}
+
+impl PanelUser {
+    pub fn allows(&self, action: Action) -> bool {
+        self.role.allows(action)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +124,13 @@ async fn session_cookie(state: &AppState, req: &Request, value: &str) -> Result<
         }
     };
     match crate::storage::sites::find_by_id(&state.db, principal.scope.site_id()).await {
-        Ok(Some(site)) => Ok(PanelUser { scope: principal.scope, site, shop: None }),
+        Ok(Some(site)) => Ok(PanelUser {
+            scope: principal.scope,
+            site,
+            shop: None,
+            role: principal.role,
+            actor: format!("user:{}", principal.user_id.0),
+        }),
         Ok(None) => {
             Err(PanelAuthError::Invalid { message: "the session's site no longer exists".into(), retry: false })
         }
@@ -144,9 +163,16 @@ async fn bearer(state: &AppState, req: &Request) -> Result<PanelUser, PanelAuthE
         Ok::<_, crate::storage::StorageError>((shop, site))
     };
     match lookup.await {
-        Ok((Some(shop), Some(site))) if shop.active => {
-            Ok(PanelUser { scope: shop.scope(), site, shop: Some(verified.shop.clone()) })
-        }
+        Ok((Some(shop), Some(site))) if shop.active => Ok(PanelUser {
+            scope: shop.scope(),
+            site,
+            shop: Some(verified.shop.clone()),
+            role: Role::Owner,
+            actor: match verified.user_id {
+                Some(id) => format!("shopify-user:{id}"),
+                None => "shopify-user:unknown".to_owned(),
+            },
+        }),
         Ok(_) => Err(PanelAuthError::NotInstalled),
         Err(error) => {
             tracing::error!(error = %error, "panel sign-in lookup failed");

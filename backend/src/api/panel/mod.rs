@@ -379,3 +379,7 @@ impl PanelApi {
         SetupResponse::Ok(Json(status))
     }
 }
+
+// After `panel_response!`, which they use.
+pub mod maps;
+pub mod privacy;
