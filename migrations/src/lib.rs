@@ -32,6 +32,7 @@ mod m20261123_200003_create_alert_outbox;
 mod m20261123_300001_create_subscriptions;
 mod m20261123_300002_create_usage_counters;
 mod m20261123_300003_create_billing_notices;
+mod m20261124_520001_create_rule_settings;
 
 pub struct Migrator;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_150004_create_login_attempts::Migration),
             Box::new(m20261123_150005_create_stats_rollups::Migration),
             Box::new(m20261123_150006_create_stats_rollup_state::Migration),
+            Box::new(m20261124_520001_create_rule_settings::Migration),
         ]
     }
 }

@@ -89,16 +89,28 @@ pub fn App() -> impl IntoView {
             }
         });
     }
-    let on_signed_in = Callback::new(move |()| sign_in.set(SignIn::SignedIn));
+    let on_signed_in = Callback::new(move |()| {
+        if router.get_untracked() == Route::AcceptInvitation {
+            router.set(Route::Overview);
+        }
+        sign_in.set(SignIn::SignedIn)
+    });
+    let on_signed_out = Callback::new(move |()| {
+        api::set_csrf(None);
+        sign_in.set(SignIn::SignedOut)
+    });
     move || match sign_in.get() {
         SignIn::Checking => view! { <p class="loading" role="status">"Loading GhostTrack…"</p> }.into_any(),
+        SignIn::SignedOut if router.get() == Route::AcceptInvitation => {
+            view! { <pages::invitation::AcceptInvitation on_signed_in=on_signed_in/> }.into_any()
+        }
         SignIn::SignedOut => view! { <pages::login::Login on_signed_in=on_signed_in/> }.into_any(),
-        SignIn::SignedIn => view! { <Shell router=router embedded=embedded/> }.into_any(),
+        SignIn::SignedIn => view! { <Shell router=router embedded=embedded on_signed_out=on_signed_out/> }.into_any(),
     }
 }
 
 #[component]
-fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
+fn Shell(router: RwSignal<Route>, embedded: bool, on_signed_out: Callback<()>) -> impl IntoView {
     let app_bridge_nav = embedded.then(|| {
         view! {
             <ui-nav-menu>
@@ -107,6 +119,8 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
                 <a href="/app/sessions">"Sessions"</a>
                 <a href="/app/rules">"Rules"</a>
                 <a href="/app/setup">"Setup"</a>
+                <a href="/app/alerts">"Alerts"</a>
+                <a href="/app/billing">"Billing"</a>
             </ui-nav-menu>
         }
     });
@@ -121,10 +135,18 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
                 view! { <li><a href=href aria-current=current>{title}</a></li> }
             })
             .collect_view();
+        let sign_out = move |_| {
+            spawn_local(async move {
+                // The session ends server-side either way; a failure only means it already had.
+                let _ = api::post_empty::<serde_json::Value>("/api/account/logout").await;
+                on_signed_out.run(());
+            });
+        };
         view! {
             <nav class="sidebar" aria-label="GhostTrack">
                 <p class="brand">"GhostTrack"</p>
                 <ul>{links}</ul>
+                <button class="button sign-out" id="sign-out" on:click=sign_out>"Sign out"</button>
             </nav>
         }
     });
@@ -135,6 +157,12 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
         Route::Session(id) => view! { <pages::session::SessionPage id=id/> }.into_any(),
         Route::Setup => view! { <pages::setup::Setup/> }.into_any(),
         Route::Rules => view! { <pages::rules::Rules/> }.into_any(),
+        Route::Alerts => view! { <pages::alerts::Alerts/> }.into_any(),
+        Route::Billing => view! { <pages::billing::Billing/> }.into_any(),
+        Route::AcceptInvitation => view! {
+            <section class="empty card"><p>"You are signed in already."</p><a href="/app">"Go to the overview"</a></section>
+        }
+        .into_any(),
         Route::NotFound => view! {
             <section class="empty"><p>"This page does not exist."</p><a href="/app">"Go to the overview"</a></section>
         }
@@ -147,6 +175,7 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
         <div class=class>
             {sidebar}
             <main id="main">
+                <pages::billing::QuotaBannerSlot/>
                 <h1>{move || router.get().title()}</h1>
                 {page}
             </main>

@@ -14,6 +14,10 @@ pub enum Route {
     Session(i64),
     Setup,
     Rules,
+    Alerts,
+    Billing,
+    /// The invitation link (`#token=…` in the fragment); shown signed out.
+    AcceptInvitation,
     NotFound,
 }
 
@@ -28,6 +32,9 @@ impl Route {
             "/sessions" => Route::Sessions(query.trim_start_matches('?').to_owned()),
             "/setup" => Route::Setup,
             "/rules" => Route::Rules,
+            "/alerts" => Route::Alerts,
+            "/billing" => Route::Billing,
+            "/accept-invitation" => Route::AcceptInvitation,
             _ => match rest.strip_prefix("/sessions/").map(str::parse::<i64>) {
                 Some(Ok(id)) if id > 0 => Route::Session(id),
                 _ => Route::NotFound,
@@ -45,6 +52,9 @@ impl Route {
             Route::Session(id) => format!("{BASE}/sessions/{id}"),
             Route::Setup => format!("{BASE}/setup"),
             Route::Rules => format!("{BASE}/rules"),
+            Route::Alerts => format!("{BASE}/alerts"),
+            Route::Billing => format!("{BASE}/billing"),
+            Route::AcceptInvitation => format!("{BASE}/accept-invitation"),
             Route::NotFound => BASE.to_owned(),
         }
     }
@@ -58,6 +68,9 @@ impl Route {
             Route::Session(_) => "Session",
             Route::Setup => "Setup",
             Route::Rules => "Rules",
+            Route::Alerts => "Alerts",
+            Route::Billing => "Billing",
+            Route::AcceptInvitation => "Join GhostTrack",
             Route::NotFound => "Page not found",
         }
     }
@@ -71,13 +84,23 @@ impl Route {
                 | (Route::Sessions(_), Route::Sessions(_) | Route::Session(_))
                 | (Route::Setup, Route::Setup)
                 | (Route::Rules, Route::Rules)
+                | (Route::Alerts, Route::Alerts)
+                | (Route::Billing, Route::Billing)
         )
     }
 }
 
 /// The entries of the navigation (App Bridge `<ui-nav-menu>` or the standalone sidebar).
-pub fn nav() -> [Route; 5] {
-    [Route::Overview, Route::Threats, Route::Sessions(String::new()), Route::Rules, Route::Setup]
+pub fn nav() -> [Route; 7] {
+    [
+        Route::Overview,
+        Route::Threats,
+        Route::Sessions(String::new()),
+        Route::Rules,
+        Route::Setup,
+        Route::Alerts,
+        Route::Billing,
+    ]
 }
 
 #[cfg(test)]
@@ -95,6 +118,8 @@ mod tests {
     #[case("/app/sessions/abc", "", Route::NotFound)]
     #[case("/app/setup", "", Route::Setup)]
     #[case("/app/rules/", "", Route::Rules)]
+    #[case("/app/alerts", "", Route::Alerts)]
+    #[case("/app/billing", "", Route::Billing)]
     #[case("/elsewhere", "", Route::NotFound)]
     fn paths_parse_to_routes(#[case] path: &str, #[case] query: &str, #[case] expected: Route) {
         assert_eq!(Route::parse(path, query), expected);
@@ -107,6 +132,9 @@ mod tests {
     #[case(Route::Session(7_000_000_000_000_000_001))]
     #[case(Route::Setup)]
     #[case(Route::Rules)]
+    #[case(Route::Alerts)]
+    #[case(Route::Billing)]
+    #[case(Route::AcceptInvitation)]
     fn href_round_trips(#[case] route: Route) {
         let href = route.href();
         let (path, query) = href.split_once('?').unwrap_or((&href, ""));

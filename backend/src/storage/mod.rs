@@ -13,6 +13,7 @@ pub mod login_attempts;
 pub mod panel;
 pub mod pg_writer;
 pub mod privacy;
+pub mod rule_settings;
 pub mod rollups;
 pub mod salts;
 pub mod shopify_orders;

@@ -17,3 +17,5 @@ mod rollups;
 mod shopify;
 mod stats;
 mod storage_story;
+mod panel_manage;
+mod panel_login;

@@ -196,6 +196,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until", "provisional_until"]),
+    ("create_rule_settings", "rule_settings", &["site_id", "rules", "updated_at"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

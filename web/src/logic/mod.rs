@@ -5,3 +5,6 @@ pub mod chart;
 pub mod filters;
 pub mod format;
 pub mod replay;
+pub mod alerts;
+pub mod billing;
+pub mod rules;

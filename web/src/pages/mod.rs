@@ -8,6 +8,9 @@ pub mod session;
 pub mod sessions;
 pub mod setup;
 pub mod threats;
+pub mod alerts;
+pub mod billing;
+pub mod invitation;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;

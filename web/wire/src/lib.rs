@@ -233,3 +233,6 @@ wire! {
         pub rules: Vec<RuleItem>,
     }
 }
+
+mod manage;
+pub use manage::*;

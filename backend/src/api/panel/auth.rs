@@ -9,18 +9,29 @@ use poem_openapi::payload::Json;
 
 use ghosttrack_wire::PanelError as ApiError;
 
+use crate::accounts::{Action, Role};
 use crate::shopify::embedded::{self, BearerError, RETRY_HEADER};
 use crate::shopify::shop_domain::ShopDomain;
 use crate::startup::AppState;
 use crate::storage::sites::Site;
 use crate::storage::{TenantScope, shops};
 
-/// A verified panel user: the tenant, and the shop when signed in through Shopify.
+/// A verified panel user: the tenant, the shop when signed in through Shopify, and the role.
+/// Shopify decides who may open an embedded app (staff permissions), so an App Bridge user is
+/// an owner of the shop's site; standalone users have the role of their account.
 #[derive(Clone, Debug)]
 pub struct PanelUser {
     pub scope: TenantScope,
     pub site: Site,
     pub shop: Option<ShopDomain>,
+    pub role: Role,
+}
+
+impl PanelUser {
+    /// Whether the user's role may do `action`.
+    pub fn may(&self, action: Action) -> bool {
+        self.role.allows(action)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +122,7 @@ async fn session_cookie(state: &AppState, req: &Request, value: &str) -> Result<
         }
     };
     match crate::storage::sites::find_by_id(&state.db, principal.scope.site_id()).await {
-        Ok(Some(site)) => Ok(PanelUser { scope: principal.scope, site, shop: None }),
+        Ok(Some(site)) => Ok(PanelUser { scope: principal.scope, site, shop: None, role: principal.role }),
         Ok(None) => {
             Err(PanelAuthError::Invalid { message: "the session's site no longer exists".into(), retry: false })
         }
@@ -145,7 +156,7 @@ async fn bearer(state: &AppState, req: &Request) -> Result<PanelUser, PanelAuthE
     };
     match lookup.await {
         Ok((Some(shop), Some(site))) if shop.active => {
-            Ok(PanelUser { scope: shop.scope(), site, shop: Some(verified.shop.clone()) })
+            Ok(PanelUser { scope: shop.scope(), site, shop: Some(verified.shop.clone()), role: Role::Owner })
         }
         Ok(_) => Err(PanelAuthError::NotInstalled),
         Err(error) => {

@@ -6,6 +6,10 @@
 pub mod assets;
 pub mod auth;
 pub mod live;
+pub mod alerts;
+pub mod billing;
+mod responses;
+pub mod rule_settings;
 
 use std::sync::Arc;
 

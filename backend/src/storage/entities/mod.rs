@@ -10,6 +10,7 @@ pub mod drop_counters;
 pub mod events;
 pub mod invitations;
 pub mod login_attempts;
+pub mod rule_settings;
 pub mod sessions;
 pub mod shopify_audit_log;
 pub mod shopify_carts;
