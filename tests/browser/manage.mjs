@@ -64,6 +64,7 @@ try {
   }
 
   await enterAdmin();
+  await frame.waitForSelector('.quota-banner', { timeout: 10_000 }).catch(() => {});
   summary.bannerBefore = await frame.$eval('.quota-banner', (e) => e.textContent).catch(() => null);
 
   // Alerts: the policy form refuses a bad threshold by name, then saves.

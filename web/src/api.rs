@@ -188,6 +188,16 @@ pub fn open_top(url: &str) {
     }
 }
 
+/// Resolves after `ms` milliseconds (`setTimeout`).
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 /// Reads a `text/event-stream` response with fetch (EventSource cannot send the bearer
 /// token) and calls `on_data` with each event's `data`, until the stream ends or `signal` aborts.
 pub async fn stream(

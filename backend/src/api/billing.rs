@@ -94,7 +94,7 @@ struct PlanView {
 }
 
 #[derive(Object)]
-struct BillingStatus {
+pub(super) struct BillingStatus {
     /// The plan in effect: `free`, `pro` or `business`.
     plan: String,
     /// Whether plans are enforced on this server (`billing.enabled`); when false everything is

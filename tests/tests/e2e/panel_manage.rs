@@ -77,10 +77,15 @@ async fn databases() -> Vec<TestDb> {
 #[tokio::test]
 async fn the_alerts_page_edits_the_policy_and_channels_within_the_plan_and_retries_dead_letters() {
     for db in databases().await {
-        let env = start(db, |s| s.billing.enabled = true).await;
+        // No delivery worker: the outbox rows stay as the test puts them.
+        let env = start(db, |s| {
+            s.billing.enabled = true;
+            s.alerts.enabled = false;
+        })
+        .await;
         env.install(SHOP_A).await;
         env.install(SHOP_B).await;
-        let get = |shop| env.call(shop, Method::GET, "/api/panel/alerts", None);
+        let get = |shop: &'static str| env.call(shop, Method::GET, "/api/panel/alerts", None);
 
         let (status, page) = get(SHOP_A).await;
         assert_eq!(status, 200, "{page}");
@@ -125,7 +130,8 @@ async fn the_alerts_page_edits_the_policy_and_channels_within_the_plan_and_retri
         assert_eq!(status, 202);
         let page = get(SHOP_A).await.1;
         let delivery = page["deliveries"][0]["id"].as_i64().expect("the test alert is listed");
-        assert_eq!(page["deliveries"][0]["kind"], "email");
+        assert_eq!(page["deliveries"][0]["channel_kind"], "email");
+        assert_eq!((page["deliveries"][0]["alert_kind"].as_str(), page["deliveries"][0]["channel_name"].as_str()), (Some("test"), Some("Ops")));
         let (status, err) =
             env.call(SHOP_A, Method::POST, &format!("/api/panel/alerts/deliveries/{delivery}/retry"), None).await;
         assert_eq!((status, err["error"].as_str()), (409, Some("not_dead")));
@@ -331,6 +337,7 @@ async fn the_management_pages_work_inside_the_shopify_admin_in_a_real_browser() 
     let env = start(TestDb::Sqlite, move |s| {
         s.billing.enabled = true;
         s.billing.free.sessions_per_month = 1;
+        s.alerts.enabled = false;
         s.panel.dist_dir = dist;
     })
     .await;
@@ -399,4 +406,26 @@ async fn wait_until_over_quota(env: &Env) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the visit was not metered");
+}
+
+#[tokio::test]
+async fn the_live_feed_ends_after_its_lifetime_and_a_reconnect_resumes_after_the_last_id() {
+    let env = start(TestDb::Sqlite, |s| s.panel.live_max_secs = 1).await;
+    env.install(SHOP_A).await;
+    let open = || {
+        env.app
+            .client
+            .get(env.app.url("/api/panel/threats/live?after=0"))
+            .bearer_auth(env.fake.mint_id_token(SHOP_A, 1))
+            .send()
+    };
+    let mut resp = open().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let drained = async {
+        while resp.chunk().await.unwrap().is_some() {}
+    };
+    // Generous: the point is that it ends at all (the default lifetime is ten minutes).
+    tokio::time::timeout(std::time::Duration::from_secs(20), drained).await.expect("the stream ends");
+    assert_eq!(open().await.unwrap().status(), 200, "a reconnect is served");
+    env.app.stop().await;
 }

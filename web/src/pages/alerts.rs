@@ -106,8 +106,8 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             check(
                 format!("decision-{d}"),
                 if d == "BLOCK" { "Blocked visitors".into() } else { "Challenged visitors".into() },
-                Box::new(move |f| f.decisions.iter().any(|x| x == d)),
-                Box::new(move |f, on| toggle(&mut f.decisions, d, on)),
+                Box::new(move |f: &PolicyForm| f.decisions.iter().any(|x| x == d)),
+                Box::new(move |f: &mut PolicyForm, on: bool| toggle(&mut f.decisions, d, on)),
             )
         })
         .collect_view();
@@ -118,8 +118,8 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             check(
                 format!("family-{fam}"),
                 fam.clone(),
-                Box::new(move |f| f.families.contains(&a)),
-                Box::new(move |f, on| toggle(&mut f.families, &b, on)),
+                Box::new(move |f: &PolicyForm| f.families.contains(&a)),
+                Box::new(move |f: &mut PolicyForm, on: bool| toggle(&mut f.families, &b, on)),
             )
         })
         .collect_view();
@@ -132,9 +132,9 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             <fieldset><legend>"Verdicts that count"</legend><div class="checks">{decisions}</div></fieldset>
             <fieldset><legend>"Rule families that count"</legend><div class="checks">{family_checks}</div></fieldset>
             <div class="checks">
-                {check("card-testing".into(), "Alert at once on card testing".into(), Box::new(|f| f.card_testing), Box::new(|f, on| f.card_testing = on))}
-                {check("traffic".into(), "Alert on traffic spikes and drops".into(), Box::new(|f| f.traffic), Box::new(|f, on| f.traffic = on))}
-                {check("digest".into(), "Send a daily digest".into(), Box::new(|f| f.digest), Box::new(|f, on| f.digest = on))}
+                {check("card-testing".into(), "Alert at once on card testing".into(), Box::new(|f: &PolicyForm| f.card_testing), Box::new(|f: &mut PolicyForm, on: bool| f.card_testing = on))}
+                {check("traffic".into(), "Alert on traffic spikes and drops".into(), Box::new(|f: &PolicyForm| f.traffic), Box::new(|f: &mut PolicyForm, on: bool| f.traffic = on))}
+                {check("digest".into(), "Send a daily digest".into(), Box::new(|f: &PolicyForm| f.digest), Box::new(|f: &mut PolicyForm, on: bool| f.digest = on))}
             </div>
             <div class="form-grid">
                 {number("burst_subjects", "Burst: visitors", "Alert when this many visitors get flagged… (0 = off)", |f| f.burst_subjects.clone(), |f, v| f.burst_subjects = v)}
@@ -193,7 +193,11 @@ fn Channels(page: AlertsPage, reload: Callback<()>) -> impl IntoView {
                     <button class="button" on:click=remove aria-label=format!("Remove {}", c.name)>"Remove"</button>
                 }
             });
-            let state = if c.enabled { view! { <span class="badge success">"on"</span> } } else { view! { <span class="badge warning">"unsubscribed"</span> } };
+            let state = if c.enabled {
+                view! { <span class="badge success">"on"</span> }.into_any()
+            } else {
+                view! { <span class="badge warning">"unsubscribed"</span> }.into_any()
+            };
             view! {
                 <tr class="channel">
                     <td>{c.name.clone()}</td>
@@ -276,7 +280,8 @@ fn add_form(allowed: Vec<String>, outcome: RwSignal<Outcome>, secret: RwSignal<O
         .into_iter()
         .map(|k| {
             let label = kind_label(&k);
-            view! { <option value=k.clone() selected=move || form.get().kind == k>{label}</option> }
+            let value = k.clone();
+            view! { <option value=value selected=move || form.get().kind == k>{label}</option> }
         })
         .collect_view();
     let is_email = move || form.get().kind == "email";
@@ -323,7 +328,7 @@ fn delivery_rows(items: Vec<AlertDeliveryItem>, retry: Option<Callback<i64>>) ->
             view! {
                 <tr class="delivery" data-status=d.status.clone()>
                     <td>{format::datetime(d.created_at)}</td>
-                    <td>{kind_label(&d.kind)}</td>
+                    <td>{if d.channel_name.is_empty() { "(removed)".to_owned() } else { format!("{} · {}", d.channel_name, kind_label(&d.channel_kind)) }}</td>
                     <td>{d.title.clone()}</td>
                     <td><span class=class>{status_label(&d.status)}</span></td>
                     <td>{d.attempts}</td>

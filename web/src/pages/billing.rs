@@ -2,7 +2,7 @@
 //! asks the backend for the provider's page (Shopify's confirmation, Stripe Checkout) and opens
 //! it in the top window; Shopify sends the merchant back into the app, which re-reads the plan.
 
-use ghosttrack_wire::{BillingPage, PlanChoice, PlanItem, QuotaItem, RedirectTarget};
+use ghosttrack_wire::{BillingPage, PlanChoice, PlanItem, QuotaItem, ProviderRedirect};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -26,7 +26,7 @@ pub fn Billing() -> impl IntoView {
         spawn_local(async move {
             let result = match act {
                 PlanAction::Cancel => api::delete_json::<BillingPage>("/api/panel/billing/subscription").await.map(|_| None),
-                _ => api::post::<_, RedirectTarget>("/api/panel/billing/subscription", &PlanChoice { plan })
+                _ => api::post::<_, ProviderRedirect>("/api/panel/billing/subscription", &PlanChoice { plan })
                     .await
                     .map(Some),
             };
@@ -45,7 +45,7 @@ pub fn Billing() -> impl IntoView {
     });
     let portal = Callback::new(move |()| {
         spawn_local(async move {
-            match api::post_empty::<RedirectTarget>("/api/panel/billing/portal").await {
+            match api::post_empty::<ProviderRedirect>("/api/panel/billing/portal").await {
                 Ok(target) => api::open_top(&target.url),
                 Err(e) => {
                     let _ = error.try_set(Some(e.message));
@@ -115,10 +115,11 @@ fn card(page: &BillingPage, p: &PlanItem, change: Callback<(String, PlanAction)>
     let features = p.features.iter().map(|f| view! { <li>{feature_label(f)}</li> }).collect_view();
     let button = action_label(&act, p).map(|label| {
         let id = p.id.clone();
+        let data_plan = p.id.clone();
         let class = if act == PlanAction::Upgrade { "button primary" } else { "button" };
         let act = act.clone();
         view! {
-            <button class=class data-plan=id.clone() disabled=move || busy.get()
+            <button class=class data-plan=data_plan disabled=move || busy.get()
                 on:click=move |_| change.run((id.clone(), act.clone()))>{label}</button>
         }
     });

@@ -46,8 +46,9 @@ fn rule(r: RuleItem, setting: Option<RuleSetting>, can_edit: bool) -> impl IntoV
         view! { <span class="badge">"label"</span> }.into_any()
     };
     let settings = setting.map(|s| view! { <RuleSettingsForm setting=s can_edit=can_edit/> });
+    let data_rule = r.id.clone();
     view! {
-        <article class="card rule" data-rule=r.id.clone()>
+        <article class="card rule" data-rule=data_rule>
             <h2><code>{r.id}</code></h2>
             <p>{kind}" "<span class="badge">{r.behavior}</span></p>
             <p>{r.description}</p>
@@ -92,7 +93,11 @@ fn RuleSettingsForm(setting: RuleSetting, can_edit: bool) -> impl IntoView {
     };
     let state = move || {
         let s = current.get();
-        let on = if s.enabled { view! { <span class="badge success">"on"</span> } } else { view! { <span class="badge">"off"</span> } };
+        let on = if s.enabled {
+            view! { <span class="badge success">"on"</span> }.into_any()
+        } else {
+            view! { <span class="badge">"off"</span> }.into_any()
+        };
         let shadow = s.shadow.then(|| view! { " " <span class="badge warning">"shadow: reported, not enforced"</span> });
         let tuned = describe(s.threshold.or(s.default_threshold), s.window_secs.or(s.default_window_secs))
             .map(|d| format!(" · fires at {d}"));
@@ -129,15 +134,16 @@ fn RuleSettingsForm(setting: RuleSetting, can_edit: bool) -> impl IntoView {
         }
     });
     let (eid, sid) = (id("enabled"), id("shadow"));
+    let (for_eid, for_sid) = (eid.clone(), sid.clone());
     view! {
         {state}
         <form class="filters rule-settings" on:submit=submit aria-label=format!("Settings of {}", s.id)>
-            <label class="check" for=eid.clone()>
+            <label class="check" for=for_eid>
                 <input id=eid type="checkbox" prop:checked=move || form.get().enabled
                     on:change=move |ev| { let on = event_target_checked(&ev); form.update(|f| f.enabled = on) }/>
                 "Enabled"
             </label>
-            <label class="check" for=sid.clone()>
+            <label class="check" for=for_sid>
                 <input id=sid type="checkbox" prop:checked=move || form.get().shadow
                     on:change=move |ev| { let on = event_target_checked(&ev); form.update(|f| f.shadow = on) }/>
                 "Shadow mode"

@@ -73,7 +73,11 @@ wire! {
     pub struct AlertDeliveryItem {
         pub id: i64,
         pub channel_id: i64,
-        pub kind: String,
+        /// The channel's name and kind (`email`, `slack`, …); empty once the channel is removed.
+        pub channel_name: String,
+        pub channel_kind: String,
+        /// What the alert is about: `test`, `card_testing`, `burst`, `traffic`, `digest`, …
+        pub alert_kind: String,
         /// `pending`, `delivered` or `dead`.
         pub status: String,
         pub attempts: i32,
@@ -196,7 +200,7 @@ wire! {
 
 wire! {
     /// A provider page to open in the top window (`window.open(url, "_top")`).
-    pub struct RedirectTarget {
+    pub struct ProviderRedirect {
         /// `shopify` or `stripe`.
         pub provider: String,
         pub url: String,

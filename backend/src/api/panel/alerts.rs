@@ -125,12 +125,15 @@ fn channel_item(r: ChannelRow) -> AlertChannelItem {
     }
 }
 
-fn delivery_item(r: DeliveryRow) -> AlertDeliveryItem {
+fn delivery_item(r: DeliveryRow, channels: &[ChannelRow]) -> AlertDeliveryItem {
+    let channel = channels.iter().find(|c| c.id == r.channel_id);
     AlertDeliveryItem {
         title: delivery_title(&r),
         id: r.id,
         channel_id: r.channel_id.0,
-        kind: r.kind,
+        channel_name: channel.map(|c| c.name.clone()).unwrap_or_default(),
+        channel_kind: channel.map(|c| c.kind.clone()).unwrap_or_default(),
+        alert_kind: r.kind,
         status: r.status,
         attempts: r.attempts,
         last_error: r.last_error,
@@ -184,10 +187,10 @@ impl PanelAlertsApi {
         AlertsPageResponse::Ok(Json(AlertsPage {
             policy: policy_body(policy),
             families: FAMILIES.iter().map(|f| f.to_string()).collect(),
+            deliveries: deliveries.into_iter().map(|d| delivery_item(d, &channels)).collect(),
+            dead: dead.into_iter().map(|d| delivery_item(d, &channels)).collect(),
             channels: channels.into_iter().map(channel_item).collect(),
             channel_kinds,
-            deliveries: deliveries.into_iter().map(delivery_item).collect(),
-            dead: dead.into_iter().map(delivery_item).collect(),
             can_edit: u.may(Action::ManageAlerts),
         }))
     }

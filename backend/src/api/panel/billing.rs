@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ghosttrack_wire::{BillingPage, PanelError, PlanChoice, RedirectTarget};
+use ghosttrack_wire::{BillingPage, PanelError, PlanChoice, ProviderRedirect};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::OpenApi;
@@ -30,7 +30,7 @@ manage_response!(BillingPageResponse {
 manage_response!(RedirectResponse {
     /// Open `url` in the top window.
     #[oai(status = 200)]
-    Ok(Json<RedirectTarget>),
+    Ok(Json<ProviderRedirect>),
     /// Already on that plan, plans not enforced, or nothing to manage at the provider.
     #[oai(status = 409)]
     Conflict(Json<PanelError>),
@@ -103,7 +103,7 @@ impl PanelBillingApi {
             return RedirectResponse::forbidden("change the plan (owners do)");
         }
         match api::start_for(state, tenant(&u), &choice.0.plan).await {
-            Ok(t) => RedirectResponse::Ok(Json(RedirectTarget { provider: t.provider, url: t.url })),
+            Ok(t) => RedirectResponse::Ok(Json(ProviderRedirect { provider: t.provider, url: t.url })),
             Err(f) => failure!(RedirectResponse, f),
         }
     }
@@ -135,7 +135,7 @@ impl PanelBillingApi {
             return RedirectResponse::forbidden("manage billing (owners do)");
         }
         match api::portal_for(state, tenant(&u)).await {
-            Ok(t) => RedirectResponse::Ok(Json(RedirectTarget { provider: t.provider, url: t.url })),
+            Ok(t) => RedirectResponse::Ok(Json(ProviderRedirect { provider: t.provider, url: t.url })),
             Err(f) => failure!(RedirectResponse, f),
         }
     }
