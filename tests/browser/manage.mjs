@@ -33,11 +33,24 @@ try {
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   // 4xx answers are part of the story (a refused threshold); a 5xx never is.
   page.on('response', (r) => { if (r.status() >= 500) errors.push(`HTTP ${r.status()} ${r.url()}`); });
-  await page.route('https://ghosttrack.test/**', (route) => {
-    const u = new URL(route.request().url());
-    route.fulfill({ status: 302, headers: { location: appUrl + u.pathname + u.search } });
-  });
-  await page.route('https://admin.shopify.com/**', (route) => route.fulfill({ status: 302, headers: { location: adminUrl } }));
+  // Shopify redirects to the app's public URL (https://ghosttrack.test) and the app back into
+  // admin.shopify.com. Playwright does not intercept redirect hops, so the two requests that answer those
+  // redirects are replayed here and their Location rewritten to where the test servers listen.
+  const rewrite = (location) => {
+    const u = new URL(location);
+    if (u.host === 'ghosttrack.test') return appUrl + u.pathname + u.search;
+    if (u.host === 'admin.shopify.com') return adminUrl;
+    return location;
+  };
+  const hop = async (route) => {
+    const response = await route.fetch({ maxRedirects: 0 });
+    const location = response.headers()['location'];
+    if (!location) return route.fulfill({ response });
+    const target = JSON.stringify(rewrite(location));
+    return route.fulfill({ status: 200, contentType: 'text/html', body: `<!doctype html><title>Redirecting</title><script>location.replace(${target})</script>` });
+  };
+  await page.route('**/admin/charges/*/approve*', hop);
+  await page.route('**/billing/shopify/return*', hop);
 
   let frame;
   async function enterAdmin() {

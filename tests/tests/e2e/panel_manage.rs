@@ -28,6 +28,7 @@ async fn start(db: TestDb, configure: impl FnOnce(&mut Settings) + Send + 'stati
     let fake =
         FakeShopify::start(AppRegistration::new(API_KEY, API_SECRET), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = fake.api_base_template();
+    let admin = fake.base_url.clone();
     let app = Spawn::default()
         .database(db)
         .configure(move |s| {
@@ -36,6 +37,7 @@ async fn start(db: TestDb, configure: impl FnOnce(&mut Settings) + Send + 'stati
             s.shopify_api_base = base;
             s.secret_key = Some(Secret::new(SECRET_KEY));
             s.app_url = Some(url::Url::parse("https://ghosttrack.test").unwrap());
+            s.panel.app_bridge_url = format!("{admin}/app-bridge.js");
             configure(s);
         })
         .start()
@@ -173,8 +175,8 @@ async fn the_billing_page_upgrades_through_shopifys_confirmation_page_and_cancel
     // The merchant approves on Shopify's page and Shopify sends them to the return URL.
     let confirmation = target["url"].as_str().unwrap();
     let approve = confirmation.replace("confirm_recurring_application_charge", "approve");
-    let resp = no_redirects().post(approve).send().await.unwrap();
-    assert_eq!(resp.status(), 302);
+    let resp = no_redirects().post(&approve).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{approve}: {}", resp.text().await.unwrap_or_default());
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let path = location.strip_prefix("https://ghosttrack.test").expect("return URL on the app URL");
     assert_eq!(no_redirects().get(env.app.url(path)).send().await.unwrap().status(), 303);

@@ -218,7 +218,7 @@ fn Channels(page: AlertsPage, reload: Callback<()>) -> impl IntoView {
         .into_any()
     } else {
         view! {
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Alert channels">
                 <table id="channels">
                     <caption class="visually-hidden">"Alert channels"</caption>
                     <thead><tr><th scope="col">"Name"</th><th scope="col">"Kind"</th><th scope="col">"Destination"</th><th scope="col">"State"</th><th scope="col">"Actions"</th></tr></thead>
@@ -345,7 +345,7 @@ fn deliveries_card(items: Vec<AlertDeliveryItem>) -> impl IntoView {
         view! { <p class="hint">"Nothing sent yet. Send a test alert to a channel to check it works."</p> }.into_any()
     } else {
         view! {
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Recent deliveries">
                 <table id="deliveries">
                     <caption class="visually-hidden">"Recent deliveries, newest first"</caption>
                     <thead><tr><th scope="col">"Queued (UTC)"</th><th scope="col">"Channel"</th><th scope="col">"Alert"</th><th scope="col">"Status"</th><th scope="col">"Attempts"</th><th scope="col">"Last error"</th></tr></thead>
@@ -380,7 +380,7 @@ fn dead_card(items: Vec<AlertDeliveryItem>, can_edit: bool, reload: Callback<()>
     } else {
         let action_head = can_edit.then(|| view! { <th scope="col">"Action"</th> });
         view! {
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Failed deliveries">
                 <table id="dead-letters">
                     <caption class="visually-hidden">"Failed deliveries (dead letters)"</caption>
                     <thead><tr><th scope="col">"Queued (UTC)"</th><th scope="col">"Channel"</th><th scope="col">"Alert"</th><th scope="col">"Status"</th><th scope="col">"Attempts"</th><th scope="col">"Error"</th>{action_head}</tr></thead>
