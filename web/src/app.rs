@@ -150,7 +150,8 @@ fn Shell(router: RwSignal<Route>, embedded: bool, on_signed_out: Callback<()>) -
             </nav>
         }
     });
-    let page = move || match router.get() {
+    let page = move || {
+        match router.get() {
         Route::Overview => view! { <pages::overview::Overview/> }.into_any(),
         Route::Threats => view! { <pages::threats::Threats/> }.into_any(),
         Route::Sessions(query) => view! { <pages::sessions::Sessions query=query/> }.into_any(),
@@ -167,6 +168,7 @@ fn Shell(router: RwSignal<Route>, embedded: bool, on_signed_out: Callback<()>) -
             <section class="empty"><p>"This page does not exist."</p><a href="/app">"Go to the overview"</a></section>
         }
         .into_any(),
+    }
     };
     let class = if embedded { "layout embedded" } else { "layout" };
     view! {

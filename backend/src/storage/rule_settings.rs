@@ -14,7 +14,12 @@ pub async fn get(db: &impl ConnectionTrait, scope: TenantScope) -> Result<Option
 }
 
 /// Stores the tenant's rule settings (replacing the previous ones).
-pub async fn save(db: &impl ConnectionTrait, scope: TenantScope, rules_json: &str, now: UnixMillis) -> Result<(), DbErr> {
+pub async fn save(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    rules_json: &str,
+    now: UnixMillis,
+) -> Result<(), DbErr> {
     let row = rule_settings::ActiveModel {
         site_id: Set(scope.site_id()),
         rules: Set(rules_json.to_owned()),

@@ -50,7 +50,12 @@ async fn the_standalone_login_invitation_and_rate_limit_work_in_a_real_browser()
     let shots = root.join("target/screenshots");
     let args = [base, OWNER.to_owned(), PASSWORD.to_owned(), invitation, shots.display().to_string()];
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node").arg("login.mjs").args(args).current_dir(browser_dir).output().expect("run node")
+        std::process::Command::new("node")
+            .arg("login.mjs")
+            .args(args)
+            .current_dir(browser_dir)
+            .output()
+            .expect("run node")
     })
     .await
     .unwrap();
@@ -60,8 +65,14 @@ async fn the_standalone_login_invitation_and_rate_limit_work_in_a_real_browser()
     assert_eq!(summary["serious"], json!([]), "{summary}");
     assert_eq!(summary["invitationSignedIn"], true, "{summary}");
     assert_eq!(summary["wrongPassword"], "The email or password is wrong.");
-    assert_eq!((summary["cookie"]["httpOnly"].as_bool(), summary["cookie"]["sameSite"].as_str()), (Some(true), Some("Strict")));
-    assert!(summary["rateLimited"].as_str().is_some_and(|t| t.starts_with("Too many attempts. Try again in")), "{summary}");
+    assert_eq!(
+        (summary["cookie"]["httpOnly"].as_bool(), summary["cookie"]["sameSite"].as_str()),
+        (Some(true), Some("Strict"))
+    );
+    assert!(
+        summary["rateLimited"].as_str().is_some_and(|t| t.starts_with("Too many attempts. Try again in")),
+        "{summary}"
+    );
     for page in ["accept-invitation", "login", "standalone-overview", "login-rate-limited"] {
         assert!(shots.join(format!("panel-{page}.png")).exists(), "{page} screenshot");
     }

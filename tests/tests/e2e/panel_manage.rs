@@ -112,7 +112,10 @@ async fn the_alerts_page_edits_the_policy_and_channels_within_the_plan_and_retri
         let (status, saved) = env.call(SHOP_A, Method::PUT, "/api/panel/alerts/policy", Some(policy)).await;
         assert_eq!(status, 200, "{saved}");
         let page = get(SHOP_A).await.1;
-        assert_eq!((page["policy"]["burst_window_minutes"].as_u64(), page["policy"]["quiet_hours"]["to"].as_str()), (Some(15), Some("07:00")));
+        assert_eq!(
+            (page["policy"]["burst_window_minutes"].as_u64(), page["policy"]["quiet_hours"]["to"].as_str()),
+            (Some(15), Some("07:00"))
+        );
 
         // Channels: Slack is not in Free; a bad address names its field; email works.
         let slack = json!({ "kind": "slack", "name": "Team", "to": [], "url": "https://hooks.slack.com/services/x" });
@@ -128,16 +131,22 @@ async fn the_alerts_page_edits_the_policy_and_channels_within_the_plan_and_retri
         assert_eq!(created["channel"]["display"], "ops@alpha.example");
 
         // A test alert is a delivery; a dead letter shows its error and can be retried.
-        let (status, _) = env.call(SHOP_A, Method::POST, &format!("/api/panel/alerts/channels/{channel}/test"), None).await;
+        let (status, _) =
+            env.call(SHOP_A, Method::POST, &format!("/api/panel/alerts/channels/{channel}/test"), None).await;
         assert_eq!(status, 202);
         let page = get(SHOP_A).await.1;
         let delivery = page["deliveries"][0]["id"].as_i64().expect("the test alert is listed");
         assert_eq!(page["deliveries"][0]["channel_kind"], "email");
-        assert_eq!((page["deliveries"][0]["alert_kind"].as_str(), page["deliveries"][0]["channel_name"].as_str()), (Some("test"), Some("Ops")));
+        assert_eq!(
+            (page["deliveries"][0]["alert_kind"].as_str(), page["deliveries"][0]["channel_name"].as_str()),
+            (Some("test"), Some("Ops"))
+        );
         let (status, err) =
             env.call(SHOP_A, Method::POST, &format!("/api/panel/alerts/deliveries/{delivery}/retry"), None).await;
         assert_eq!((status, err["error"].as_str()), (409, Some("not_dead")));
-        let dead = format!("UPDATE alert_outbox SET status = 'dead', last_error = 'SMTP: connection refused' WHERE id = {delivery}");
+        let dead = format!(
+            "UPDATE alert_outbox SET status = 'dead', last_error = 'SMTP: connection refused' WHERE id = {delivery}"
+        );
         env.app.db.execute_unprepared(&dead).await.unwrap();
         let page = get(SHOP_A).await.1;
         assert_eq!(page["dead"][0]["last_error"], "SMTP: connection refused");
@@ -147,11 +156,17 @@ async fn the_alerts_page_edits_the_policy_and_channels_within_the_plan_and_retri
         assert_eq!((b["channels"].as_array().unwrap().len(), b["dead"].as_array().unwrap().len()), (0, 0));
         let retry = format!("/api/panel/alerts/deliveries/{delivery}/retry");
         assert_eq!(env.call(SHOP_B, Method::POST, &retry, None).await.0, 404);
-        assert_eq!(env.call(SHOP_B, Method::DELETE, &format!("/api/panel/alerts/channels/{channel}"), None).await.0, 404);
+        assert_eq!(
+            env.call(SHOP_B, Method::DELETE, &format!("/api/panel/alerts/channels/{channel}"), None).await.0,
+            404
+        );
 
         assert_eq!(env.call(SHOP_A, Method::POST, &retry, None).await.0, 202);
         assert_eq!(get(SHOP_A).await.1["dead"], json!([]));
-        assert_eq!(env.call(SHOP_A, Method::DELETE, &format!("/api/panel/alerts/channels/{channel}"), None).await.0, 204);
+        assert_eq!(
+            env.call(SHOP_A, Method::DELETE, &format!("/api/panel/alerts/channels/{channel}"), None).await.0,
+            204
+        );
         assert_eq!(get(SHOP_A).await.1["channels"], json!([]));
         env.app.stop().await;
     }
@@ -163,13 +178,18 @@ async fn the_billing_page_upgrades_through_shopifys_confirmation_page_and_cancel
     env.install(SHOP_A).await;
     let (status, page) = env.call(SHOP_A, Method::GET, "/api/panel/billing", None).await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!((page["plan"].as_str(), page["channel"].as_str(), page["can_manage"].as_bool()), (Some("free"), Some("shopify"), Some(true)));
+    assert_eq!(
+        (page["plan"].as_str(), page["channel"].as_str(), page["can_manage"].as_bool()),
+        (Some("free"), Some("shopify"), Some(true))
+    );
     assert_eq!(page["plans"].as_array().unwrap().len(), 3);
     assert_eq!(page["quota"]["limit"].as_u64(), Some(10_000));
 
-    let (status, err) = env.call(SHOP_A, Method::POST, "/api/panel/billing/subscription", Some(json!({ "plan": "free" }))).await;
+    let (status, err) =
+        env.call(SHOP_A, Method::POST, "/api/panel/billing/subscription", Some(json!({ "plan": "free" }))).await;
     assert_eq!((status, err["error"].as_str()), (422, Some("invalid_plan")));
-    let (status, target) = env.call(SHOP_A, Method::POST, "/api/panel/billing/subscription", Some(json!({ "plan": "pro" }))).await;
+    let (status, target) =
+        env.call(SHOP_A, Method::POST, "/api/panel/billing/subscription", Some(json!({ "plan": "pro" }))).await;
     assert_eq!(status, 200, "{target}");
     assert_eq!(target["provider"], "shopify");
     // The merchant approves on Shopify's page and Shopify sends them to the return URL.
@@ -229,7 +249,11 @@ async fn roles_decide_who_changes_alerts_rules_and_the_plan() {
     let env = start(TestDb::Sqlite, |_| {}).await;
     let app = &env.app;
     app.create_site("shop.example").await;
-    for (email, role) in [("owner@shop.example", Role::Owner), ("analyst@shop.example", Role::Analyst), ("viewer@shop.example", Role::Viewer)] {
+    for (email, role) in [
+        ("owner@shop.example", Role::Owner),
+        ("analyst@shop.example", Role::Analyst),
+        ("viewer@shop.example", Role::Viewer),
+    ] {
         accounts::create_user(&app.db, "shop.example", email, Password::new(PASSWORD), role).await.unwrap();
     }
     let owner = login(app, "owner@shop.example").await;
@@ -256,7 +280,10 @@ async fn roles_decide_who_changes_alerts_rules_and_the_plan() {
     assert_eq!(as_user(app, &analyst, Method::PUT, "/api/panel/alerts/policy", Some(policy.clone())).await.0, 200);
     let (status, setting) = as_user(app, &analyst, Method::PUT, "/api/panel/rules/settings", Some(rule)).await;
     assert_eq!((status, setting["shadow"].as_bool()), (200, Some(true)), "{setting}");
-    assert_eq!(as_user(app, &analyst, Method::POST, "/api/panel/billing/subscription", Some(plan.clone())).await.0, 403);
+    assert_eq!(
+        as_user(app, &analyst, Method::POST, "/api/panel/billing/subscription", Some(plan.clone())).await.0,
+        403
+    );
     // Owners may; this self-hosted server does not enforce plans, which the answer says.
     let (status, err) = as_user(app, &owner, Method::POST, "/api/panel/billing/subscription", Some(plan)).await;
     assert_eq!(status, 409, "{err}");
@@ -298,8 +325,14 @@ async fn a_threshold_set_on_the_rules_page_changes_the_running_engines_verdict()
     for (body, field) in [
         (change(json!(0)), "threshold"),
         (change(json!(1001)), "threshold"),
-        (json!({ "rule": "rate/nope", "enabled": true, "shadow": false, "threshold": null, "window_secs": null }), "rule"),
-        (json!({ "rule": "ua/automation-library", "enabled": true, "shadow": false, "threshold": 2, "window_secs": null }), "threshold"),
+        (
+            json!({ "rule": "rate/nope", "enabled": true, "shadow": false, "threshold": null, "window_secs": null }),
+            "rule",
+        ),
+        (
+            json!({ "rule": "ua/automation-library", "enabled": true, "shadow": false, "threshold": 2, "window_secs": null }),
+            "threshold",
+        ),
     ] {
         let (status, err) = put(body).await;
         assert_eq!((status, err["field"].as_str()), (422, Some(field)), "{err}");
@@ -356,7 +389,11 @@ async fn the_management_pages_work_inside_the_shopify_admin_in_a_real_browser() 
     let pv = format!(r#"{{"t":"pv","ts":{now},"pt":"product"}}"#);
     let resp = env
         .app
-        .collect(&ghosttrack_tests::batch(&key, &format!("https://{SHOP_A}/products/a"), &[pv]), "81.2.69.142", ghosttrack_tests::CHROME_UA)
+        .collect(
+            &ghosttrack_tests::batch(&key, &format!("https://{SHOP_A}/products/a"), &[pv]),
+            "81.2.69.142",
+            ghosttrack_tests::CHROME_UA,
+        )
         .await;
     assert_eq!(resp.status(), 202);
     let email = json!({ "kind": "email", "name": "Ops", "to": ["ops@alpha.example"], "url": null });
@@ -377,7 +414,12 @@ async fn the_management_pages_work_inside_the_shopify_admin_in_a_real_browser() 
     let shots = root.join("target/screenshots");
     let args = [admin, env.app.url(""), shots.display().to_string()];
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node").arg("manage.mjs").args(args).current_dir(browser_dir).output().expect("run node")
+        std::process::Command::new("node")
+            .arg("manage.mjs")
+            .args(args)
+            .current_dir(browser_dir)
+            .output()
+            .expect("run node")
     })
     .await
     .unwrap();
@@ -391,7 +433,9 @@ async fn the_management_pages_work_inside_the_shopify_admin_in_a_real_browser() 
     assert!(summary["bannerBefore"].as_str().is_some_and(|b| b.contains("used up")), "{summary}");
     assert!(summary["planAfter"].as_str().unwrap().contains("Pro"), "{summary}");
     assert!(summary["bannerAfter"].is_null(), "no banner on Pro: {summary}");
-    for page in ["alerts", "alerts-dead-letter", "rules-edit", "billing", "billing-confirmation", "billing-pro", "alerts-360"] {
+    for page in
+        ["alerts", "alerts-dead-letter", "rules-edit", "billing", "billing-confirmation", "billing-pro", "alerts-360"]
+    {
         assert!(shots.join(format!("panel-{page}.png")).exists(), "{page} screenshot");
     }
     // The override reached the engine of this shop.
@@ -423,9 +467,7 @@ async fn the_live_feed_ends_after_its_lifetime_and_a_reconnect_resumes_after_the
     };
     let mut resp = open().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let drained = async {
-        while resp.chunk().await.unwrap().is_some() {}
-    };
+    let drained = async { while resp.chunk().await.unwrap().is_some() {} };
     // Generous: the point is that it ends at all (the default lifetime is ten minutes).
     tokio::time::timeout(std::time::Duration::from_secs(20), drained).await.expect("the stream ends");
     assert_eq!(open().await.unwrap().status(), 200, "a reconnect is served");

@@ -122,7 +122,11 @@ impl ChannelForm {
         }
         let email = self.kind == "email";
         let to: Vec<String> = if email {
-            self.to.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            self.to
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
         } else {
             Vec::new()
         };

@@ -44,7 +44,10 @@ where
     };
     match raw.parse::<T>() {
         Ok(v) if v >= lo && v <= hi => Ok(Some(v)),
-        _ => Err(FormError { field: field.into(), message: format!("{field}: must be a whole number from {lo} to {hi}") }),
+        _ => Err(FormError {
+            field: field.into(),
+            message: format!("{field}: must be a whole number from {lo} to {hi}"),
+        }),
     }
 }
 

@@ -64,7 +64,12 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
         ev.prevent_default();
         let body = match form.get_untracked().to_body() {
             Ok(b) => b,
-            Err(e) => return outcome.set(Outcome::Error { field: Some(e.field.clone()), message: format!("{}: {}", e.field, e.message) }),
+            Err(e) => {
+                return outcome.set(Outcome::Error {
+                    field: Some(e.field.clone()),
+                    message: format!("{}: {}", e.field, e.message),
+                });
+            }
         };
         spawn_local(async move {
             let result = api::put::<_, AlertPolicyBody>("/api/panel/alerts/policy", &body).await;
@@ -78,7 +83,10 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             });
         });
     };
-    let check = move |id: String, label: String, get: Box<dyn Fn(&PolicyForm) -> bool + Send + Sync>, set: Box<dyn Fn(&mut PolicyForm, bool) + Send + Sync>| {
+    let check = move |id: String,
+                      label: String,
+                      get: Box<dyn Fn(&PolicyForm) -> bool + Send + Sync>,
+                      set: Box<dyn Fn(&mut PolicyForm, bool) + Send + Sync>| {
         let for_id = id.clone();
         view! {
             <label class="check" for=for_id>
@@ -88,7 +96,11 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             </label>
         }
     };
-    let number = move |id: &'static str, label: &'static str, hint: &'static str, get: fn(&PolicyForm) -> String, set: fn(&mut PolicyForm, String)| {
+    let number = move |id: &'static str,
+                       label: &'static str,
+                       hint: &'static str,
+                       get: fn(&PolicyForm) -> String,
+                       set: fn(&mut PolicyForm, String)| {
         let hint_id = format!("{id}-hint");
         view! {
             <div class="field">
@@ -123,8 +135,10 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             )
         })
         .collect_view();
-    let save_button = can_edit.then(|| view! { <button class="button primary" type="submit">"Save alert policy"</button> });
-    let read_only = (!can_edit).then(|| view! { <p class="hint">"Your role can read the policy; owners and analysts change it."</p> });
+    let save_button =
+        can_edit.then(|| view! { <button class="button primary" type="submit">"Save alert policy"</button> });
+    let read_only = (!can_edit)
+        .then(|| view! { <p class="hint">"Your role can read the policy; owners and analysts change it."</p> });
     view! {
         <form class="card policy" on:submit=save aria-labelledby="policy-title">
             <h2 id="policy-title">"When GhostTrack alerts"</h2>
@@ -229,7 +243,8 @@ fn Channels(page: AlertsPage, reload: Callback<()>) -> impl IntoView {
         .into_any()
     };
     let allowed: Vec<String> = page.channel_kinds.iter().filter(|k| k.allowed).map(|k| k.kind.clone()).collect();
-    let locked: Vec<&'static str> = page.channel_kinds.iter().filter(|k| !k.allowed).map(|k| kind_label(&k.kind)).collect();
+    let locked: Vec<&'static str> =
+        page.channel_kinds.iter().filter(|k| !k.allowed).map(|k| kind_label(&k.kind)).collect();
     let upsell = (!locked.is_empty()).then(|| {
         let text = format!("{} channels come with a higher plan. ", locked.join(", "));
         view! { <p class="hint">{text}<a href="/app/billing">"See plans"</a></p> }
@@ -255,13 +270,23 @@ fn Channels(page: AlertsPage, reload: Callback<()>) -> impl IntoView {
     }
 }
 
-fn add_form(allowed: Vec<String>, outcome: RwSignal<Outcome>, secret: RwSignal<Option<String>>, reload: Callback<()>) -> impl IntoView {
+fn add_form(
+    allowed: Vec<String>,
+    outcome: RwSignal<Outcome>,
+    secret: RwSignal<Option<String>>,
+    reload: Callback<()>,
+) -> impl IntoView {
     let form = RwSignal::new(ChannelForm { kind: allowed[0].clone(), ..ChannelForm::default() });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = match form.get_untracked().to_body() {
             Ok(b) => b,
-            Err(e) => return outcome.set(Outcome::Error { field: Some(e.field.clone()), message: format!("{}: {}", e.field, e.message) }),
+            Err(e) => {
+                return outcome.set(Outcome::Error {
+                    field: Some(e.field.clone()),
+                    message: format!("{}: {}", e.field, e.message),
+                });
+            }
         };
         spawn_local(async move {
             match api::post::<_, CreatedAlertChannel>("/api/panel/alerts/channels", &body).await {

@@ -2,7 +2,7 @@
 //! asks the backend for the provider's page (Shopify's confirmation, Stripe Checkout) and opens
 //! it in the top window; Shopify sends the merchant back into the app, which re-reads the plan.
 
-use ghosttrack_wire::{BillingPage, PlanChoice, PlanItem, QuotaItem, ProviderRedirect};
+use ghosttrack_wire::{BillingPage, PlanChoice, PlanItem, ProviderRedirect, QuotaItem};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -25,7 +25,9 @@ pub fn Billing() -> impl IntoView {
         error.set(None);
         spawn_local(async move {
             let result = match act {
-                PlanAction::Cancel => api::delete_json::<BillingPage>("/api/panel/billing/subscription").await.map(|_| None),
+                PlanAction::Cancel => {
+                    api::delete_json::<BillingPage>("/api/panel/billing/subscription").await.map(|_| None)
+                }
                 _ => api::post::<_, ProviderRedirect>("/api/panel/billing/subscription", &PlanChoice { plan })
                     .await
                     .map(Some),
@@ -67,16 +69,20 @@ pub fn Billing() -> impl IntoView {
 }
 
 fn current(page: &BillingPage, portal: Callback<()>) -> impl IntoView {
-    let name = page.plans.iter().find(|p| p.id == page.plan).map(|p| p.name.clone()).unwrap_or_else(|| page.plan.clone());
+    let name =
+        page.plans.iter().find(|p| p.id == page.plan).map(|p| p.name.clone()).unwrap_or_else(|| page.plan.clone());
     let status = page.subscription_status.clone().map(|s| view! { " " <span class="badge">{s}</span> });
     let test = page.test.then(|| view! { " " <span class="badge warning">"test charge"</span> });
     let trial = page.trial_ends_at.clone().map(|t| view! { <p>"Free trial until " {t}</p> });
     let renews = page.current_period_end.clone().map(|t| view! { <p>"Current period ends " {t}</p> });
     let enforced = (!page.enforced).then(|| view! { <p class="hint">"Plans are not enforced on this server: every feature is on and there is no session quota."</p> });
-    let manage = (page.portal && page.can_manage).then(|| view! {
-        <button class="button" on:click=move |_| portal.run(())>"Payment method and invoices"</button>
+    let manage = (page.portal && page.can_manage).then(|| {
+        view! {
+            <button class="button" on:click=move |_| portal.run(())>"Payment method and invoices"</button>
+        }
     });
-    let who = (!page.can_manage && page.enforced).then(|| view! { <p class="hint">"Only owners can change the plan."</p> });
+    let who =
+        (!page.can_manage && page.enforced).then(|| view! { <p class="hint">"Only owners can change the plan."</p> });
     view! {
         <section class="card current-plan" aria-labelledby="plan-title">
             <h2 id="plan-title">"Your plan: " <span id="current-plan">{name}</span>{status}{test}</h2>
@@ -87,7 +93,12 @@ fn current(page: &BillingPage, portal: Callback<()>) -> impl IntoView {
 
 fn usage(q: &QuotaItem) -> impl IntoView {
     let text = match q.limit {
-        Some(limit) => format!("{} of {} sessions this month ({})", format::count(q.used as i64), format::count(limit as i64), q.month),
+        Some(limit) => format!(
+            "{} of {} sessions this month ({})",
+            format::count(q.used as i64),
+            format::count(limit as i64),
+            q.month
+        ),
         None => format!("{} sessions this month ({}); no quota", format::count(q.used as i64), q.month),
     };
     let meter = used_percent(q).map(|p| {
@@ -104,7 +115,12 @@ fn usage(q: &QuotaItem) -> impl IntoView {
     }
 }
 
-fn card(page: &BillingPage, p: &PlanItem, change: Callback<(String, PlanAction)>, busy: RwSignal<bool>) -> impl IntoView {
+fn card(
+    page: &BillingPage,
+    p: &PlanItem,
+    change: Callback<(String, PlanAction)>,
+    busy: RwSignal<bool>,
+) -> impl IntoView {
     let act = action(page, p);
     let price = if p.price.trim_start_matches(['0', '.']).is_empty() {
         "Free".to_owned()

@@ -56,7 +56,11 @@ pub fn AcceptInvitation(on_signed_in: Callback<()>) -> impl IntoView {
         busy.set(true);
         let password = password.get_untracked();
         spawn_local(async move {
-            let accepted = api::post::<_, Accepted>("/api/account/invitations/accept", &Accept { token, password: password.clone() }).await;
+            let accepted = api::post::<_, Accepted>(
+                "/api/account/invitations/accept",
+                &Accept { token, password: password.clone() },
+            )
+            .await;
             let result = match accepted {
                 Ok(user) => api::post::<_, Me>("/api/account/login", &Credentials { email: user.email, password })
                     .await

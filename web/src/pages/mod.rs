@@ -1,6 +1,9 @@
 //! One module per page. Components are thin: they fetch through `api`, keep the answer in a
 //! signal and render it; computations live in `crate::logic`.
 
+pub mod alerts;
+pub mod billing;
+pub mod invitation;
 pub mod login;
 pub mod overview;
 pub mod rules;
@@ -8,9 +11,6 @@ pub mod session;
 pub mod sessions;
 pub mod setup;
 pub mod threats;
-pub mod alerts;
-pub mod billing;
-pub mod invitation;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;

@@ -16,7 +16,8 @@ use crate::logic::rules::{RuleForm, describe};
 pub fn Rules() -> impl IntoView {
     let data = fetch_into::<RuleList>(|| "/api/panel/rules".to_owned());
     let settings = fetch_into::<RuleSettings>(|| "/api/panel/rules/settings".to_owned());
-    move || match (data.get(), settings.get()) {
+    move || {
+        match (data.get(), settings.get()) {
         (Load::Failed(e), _) | (_, Load::Failed(e)) => failure(&e),
         (Load::Ready(list), _) if list.rules.is_empty() => view! {
             <section class="empty card">
@@ -36,6 +37,7 @@ pub fn Rules() -> impl IntoView {
             .into_any()
         }
         _ => loading(),
+    }
     }
 }
 
@@ -98,7 +100,8 @@ fn RuleSettingsForm(setting: RuleSetting, can_edit: bool) -> impl IntoView {
         } else {
             view! { <span class="badge">"off"</span> }.into_any()
         };
-        let shadow = s.shadow.then(|| view! { " " <span class="badge warning">"shadow: reported, not enforced"</span> });
+        let shadow =
+            s.shadow.then(|| view! { " " <span class="badge warning">"shadow: reported, not enforced"</span> });
         let tuned = describe(s.threshold.or(s.default_threshold), s.window_secs.or(s.default_window_secs))
             .map(|d| format!(" · fires at {d}"));
         view! { <p class="rule-state">{on}{shadow}{tuned}</p> }

@@ -239,10 +239,9 @@ impl PanelAlertsApi {
         let c = channel.0;
         let request = ChannelRequest { kind: c.kind, name: c.name, to: c.to, url: c.url };
         match add_channel(state, u.scope, request).await {
-            Ok((row, signing_secret)) => CreateChannelResponse::Created(Json(CreatedAlertChannel {
-                channel: channel_item(row),
-                signing_secret,
-            })),
+            Ok((row, signing_secret)) => {
+                CreateChannelResponse::Created(Json(CreatedAlertChannel { channel: channel_item(row), signing_secret }))
+            }
             Err(ChannelRefusal::NotInPlan(m)) => CreateChannelResponse::NotInPlan(body("not_in_plan", &m)),
             Err(ChannelRefusal::Invalid(e)) => CreateChannelResponse::Invalid(field_error(&e)),
             Err(ChannelRefusal::NoSecretKey(m)) => CreateChannelResponse::Conflict(body("no_secret_key", &m)),
