@@ -121,6 +121,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "billing.business.stripe_price",
     "panel.dist_dir",
     "panel.app_bridge_url",
+    "panel.live_max_secs",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,6 +270,16 @@ pub struct PanelSettings {
     pub dist_dir: PathBuf,
     /// The App Bridge script loaded first in the embedded panel's `<head>`.
     pub app_bridge_url: String,
+    /// The live threat feed (server-sent events) ends after this many seconds; the panel
+    /// reconnects from the last id it saw.
+    pub live_max_secs: u64,
+}
+
+impl PanelSettings {
+    /// The live feed's maximum lifetime (at least one second).
+    pub fn live_max_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.live_max_secs.max(1))
+    }
 }
 
 impl Default for PanelSettings {
@@ -276,6 +287,7 @@ impl Default for PanelSettings {
         Self {
             dist_dir: PathBuf::from("web/dist"),
             app_bridge_url: "https://cdn.shopify.com/shopifycloud/app-bridge.js".into(),
+            live_max_secs: 600,
         }
     }
 }
@@ -774,6 +786,8 @@ allow_private_targets = false
 dist_dir = "web/dist"
 # App Bridge, loaded first in the embedded panel's <head> (Shopify requires its CDN copy in production).
 app_bridge_url = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
+# The live threat feed (server-sent events) ends after this many seconds; the panel reconnects.
+live_max_secs = 600
 "#,
     crate::billing_annotated_defaults!()
 );

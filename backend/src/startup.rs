@@ -136,6 +136,10 @@ impl Application {
                 Some(dir) => detect_service::load_policies(&detector, &db, dir).await?,
                 None => 0,
             };
+            // Rule settings made in the panel, before the first event is judged.
+            crate::detect::settings::sync(&detector, &db, UnixMillis(0), &mut Default::default())
+                .await
+                .context("cannot read the rule settings")?;
             tracing::info!(
                 rules = detector.rule_count(),
                 policies,
@@ -260,6 +264,10 @@ impl Application {
         });
 
         let alerts = alerts.map(|worker| tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)));
+        let rule_sync = state
+            .detector
+            .clone()
+            .map(|detector| tokio::spawn(crate::detect::settings::run_sync(detector, db.clone(), stopped.clone())));
         let meter = tokio::spawn(crate::billing::quota::run(state.clone(), stopped));
 
         let app = crate::api::routes(state).map_to_response();
@@ -280,6 +288,9 @@ impl Application {
             let _ = alerts.await;
         }
         let _ = meter.await;
+        if let Some(task) = rule_sync {
+            let _ = task.await;
+        }
         for task in writers {
             let _ = task.await;
         }

@@ -34,6 +34,7 @@ mod m20261123_300002_create_usage_counters;
 mod m20261123_300003_create_billing_notices;
 mod m20261124_510001_create_panel_audit_log;
 mod m20261124_510002_index_events_site_kind_ts;
+mod m20261124_520001_create_rule_settings;
 
 pub struct Migrator;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_150006_create_stats_rollup_state::Migration),
             Box::new(m20261124_510001_create_panel_audit_log::Migration),
             Box::new(m20261124_510002_index_events_site_kind_ts::Migration),
+            Box::new(m20261124_520001_create_rule_settings::Migration),
         ]
     }
 }

@@ -156,6 +156,48 @@ pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Re
     read(send("POST", path, Some(&body), None).await?).await
 }
 
+pub async fn put<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiFailure> {
+    let body = serde_json::to_string(body).unwrap_or_default();
+    read(send("PUT", path, Some(&body), None).await?).await
+}
+
+/// A POST without a body.
+pub async fn post_empty<T: DeserializeOwned>(path: &str) -> Result<T, ApiFailure> {
+    read(send("POST", path, None, None).await?).await
+}
+
+/// A DELETE whose success has no body (204).
+pub async fn delete(path: &str) -> Result<(), ApiFailure> {
+    let response = send("DELETE", path, None, None).await?;
+    if (200..300).contains(&response.status()) {
+        return Ok(());
+    }
+    read::<serde_json::Value>(response).await.map(|_| ())
+}
+
+/// A DELETE answered with a body.
+pub async fn delete_json<T: DeserializeOwned>(path: &str) -> Result<T, ApiFailure> {
+    read(send("DELETE", path, None, None).await?).await
+}
+
+/// Opens `url` in the top window (out of the Shopify admin iframe): App Bridge and browsers
+/// both honour `window.open(url, "_top")` from a click.
+pub fn open_top(url: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.open_with_url_and_target(url, "_top");
+    }
+}
+
+/// Resolves after `ms` milliseconds (`setTimeout`).
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 /// Reads a `text/event-stream` response with fetch (EventSource cannot send the bearer
 /// token) and calls `on_data` with each event's `data`, until the stream ends or `signal` aborts.
 pub async fn stream(

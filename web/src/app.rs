@@ -89,16 +89,28 @@ pub fn App() -> impl IntoView {
             }
         });
     }
-    let on_signed_in = Callback::new(move |()| sign_in.set(SignIn::SignedIn));
+    let on_signed_in = Callback::new(move |()| {
+        if router.get_untracked() == Route::AcceptInvitation {
+            router.set(Route::Overview);
+        }
+        sign_in.set(SignIn::SignedIn)
+    });
+    let on_signed_out = Callback::new(move |()| {
+        api::set_csrf(None);
+        sign_in.set(SignIn::SignedOut)
+    });
     move || match sign_in.get() {
         SignIn::Checking => view! { <p class="loading" role="status">"Loading GhostTrack…"</p> }.into_any(),
+        SignIn::SignedOut if router.get() == Route::AcceptInvitation => {
+            view! { <pages::invitation::AcceptInvitation on_signed_in=on_signed_in/> }.into_any()
+        }
         SignIn::SignedOut => view! { <pages::login::Login on_signed_in=on_signed_in/> }.into_any(),
-        SignIn::SignedIn => view! { <Shell router=router embedded=embedded/> }.into_any(),
+        SignIn::SignedIn => view! { <Shell router=router embedded=embedded on_signed_out=on_signed_out/> }.into_any(),
     }
 }
 
 #[component]
-fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
+fn Shell(router: RwSignal<Route>, embedded: bool, on_signed_out: Callback<()>) -> impl IntoView {
     let app_bridge_nav = embedded.then(|| {
         view! {
             <ui-nav-menu>
@@ -110,6 +122,8 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
                 <a href="/app/geography">"Geography"</a>
                 <a href="/app/pages">"Pages"</a>
                 <a href="/app/privacy">"Privacy"</a>
+                <a href="/app/alerts">"Alerts"</a>
+                <a href="/app/billing">"Billing"</a>
             </ui-nav-menu>
         }
     });
@@ -124,14 +138,23 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
                 view! { <li><a href=href aria-current=current>{title}</a></li> }
             })
             .collect_view();
+        let sign_out = move |_| {
+            spawn_local(async move {
+                // The session ends server-side either way; a failure only means it already had.
+                let _ = api::post_empty::<serde_json::Value>("/api/account/logout").await;
+                on_signed_out.run(());
+            });
+        };
         view! {
             <nav class="sidebar" aria-label="GhostTrack">
                 <p class="brand">"GhostTrack"</p>
                 <ul>{links}</ul>
+                <button class="button sign-out" id="sign-out" on:click=sign_out>"Sign out"</button>
             </nav>
         }
     });
-    let page = move || match router.get() {
+    let page = move || {
+        match router.get() {
         Route::Overview => view! { <pages::overview::Overview/> }.into_any(),
         Route::Threats => view! { <pages::threats::Threats/> }.into_any(),
         Route::Sessions(query) => view! { <pages::sessions::Sessions query=query/> }.into_any(),
@@ -141,10 +164,17 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
         Route::Geography => view! { <pages::geography::GeographyPage/> }.into_any(),
         Route::Pages(path) => view! { <pages::heatmaps::PagesPage path=path/> }.into_any(),
         Route::Privacy(query) => view! { <pages::privacy::PrivacyPage query=query/> }.into_any(),
+        Route::Alerts => view! { <pages::alerts::Alerts/> }.into_any(),
+        Route::Billing => view! { <pages::billing::Billing/> }.into_any(),
+        Route::AcceptInvitation => view! {
+            <section class="empty card"><p>"You are signed in already."</p><a href="/app">"Go to the overview"</a></section>
+        }
+        .into_any(),
         Route::NotFound => view! {
             <section class="empty"><p>"This page does not exist."</p><a href="/app">"Go to the overview"</a></section>
         }
         .into_any(),
+    }
     };
     let class = if embedded { "layout embedded" } else { "layout" };
     view! {
@@ -153,6 +183,7 @@ fn Shell(router: RwSignal<Route>, embedded: bool) -> impl IntoView {
         <div class=class>
             {sidebar}
             <main id="main">
+                <pages::billing::QuotaBannerSlot/>
                 <h1>{move || router.get().title()}</h1>
                 {page}
             </main>

@@ -14,6 +14,10 @@ pub enum Route {
     Session(i64),
     Setup,
     Rules,
+    Alerts,
+    Billing,
+    /// The invitation link (`#token=…` in the fragment); shown signed out.
+    AcceptInvitation,
     NotFound,
     Geography,
     /// Pages (click and scroll maps): the selected page's path, empty for the list.
@@ -36,6 +40,9 @@ impl Route {
             "/geography" => Route::Geography,
             "/pages" => Route::Pages(query_value(query, "path")),
             "/privacy" => Route::Privacy(query.trim_start_matches('?').to_owned()),
+            "/alerts" => Route::Alerts,
+            "/billing" => Route::Billing,
+            "/accept-invitation" => Route::AcceptInvitation,
             _ => match rest.strip_prefix("/sessions/").map(str::parse::<i64>) {
                 Some(Ok(id)) if id > 0 => Route::Session(id),
                 _ => Route::NotFound,
@@ -53,6 +60,9 @@ impl Route {
             Route::Session(id) => format!("{BASE}/sessions/{id}"),
             Route::Setup => format!("{BASE}/setup"),
             Route::Rules => format!("{BASE}/rules"),
+            Route::Alerts => format!("{BASE}/alerts"),
+            Route::Billing => format!("{BASE}/billing"),
+            Route::AcceptInvitation => format!("{BASE}/accept-invitation"),
             Route::NotFound => BASE.to_owned(),
             Route::Geography => format!("{BASE}/geography"),
             Route::Pages(p) if p.is_empty() => format!("{BASE}/pages"),
@@ -71,6 +81,9 @@ impl Route {
             Route::Session(_) => "Session",
             Route::Setup => "Setup",
             Route::Rules => "Rules",
+            Route::Alerts => "Alerts",
+            Route::Billing => "Billing",
+            Route::AcceptInvitation => "Join GhostTrack",
             Route::NotFound => "Page not found",
             Route::Geography => "Geography",
             Route::Pages(_) => "Pages",
@@ -90,12 +103,14 @@ impl Route {
                 | (Route::Geography, Route::Geography)
                 | (Route::Pages(_), Route::Pages(_))
                 | (Route::Privacy(_), Route::Privacy(_))
+                | (Route::Alerts, Route::Alerts)
+                | (Route::Billing, Route::Billing)
         )
     }
 }
 
 /// The entries of the navigation (App Bridge `<ui-nav-menu>` or the standalone sidebar).
-pub fn nav() -> [Route; 8] {
+pub fn nav() -> [Route; 10] {
     [
         Route::Overview,
         Route::Threats,
@@ -105,6 +120,8 @@ pub fn nav() -> [Route; 8] {
         Route::Geography,
         Route::Pages(String::new()),
         Route::Privacy(String::new()),
+        Route::Alerts,
+        Route::Billing,
     ]
 }
 
@@ -132,6 +149,8 @@ mod tests {
     #[case("/app/sessions/abc", "", Route::NotFound)]
     #[case("/app/setup", "", Route::Setup)]
     #[case("/app/rules/", "", Route::Rules)]
+    #[case("/app/alerts", "", Route::Alerts)]
+    #[case("/app/billing", "", Route::Billing)]
     #[case("/elsewhere", "", Route::NotFound)]
     #[case("/app/geography", "", Route::Geography)]
     #[case("/app/pages", "", Route::Pages(String::new()))]
@@ -152,6 +171,9 @@ mod tests {
     #[case(Route::Pages(String::new()))]
     #[case(Route::Pages("/collections/all shoes".into()))]
     #[case(Route::Privacy("session=4".into()))]
+    #[case(Route::Alerts)]
+    #[case(Route::Billing)]
+    #[case(Route::AcceptInvitation)]
     fn href_round_trips(#[case] route: Route) {
         let href = route.href();
         let (path, query) = href.split_once('?').unwrap_or((&href, ""));

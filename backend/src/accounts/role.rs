@@ -29,17 +29,21 @@ pub enum Action {
     ManagePrivacy,
     /// Change the plan.
     ManageBilling,
+    /// Change the alert policy and channels, send test alerts, retry dead letters.
+    ManageAlerts,
 }
 
 impl Role {
     pub const ALL: [Role; 3] = [Role::Viewer, Role::Analyst, Role::Owner];
 
-    /// The permission table: viewers read, analysts also edit rules and triage, owners also
+    /// The permission table: viewers read, analysts also edit rules and alerts and triage, owners also
     /// manage users, privacy and billing.
     pub fn allows(self, action: Action) -> bool {
         match action {
             Action::Read => true,
-            Action::EditRules | Action::TriageThreats => matches!(self, Role::Analyst | Role::Owner),
+            Action::EditRules | Action::TriageThreats | Action::ManageAlerts => {
+                matches!(self, Role::Analyst | Role::Owner)
+            }
             Action::ManageUsers | Action::ManagePrivacy | Action::ManageBilling => self == Role::Owner,
         }
     }
@@ -76,18 +80,21 @@ mod tests {
     #[case(Role::Viewer, Action::ManageUsers, false)]
     #[case(Role::Viewer, Action::ManagePrivacy, false)]
     #[case(Role::Viewer, Action::ManageBilling, false)]
+    #[case(Role::Viewer, Action::ManageAlerts, false)]
     #[case(Role::Analyst, Action::Read, true)]
     #[case(Role::Analyst, Action::EditRules, true)]
     #[case(Role::Analyst, Action::TriageThreats, true)]
     #[case(Role::Analyst, Action::ManageUsers, false)]
     #[case(Role::Analyst, Action::ManagePrivacy, false)]
     #[case(Role::Analyst, Action::ManageBilling, false)]
+    #[case(Role::Analyst, Action::ManageAlerts, true)]
     #[case(Role::Owner, Action::Read, true)]
     #[case(Role::Owner, Action::EditRules, true)]
     #[case(Role::Owner, Action::TriageThreats, true)]
     #[case(Role::Owner, Action::ManageUsers, true)]
     #[case(Role::Owner, Action::ManagePrivacy, true)]
     #[case(Role::Owner, Action::ManageBilling, true)]
+    #[case(Role::Owner, Action::ManageAlerts, true)]
     fn each_role_allows_exactly_its_actions(#[case] role: Role, #[case] action: Action, #[case] allowed: bool) {
         assert_eq!(role.allows(action), allowed);
     }

@@ -112,7 +112,7 @@ fn time(ms: i64) -> chrono::DateTime<chrono::Utc> {
 
 impl From<DeliveryRow> for Delivery {
     fn from(r: DeliveryRow) -> Self {
-        let title = serde_json::from_str::<crate::alerts::Alert>(&r.payload).map(|a| a.title).unwrap_or_default();
+        let title = delivery_title(&r);
         Delivery {
             id: r.id,
             channel_id: r.channel_id.0,
@@ -219,11 +219,87 @@ enum UnsubscribeResponse {
     Unavailable(PlainText<String>),
 }
 
+/// A new channel as a caller asks for it (this API and the panel's).
+pub(super) struct ChannelRequest {
+    pub kind: String,
+    pub name: String,
+    pub to: Vec<String>,
+    pub url: Option<String>,
+}
+
+/// Why a new channel was refused.
+pub(super) enum ChannelRefusal {
+    /// 402: the plan does not include the kind.
+    NotInPlan(String),
+    /// 422: a field does not hold.
+    Invalid(PolicyError),
+    /// 409: no `secret_key` to seal destinations with.
+    NoSecretKey(String),
+    /// 503.
+    Unavailable,
+}
+
+/// The entitlement feature of a channel kind (`None`: unknown kind, refused by validation).
+pub(super) fn channel_feature(kind: &str) -> Option<Feature> {
+    match kind {
+        "email" => Some(Feature::EmailAlerts),
+        "slack" => Some(Feature::SlackAlerts),
+        "discord" => Some(Feature::DiscordAlerts),
+        "webhook" => Some(Feature::WebhookAlerts),
+        _ => None,
+    }
+}
+
+/// Adds a channel after asking the tenant's entitlements whether its kind is in the plan.
+pub(super) async fn add_channel(
+    state: &AppState,
+    scope: crate::storage::TenantScope,
+    request: ChannelRequest,
+) -> Result<(ChannelRow, Option<String>), ChannelRefusal> {
+    if let Some(feature) = channel_feature(&request.kind) {
+        match crate::billing::entitlements(&state.db, &state.settings.billing, scope).await {
+            Ok(plan) if !plan.allows(feature) => {
+                return Err(ChannelRefusal::NotInPlan(format!(
+                    "{} channels are not part of this site's plan; upgrade to add one",
+                    request.kind
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "entitlements lookup failed");
+                return Err(ChannelRefusal::Unavailable);
+            }
+        }
+    }
+    let cipher = state.settings.secret_key.as_ref().and_then(|k| TokenCipher::new(k.expose()).ok());
+    let input = ChannelInput {
+        kind: request.kind,
+        name: request.name,
+        to: request.to,
+        url: request.url,
+        allow_private: state.settings.alerts.allow_private_targets,
+    };
+    match service::create_channel(&state.db, cipher.as_ref(), scope, input).await {
+        Ok(created) => Ok(created),
+        Err(AlertsError::Invalid(e)) => Err(ChannelRefusal::Invalid(e)),
+        Err(e @ AlertsError::NoSecretKey) => Err(ChannelRefusal::NoSecretKey(e.to_string())),
+        Err(e) => {
+            unavailable(&e);
+            Err(ChannelRefusal::Unavailable)
+        }
+    }
+}
+
+/// The alert's title stored in a delivery's payload.
+pub(super) fn delivery_title(r: &DeliveryRow) -> String {
+    serde_json::from_str::<crate::alerts::Alert>(&r.payload).map(|a| a.title).unwrap_or_default()
+}
+
 fn not_found(what: &str) -> Json<ApiError> {
     ApiError::new("not_found", format!("no such {what} for this site"))
 }
 
-fn unavailable(e: &AlertsError) -> Json<ApiError> {
+pub(super) fn unavailable(e: &AlertsError) -> Json<ApiError> {
     tracing::error!(error = %e, "alerts API failed");
     ApiError::new("unavailable", "the database is unavailable; retry shortly")
 }
@@ -302,44 +378,17 @@ impl AlertsApi {
             Ok(t) => t,
             Err(f) => return f.into(),
         };
-        let feature = match body.0.kind.as_str() {
-            "email" => Some(Feature::EmailAlerts),
-            "slack" => Some(Feature::SlackAlerts),
-            "discord" => Some(Feature::DiscordAlerts),
-            "webhook" => Some(Feature::WebhookAlerts),
-            _ => None, // an unknown kind is a validation error below
-        };
-        if let Some(feature) = feature {
-            match crate::billing::entitlements(&state.db, &state.settings.billing, scope).await {
-                Ok(plan) if !plan.allows(feature) => {
-                    let message =
-                        format!("{} channels are not part of this site's plan; upgrade to add one", body.0.kind);
-                    return CreateChannelResponse::NotInPlan(ApiError::new("not_in_plan", message));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "entitlements lookup failed");
-                    return CreateChannelResponse::Unavailable(ApiError::new("unavailable", "try again shortly"));
-                }
-            }
-        }
-        let cipher = state.settings.secret_key.as_ref().and_then(|k| TokenCipher::new(k.expose()).ok());
-        let input = ChannelInput {
-            kind: body.0.kind,
-            name: body.0.name,
-            to: body.0.to,
-            url: body.0.url,
-            allow_private: state.settings.alerts.allow_private_targets,
-        };
-        match service::create_channel(&state.db, cipher.as_ref(), scope, input).await {
+        let input = ChannelRequest { kind: body.0.kind, name: body.0.name, to: body.0.to, url: body.0.url };
+        match add_channel(state, scope, input).await {
             Ok((row, secret)) => {
                 CreateChannelResponse::Created(Json(CreatedChannel { channel: row.into(), signing_secret: secret }))
             }
-            Err(AlertsError::Invalid(e)) => CreateChannelResponse::Invalid(validation(&e)),
-            Err(e @ AlertsError::NoSecretKey) => {
-                CreateChannelResponse::Conflict(ApiError::new("no_secret_key", e.to_string()))
+            Err(ChannelRefusal::NotInPlan(m)) => CreateChannelResponse::NotInPlan(ApiError::new("not_in_plan", m)),
+            Err(ChannelRefusal::Invalid(e)) => CreateChannelResponse::Invalid(validation(&e)),
+            Err(ChannelRefusal::NoSecretKey(m)) => CreateChannelResponse::Conflict(ApiError::new("no_secret_key", m)),
+            Err(ChannelRefusal::Unavailable) => {
+                CreateChannelResponse::Unavailable(ApiError::new("unavailable", "try again shortly"))
             }
-            Err(e) => CreateChannelResponse::Unavailable(unavailable(&e)),
         }
     }
 

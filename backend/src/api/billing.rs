@@ -37,14 +37,15 @@ enum ApiTags {
 #[oai(ty = "bearer", bearer_format = "App Bridge id token, or gtk_… site token")]
 struct BillingCredential(Bearer);
 
-/// Who is asking, proven by the credential.
-enum Tenant {
+/// Who is asking, proven by the credential (a site token or id token here; the panel's sign-in
+/// in `panel/billing.rs`).
+pub(super) enum Tenant {
     Shop { shop: ShopDomain, scope: TenantScope },
     Site { scope: TenantScope, kind: SiteKind },
 }
 
 impl Tenant {
-    fn scope(&self) -> TenantScope {
+    pub(super) fn scope(&self) -> TenantScope {
         match self {
             Tenant::Shop { scope, .. } | Tenant::Site { scope, .. } => *scope,
         }
@@ -93,7 +94,7 @@ struct PlanView {
 }
 
 #[derive(Object)]
-struct BillingStatus {
+pub(super) struct BillingStatus {
     /// The plan in effect: `free`, `pro` or `business`.
     plan: String,
     /// Whether plans are enforced on this server (`billing.enabled`); when false everything is
@@ -110,6 +111,52 @@ struct BillingStatus {
     entitlements: EntitlementsView,
     quota: QuotaView,
     plans: Vec<PlanView>,
+    /// A Stripe customer is on file (the portal has something to show).
+    #[oai(skip)]
+    customer: bool,
+}
+
+impl BillingStatus {
+    /// The panel's Billing page: the same status, plus how the tenant pays and what the user may do.
+    pub(super) fn into_page(self, channel: &str, can_manage: bool) -> ghosttrack_wire::BillingPage {
+        use ghosttrack_wire::{BillingPage, PlanItem, QuotaItem};
+        BillingPage {
+            plan: self.plan,
+            enforced: self.enforced,
+            channel: channel.into(),
+            provider: self.provider,
+            subscription_status: self.subscription_status,
+            test: self.test,
+            trial_ends_at: self.trial_ends_at,
+            current_period_end: self.current_period_end,
+            features: self.entitlements.features,
+            quota: QuotaItem {
+                month: self.quota.month,
+                used: self.quota.used,
+                limit: self.quota.limit,
+                over: self.quota.over,
+                sampling: self.quota.sampling,
+                sample_percent: self.quota.sample_percent,
+            },
+            plans: self
+                .plans
+                .into_iter()
+                .map(|p| PlanItem {
+                    id: p.id,
+                    name: p.name,
+                    price: p.price,
+                    currency: p.currency,
+                    trial_days: p.trial_days,
+                    sessions_per_month: p.sessions_per_month,
+                    retention_days: p.retention_days,
+                    features: p.features,
+                    current: p.current,
+                })
+                .collect(),
+            can_manage,
+            portal: self.customer && channel == "stripe",
+        }
+    }
 }
 
 #[derive(Object)]
@@ -119,11 +166,11 @@ struct StartSubscription {
 }
 
 #[derive(Object)]
-struct RedirectTarget {
+pub(super) struct RedirectTarget {
     /// `shopify` or `stripe`.
-    provider: String,
+    pub(super) provider: String,
     /// Open in the top window: `window.open(url, "_top")` (never inside the admin iframe).
-    url: String,
+    pub(super) url: String,
 }
 
 #[derive(ApiResponse)]
@@ -174,7 +221,7 @@ enum CancelResponse {
 }
 
 /// A failure to resolve the tenant or run the billing call, before mapping to a response.
-enum Failure {
+pub(super) enum Failure {
     Unauthorized(&'static str, String),
     Conflict(String),
     Invalid(String),
@@ -239,7 +286,7 @@ fn features(list: Vec<Feature>) -> Vec<String> {
     list.into_iter().map(|f| f.as_str().to_owned()).collect()
 }
 
-async fn status(state: &AppState, scope: TenantScope) -> Result<BillingStatus, Failure> {
+pub(super) async fn status(state: &AppState, scope: TenantScope) -> Result<BillingStatus, Failure> {
     let billing = &state.settings.billing;
     let ent: Entitlements = billing::entitlements(&state.db, billing, scope).await?;
     let now = UnixMillis::now();
@@ -289,6 +336,7 @@ async fn status(state: &AppState, scope: TenantScope) -> Result<BillingStatus, F
             sample_percent: billing.over_quota_sample_percent,
         },
         plans,
+        customer: sub.is_some_and(|s| s.provider == "stripe" && s.customer_id.is_some()),
     })
 }
 
@@ -300,7 +348,11 @@ fn shopify_return_url(state: &AppState, shop: &ShopDomain) -> String {
 }
 
 async fn start(state: &AppState, token: &str, plan: &str) -> Result<RedirectTarget, Failure> {
-    let tenant = tenant(state, token).await?;
+    start_for(state, tenant(state, token).await?, plan).await
+}
+
+/// Starts a subscription of `tenant` to a paid plan: the provider page to open.
+pub(super) async fn start_for(state: &AppState, tenant: Tenant, plan: &str) -> Result<RedirectTarget, Failure> {
     let plan = Plan::parse(plan)
         .filter(|p| p.is_paid())
         .ok_or_else(|| Failure::Invalid(format!("`{plan}` is not a paid plan (pro or business)")))?;
@@ -366,20 +418,10 @@ impl BillingApi {
     /// Cancels the paid subscription: the tenant returns to Free.
     #[oai(path = "/subscription", method = "delete", operation_id = "cancel_billing_subscription")]
     async fn cancel_subscription(&self, Data(state): Data<&Arc<AppState>>, auth: BillingCredential) -> CancelResponse {
-        let result = async {
-            let tenant = tenant(state, &auth.0.token).await?;
-            let billing = &state.settings.billing;
-            match &tenant {
-                Tenant::Shop { shop, scope } => {
-                    let shopify = state.shopify.as_ref().ok_or(BillingError::NotConfigured("Shopify"))?;
-                    billing::shopify::cancel(shopify, &state.db, billing, shop, *scope).await?;
-                }
-                Tenant::Site { kind: SiteKind::Shopify, .. } => return Err(shopify_site_conflict()),
-                Tenant::Site { scope, .. } => billing::stripe::cancel(state, *scope).await?,
-            }
-            status(state, tenant.scope()).await
-        }
-        .await;
+        let result = match tenant(state, &auth.0.token).await {
+            Ok(tenant) => cancel_for(state, &tenant).await,
+            Err(f) => Err(f),
+        };
         match result {
             Ok(s) => CancelResponse::Ok(Json(Box::new(s))),
             Err(Failure::Unauthorized(code, m)) => CancelResponse::Unauthorized(ApiError::new(code, m)),
@@ -392,19 +434,38 @@ impl BillingApi {
     /// A Stripe customer-portal session (payment method, invoices) for a standalone site.
     #[oai(path = "/portal", method = "post", operation_id = "create_billing_portal_session")]
     async fn portal(&self, Data(state): Data<&Arc<AppState>>, auth: BillingCredential) -> RedirectResponse {
-        let result = async {
-            match tenant(state, &auth.0.token).await? {
-                Tenant::Site { kind: SiteKind::Standalone, scope } => {
-                    let url = billing::stripe::portal(state, scope).await?;
-                    Ok(RedirectTarget { provider: "stripe".into(), url })
-                }
-                _ => Err(shopify_site_conflict()),
-            }
-        }
-        .await;
+        let result = match tenant(state, &auth.0.token).await {
+            Ok(tenant) => portal_for(state, tenant).await,
+            Err(f) => Err(f),
+        };
         match result {
             Ok(target) => RedirectResponse::Ok(Json(target)),
             Err(f) => respond!(RedirectResponse, f),
         }
+    }
+}
+
+/// Cancels the tenant's paid subscription (back to Free) and returns the new status.
+pub(super) async fn cancel_for(state: &AppState, tenant: &Tenant) -> Result<BillingStatus, Failure> {
+    let billing = &state.settings.billing;
+    match tenant {
+        Tenant::Shop { shop, scope } => {
+            let shopify = state.shopify.as_ref().ok_or(BillingError::NotConfigured("Shopify"))?;
+            billing::shopify::cancel(shopify, &state.db, billing, shop, *scope).await?;
+        }
+        Tenant::Site { kind: SiteKind::Shopify, .. } => return Err(shopify_site_conflict()),
+        Tenant::Site { scope, .. } => billing::stripe::cancel(state, *scope).await?,
+    }
+    status(state, tenant.scope()).await
+}
+
+/// A Stripe customer-portal session of a standalone site.
+pub(super) async fn portal_for(state: &AppState, tenant: Tenant) -> Result<RedirectTarget, Failure> {
+    match tenant {
+        Tenant::Site { kind: SiteKind::Standalone, scope } => {
+            let url = billing::stripe::portal(state, scope).await?;
+            Ok(RedirectTarget { provider: "stripe".into(), url })
+        }
+        _ => Err(shopify_site_conflict()),
     }
 }

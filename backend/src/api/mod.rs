@@ -42,7 +42,16 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = OpenApiService::new(
-        (stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi, account::AccountApi, panel::PanelApi, (panel::maps::PanelMapsApi, panel::privacy::PanelPrivacyApi)),
+        (
+            stats::StatsApi,
+            shopify_session::ShopifyApi,
+            alerts::AlertsApi,
+            billing::BillingApi,
+            account::AccountApi,
+            panel::PanelApi,
+            (panel::maps::PanelMapsApi, panel::privacy::PanelPrivacyApi),
+            (panel::alerts::PanelAlertsApi, panel::billing::PanelBillingApi, panel::rule_settings::PanelRuleSettingsApi),
+        ),
         "GhostTrack API",
         env!("CARGO_PKG_VERSION"),
     )

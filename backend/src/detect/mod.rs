@@ -29,6 +29,7 @@ pub mod replay;
 pub mod rules;
 pub mod score;
 pub mod service;
+pub mod settings;
 pub mod state;
 
 pub use engine::{Engine, Observation, subject_of};

@@ -84,6 +84,31 @@ impl Detector {
         self.engine.lock().set_plan_limits(core, unlimited);
     }
 
+    /// The tenant's policy in force (the default policy when it has none).
+    pub fn policy(&self, site: SiteId) -> Policy {
+        self.engine.lock().policy(site).clone()
+    }
+
+    /// Changes a tenant's policy under the engine lock (no concurrent change is lost); the new
+    /// policy is validated and compiled like any policy. Returns the policy before the change.
+    pub fn update_policy(
+        &self,
+        site: SiteId,
+        change: impl FnOnce(&mut Policy),
+    ) -> Result<Policy, Vec<super::RuleError>> {
+        let mut engine = self.engine.lock();
+        let before = engine.policy(site).clone();
+        let mut policy = before.clone();
+        change(&mut policy);
+        engine.set_policy(site, policy)?;
+        Ok(before)
+    }
+
+    /// Reads the loaded rules.
+    pub fn with_rules<R>(&self, read: impl FnOnce(&RuleSet) -> R) -> R {
+        read(self.engine.lock().rules())
+    }
+
     /// Feeds events of one tenant in order; records and returns the verdict changes.
     pub fn observe(&self, site: SiteId, events: &[DetectEvent]) -> Vec<Verdict> {
         let verdicts: Vec<Verdict> = {

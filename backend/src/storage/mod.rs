@@ -16,6 +16,7 @@ pub mod panel_maps;
 pub mod pg_writer;
 pub mod privacy;
 pub mod rollups;
+pub mod rule_settings;
 pub mod salts;
 pub mod shopify_orders;
 pub mod shopify_setup;

@@ -4,7 +4,8 @@
 //! asks the parent admin for a fresh HS256 id token (minted with the app secret),
 //! `shopify.toast.show`, `<ui-nav-menu>` and `<ui-title-bar>` are mirrored into the admin page
 //! through `postMessage`, and a click on an admin nav entry moves the frame's History state and
-//! fires `popstate`, as App Bridge does. The bounce page (`shopify-reload`) reloads with a token.
+//! fires `popstate`, as App Bridge does. `window.open(url, "_top")` from the app navigates the
+//! admin's top window (App Bridge's way out of the iframe, e.g. to a billing confirmation page). The bounce page (`shopify-reload`) reloads with a token.
 //!
 //! The real admin knows the app's `application_url` from its configuration; here the page takes
 //! it as the `application_url` query parameter.
@@ -103,6 +104,8 @@ window.addEventListener('message', async (event) => {
       a.addEventListener('click', (e) => { e.preventDefault(); reply({ type: 'navigate', href: item.href }); });
       return a;
     }));
+  } else if (m.type === 'redirect') {
+    window.location.assign(m.url);
   } else if (m.type === 'title') {
     document.getElementById('admin-title').textContent = m.title;
   } else if (m.type === 'toast') {
@@ -138,6 +141,14 @@ const APP_BRIDGE_JS: &str = r#"(function () {
       });
     },
     toast: { show: function (message) { post({ type: 'toast', message: String(message) }); } },
+  };
+  var nativeOpen = window.open;
+  window.open = function (url, target) {
+    if ((target === '_top' || target === '_parent') && window.parent !== window) {
+      post({ type: 'redirect', url: new URL(url, location.href).toString() });
+      return null;
+    }
+    return nativeOpen.apply(window, arguments);
   };
   window.addEventListener('message', function (event) {
     if (event.source !== window.parent) return;

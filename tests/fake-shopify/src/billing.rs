@@ -67,6 +67,11 @@ fn confirmation_signature(secret: &str, shop: &str, number: u64) -> String {
     signing::webhook_hmac(secret, format!("{shop}/{number}").as_bytes())
 }
 
+/// A query-string value (signatures are base64: `+`, `/` and `=` must be escaped).
+fn query_value(raw: &str) -> String {
+    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
+}
+
 fn user_error(field: Option<&[&str]>, message: &str) -> serde_json::Value {
     serde_json::json!({ "field": field, "message": message })
 }
@@ -169,8 +174,9 @@ fn create(inner: &Inner, req: &Request, shop: &str, vars: &serde_json::Value) ->
     let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let signature = confirmation_signature(&inner.app.client_secret, shop, sub.number);
     let url = format!(
-        "http://{host}/{shop}/admin/charges/{}/confirm_recurring_application_charge?signature={signature}",
-        sub.number
+        "http://{host}/{shop}/admin/charges/{}/confirm_recurring_application_charge?signature={}",
+        sub.number,
+        query_value(&signature)
     );
     let answer = serde_json::json!({ "appSubscriptionCreate": { "userErrors": [], "confirmationUrl": url,
         "appSubscription": { "id": sub.gid(), "status": "PENDING" } } });
@@ -289,7 +295,7 @@ pub(crate) async fn confirm_page(
         amount = sub.amount,
         currency = sub.currency,
         trial = sub.trial_days,
-        sig = q.signature,
+        sig = query_value(&q.signature),
     );
     Response::builder().status(StatusCode::OK).content_type("text/html; charset=utf-8").body(body)
 }

@@ -12,6 +12,8 @@ mod infra;
 mod migrations;
 mod panel;
 mod panel_maps;
+mod panel_login;
+mod panel_manage;
 mod pixel;
 mod privacy;
 mod rollups;

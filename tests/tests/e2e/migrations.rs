@@ -198,6 +198,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ("create_stats_rollup_state", "stats_rollup_state", &["id", "rolled_until", "provisional_until"]),
     ("create_panel_audit_log", "panel_audit_log", &["id", "site_id", "actor", "action", "detail", "created_at"]),
     ("index_events_site_kind_ts", "events", &["site_id", "kind", "ts", "path"]),
+    ("create_rule_settings", "rule_settings", &["site_id", "rules", "updated_at"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

@@ -3,6 +3,9 @@
 
 pub mod geography;
 pub mod heatmaps;
+pub mod alerts;
+pub mod billing;
+pub mod invitation;
 pub mod login;
 pub mod overview;
 pub mod privacy;

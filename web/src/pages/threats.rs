@@ -10,6 +10,8 @@ use crate::logic::format;
 
 /// Most rows kept on the page.
 const MAX_ROWS: usize = 200;
+/// Wait before reconnecting after a failed stream.
+const RECONNECT_DELAY_MS: i32 = 2_000;
 
 #[component]
 pub fn Threats() -> impl IntoView {
@@ -27,21 +29,33 @@ pub fn Threats() -> impl IntoView {
         let after = list.threats.iter().map(|t| t.id).max().unwrap_or(0);
         let Some(signal) = signal.clone() else { return true };
         spawn_local(async move {
-            let _ = connected.try_set(true);
-            let result = api::stream(&format!("/api/panel/threats/live?after={after}"), &signal, |data| {
-                if let Ok(threat) = serde_json::from_str::<ThreatItem>(data) {
-                    live.update(|rows| {
-                        rows.insert(0, threat);
-                        rows.truncate(MAX_ROWS);
-                    });
+            // The server ends a stream after `panel.live_max_secs`; reconnect after the newest id
+            // seen, so nothing is missed or shown twice. A failure waits a little first.
+            let cursor = std::rc::Rc::new(std::cell::Cell::new(after));
+            loop {
+                let _ = connected.try_set(true);
+                let seen = cursor.clone();
+                let result = api::stream(&format!("/api/panel/threats/live?after={}", cursor.get()), &signal, |data| {
+                    if let Ok(threat) = serde_json::from_str::<ThreatItem>(data) {
+                        seen.set(seen.get().max(threat.id));
+                        live.update(|rows| {
+                            rows.insert(0, threat);
+                            rows.truncate(MAX_ROWS);
+                        });
+                    }
+                })
+                .await;
+                let _ = connected.try_set(false);
+                if signal.aborted() {
+                    return;
                 }
-            })
-            .await;
-            let _ = connected.try_set(false);
-            if let Err(e) = result
-                && !signal.aborted()
-            {
-                api::toast(&e.message);
+                if let Err(e) = result {
+                    if e.status == 401 || e.status == 403 {
+                        api::toast(&e.message);
+                        return;
+                    }
+                    api::sleep_ms(RECONNECT_DELAY_MS).await;
+                }
             }
         });
         true

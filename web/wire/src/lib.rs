@@ -238,3 +238,5 @@ mod maps;
 mod privacy;
 pub use maps::*;
 pub use privacy::*;
+mod manage;
+pub use manage::*;

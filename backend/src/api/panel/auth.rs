@@ -16,7 +16,9 @@ use crate::startup::AppState;
 use crate::storage::sites::Site;
 use crate::storage::{TenantScope, shops};
 
-/// A verified panel user: the tenant, and the shop when signed in through Shopify.
+/// A verified panel user: the tenant, the shop when signed in through Shopify, and the role.
+/// Shopify decides who may open an embedded app (staff permissions), so an App Bridge user is
+/// an owner of the shop's site; standalone users have the role of their account.
 #[derive(Clone, Debug)]
 pub struct PanelUser {
     pub scope: TenantScope,
@@ -31,6 +33,7 @@ pub struct PanelUser {
 }
 
 impl PanelUser {
+    /// Whether the user's role may do `action`.
     pub fn allows(&self, action: Action) -> bool {
         self.role.allows(action)
     }

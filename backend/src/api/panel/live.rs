@@ -2,7 +2,8 @@
 //! (`text/event-stream`, one `data:` JSON `ThreatItem` per event, `id:` the threat id). The
 //! panel reads it with fetch, so it authenticates like every panel call (EventSource could
 //! not send the bearer token). The feed follows the `threats` table, so verdicts recorded by
-//! any node appear.
+//! any node appear. A stream ends after `panel.live_max_secs` (so a load balancer can move clients
+//! and a revoked sign-in stops being served); the panel reconnects after the last id it saw.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ struct Feed {
     scope: TenantScope,
     cursor: i64,
     pending: VecDeque<Event>,
+    ends_at: tokio::time::Instant,
 }
 
 #[handler]
@@ -52,11 +54,16 @@ pub async fn live(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response 
             }
         },
     };
-    let feed = Feed { db: state.db.clone(), scope: user.scope, cursor, pending: VecDeque::new() };
+    let lifetime = state.settings.panel.live_max_lifetime();
+    let ends_at = tokio::time::Instant::now() + lifetime;
+    let feed = Feed { db: state.db.clone(), scope: user.scope, cursor, pending: VecDeque::new(), ends_at };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(event) = feed.pending.pop_front() {
                 return Some((event, feed));
+            }
+            if tokio::time::Instant::now() >= feed.ends_at {
+                return None;
             }
             tokio::time::sleep(POLL).await;
             match store::threats_after(&feed.db, feed.scope, feed.cursor, BATCH).await {

@@ -3,9 +3,13 @@
 //! storage function and maps the result to its response enum. The live threat feed is a plain
 //! poem handler (`live.rs`) because it streams, and is kept out of the compression middleware.
 
+pub mod alerts;
 pub mod assets;
 pub mod auth;
+pub mod billing;
 pub mod live;
+mod responses;
+pub mod rule_settings;
 
 use std::sync::Arc;
 

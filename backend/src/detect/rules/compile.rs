@@ -145,9 +145,10 @@ pub struct RuleSet {
 const PLACEHOLDERS: [&str; 5] = ["count", "threshold", "window", "detail", "key"];
 /// Most rules one set may hold (rule indexes are `u16`, UA matcher results a `u64` bit set).
 const MAX_UA_MATCHERS: usize = 64;
-const MAX_WINDOW_SECS: u64 = 8 * 86_400;
+/// Longest window (and TTL) a rule or a tenant override may set.
+pub const MAX_WINDOW_SECS: u64 = 8 * 86_400;
 /// Thresholds bound per-key memory (the engine keeps at most `threshold` timestamps or values).
-const MAX_THRESHOLD: u32 = 1_000;
+pub const MAX_THRESHOLD: u32 = 1_000;
 
 impl RuleSet {
     /// The rules compiled into the binary.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::EventType;
 
-pub use compile::{Baseline, CompiledRule, Condition, Filter, RuleSet, UaMatcher};
+pub use compile::{Baseline, CompiledRule, Condition, Filter, MAX_THRESHOLD, MAX_WINDOW_SECS, RuleSet, UaMatcher};
 pub use load::{EMBEDDED_RULES, parse_spec};
 
 /// Stable id of a rule, e.g. `card/ct1-ip-failures`.
@@ -243,6 +243,20 @@ pub enum ConditionSpec {
     },
     /// A per-session behaviour feature crosses its threshold.
     Behaviour { feature: Feature },
+}
+
+impl ConditionSpec {
+    /// The threshold and window a tenant may override (`ratio`: `min_events` is its threshold);
+    /// `None` for conditions without them (triggers, behaviour features).
+    pub fn tunables(&self) -> (Option<u32>, Option<u64>) {
+        match self {
+            ConditionSpec::Threshold { threshold, window_secs, .. }
+            | ConditionSpec::Distinct { threshold, window_secs, .. }
+            | ConditionSpec::Sequence { threshold, window_secs, .. } => (Some(*threshold), Some(*window_secs)),
+            ConditionSpec::Ratio { min_events, window_secs, .. } => (Some(*min_events), Some(*window_secs)),
+            ConditionSpec::Trigger { .. } | ConditionSpec::Behaviour { .. } => (None, None),
+        }
+    }
 }
 
 /// One rule file as written.

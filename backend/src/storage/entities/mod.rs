@@ -11,6 +11,7 @@ pub mod events;
 pub mod invitations;
 pub mod login_attempts;
 pub mod panel_audit_log;
+pub mod rule_settings;
 pub mod sessions;
 pub mod shopify_audit_log;
 pub mod shopify_carts;
