@@ -90,6 +90,8 @@ class Server:
             "GHOSTTRACK_SHOPIFY_API_SECRET": API_SECRET,
             "GHOSTTRACK_SECRET_KEY": secrets.token_hex(32),
             "GHOSTTRACK_APP_URL": "https://ghosttrack.test",
+            # The embedded app load (install) serves the panel; a stand-in build, as the e2e tests use.
+            "GHOSTTRACK_PANEL__DIST_DIR": os.path.join(ROOT, "tests", "fixtures", "panel-dist"),
             "RUST_LOG": "warn",
         }
 
@@ -211,23 +213,26 @@ def flagged_recent(server, site):
     return [i for i in body["items"] if i["decision"] in FLAGGED]
 
 
-def card_pixel(server, site, ip, steps):
-    """Sends checkout pixel events; `steps` is a list of "decline"/"success". Returns, per attempt, whether a
-    CHALLENGE/BLOCK verdict exists for the site after it (read from /v1/recent)."""
+def card_pixel(server, site, ip, steps, gap_ms):
+    """Sends checkout pixel events as the web pixel would: `co`, then per step `pi` and either `al` PAYMENT_ERROR
+    ("decline") or `cc` ("success"), `gap_ms` after the previous step (a card tester's script: ~1.5 s; a person
+    typing or correcting card details: tens of seconds). The pacing is played through the events' own times
+    (`ts`, within the collector's accepted age), not by waiting. Returns, per attempt, the rules of the site's
+    CHALLENGE/BLOCK verdicts after it (from /v1/recent; empty = not flagged)."""
     headers = {"Content-Type": "text/plain;charset=UTF-8", "User-Agent": CHROME_UA, "X-Forwarded-For": ip}
     ck = secrets.token_hex(8)
-    t = int(time.time() * 1000)
+    t = int(time.time() * 1000) - gap_ms * len(steps) - 60_000
     assert server.post("/collect", pixel_batch(site, [{"t": "co", "ts": t, "ck": ck}]), headers) == 202
-    flagged_after = []
-    for i, step in enumerate(steps):
-        t = int(time.time() * 1000)
+    after = []
+    for step in steps:
+        t += gap_ms
         events = [{"t": "pi", "ts": t, "ck": ck}]
-        events.append({"t": "al", "ts": t + 400, "at": "PAYMENT_ERROR", "ck": ck} if step == "decline"
-                      else {"t": "cc", "ts": t + 400, "ck": ck})
+        events.append({"t": "al", "ts": t + 1000, "at": "PAYMENT_ERROR", "ck": ck} if step == "decline"
+                      else {"t": "cc", "ts": t + 2000, "ck": ck})
         assert server.post("/collect", pixel_batch(site, events), headers) == 202
         time.sleep(1.0)  # the recorder writes threat records asynchronously
-        flagged_after.append(bool(flagged_recent(server, site)))
-    return flagged_after
+        after.append(sorted({r["rule"] for i in flagged_recent(server, site) for r in i["reasons"]}))
+    return after
 
 
 def install_shop(server, shop):
@@ -255,9 +260,9 @@ def send_webhook(server, topic, shop, body):
     raise RuntimeError("the webhook inbox was not processed")
 
 
-def card_webhooks(server, shop, ip, steps):
-    """A guest order, then one `order_transactions/create` per step (a different card for each decline).
-    Returns, per attempt, whether a CHALLENGE/BLOCK threat record exists for the shop's site."""
+def card_webhooks(server, shop, ip, cards):
+    """A guest order, then one `order_transactions/create` per attempt: `cards` lists (card number, "decline" or
+    "success"). Returns, per attempt, the rules of the shop's CHALLENGE/BLOCK threat records after it."""
     site_id = install_shop(server, shop)
     order_id = 5_000_000_000 + secrets.randbelow(10**9)
     iso = lambda: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -266,24 +271,25 @@ def card_webhooks(server, shop, ip, steps):
         "total_price": "1.00", "currency": "USD", "browser_ip": ip,
         "client_details": {"browser_ip": ip, "user_agent": CHROME_UA}, "email": "guest@example.com",
         "created_at": iso(), "updated_at": iso()})
-    flagged_after = []
-    for i, step in enumerate(steps):
+    after = []
+    for i, (card, outcome) in enumerate(cards):
         send_webhook(server, "order_transactions/create", shop, {
             "id": order_id + 1 + i, "order_id": order_id, "kind": "sale", "gateway": "shopify_payments",
-            "status": "failure" if step == "decline" else "success",
-            "error_code": "card_declined" if step == "decline" else None, "amount": "1.00", "currency": "USD",
+            "status": "failure" if outcome == "decline" else "success",
+            "error_code": "card_declined" if outcome == "decline" else None, "amount": "1.00", "currency": "USD",
             "test": False, "created_at": iso(),
-            "payment_details": {"credit_card_bin": f"4{i:05d}", "credit_card_number": f"•••• •••• •••• {1000 + i * 7}",
+            "payment_details": {"credit_card_bin": f"4{card:05d}", "credit_card_number": f"•••• •••• •••• {1000 + card}",
                                 "avs_result_code": "N", "cvv_result_code": "N"}})
         time.sleep(0.5)
-        n = server.query("SELECT COUNT(*) FROM threats WHERE site_id = ? AND decision IN ('CHALLENGE', 'BLOCK')",
-                         (site_id,))[0][0]
-        flagged_after.append(n > 0)
-    return flagged_after
+        rows = server.query("SELECT reasons FROM threats WHERE site_id = ? AND decision IN ('CHALLENGE', 'BLOCK')",
+                            (site_id,))
+        after.append(sorted({r["rule"] for (reasons,) in rows for r in json.loads(reasons)}))
+    return after
 
 
-def first_flag(flags):
-    return next((i + 1 for i, f in enumerate(flags) if f), None)
+def first_flag(after):
+    return next((i + 1 for i, rules in enumerate(after) if rules), None)
+
 
 
 # ---- Main -------------------------------------------------------------------------------------------------------
@@ -368,11 +374,14 @@ def main():
             if rank(v["decision"]) > rank(best["decision"]):
                 best["decision"] = v["decision"]
             best["rules"].update(r["rule"] for r in v.get("reasons", []))
+        with open(os.path.join(data_dir, "access.log"), encoding="utf-8") as f:
+            seen = {line.split(" ", 1)[0] for line in f}
         for ip, name in truth.items():
-            e = results["access_log"].setdefault(name, {"n": 0, "flagged": 0, "blocked": 0, "labelled_crawler": 0,
-                                                         "rules": {}})
+            e = results["access_log"].setdefault(name, {"n": 0, "seen": 0, "flagged": 0, "blocked": 0,
+                                                         "labelled_crawler": 0, "rules": {}})
             v = by_ip.get(ip, {"decision": "ALLOW", "rules": set()})
             e["n"] += 1
+            e["seen"] += ip in seen
             e["flagged"] += v["decision"] in FLAGGED
             e["blocked"] += v["decision"] == "BLOCK"
             e["labelled_crawler"] += "ua/crawler" in v["rules"]
@@ -383,14 +392,19 @@ def main():
         if not only or "card" in only:
             attempts = 6 if args.quick else 12
             ct = results["card_testing"]
-            ct["pixel_burst"] = card_pixel(server, sites["card-pixel"], "10.250.1.9", ["decline"] * attempts)
-            ct["pixel_1_decline_then_success"] = card_pixel(server, sites["card-pixel-control"], "10.250.2.9",
-                                                            ["decline", "success"])
-            ct["pixel_2_declines_then_success"] = card_pixel(server, sites["card-pixel-control"], "10.250.3.9",
-                                                             ["decline", "decline", "success"])
-            ct["webhook_burst"] = card_webhooks(server, "card-burst.myshopify.com", "10.251.1.9", ["decline"] * attempts)
-            ct["webhook_2_declines_then_success"] = card_webhooks(server, "card-ok.myshopify.com", "10.251.2.9",
-                                                                  ["decline", "decline", "success"])
+            control = sites["card-pixel-control"]
+            ct["pixel burst (card tester)"] = card_pixel(server, sites["card-pixel"], "10.250.1.9",
+                                                         ["decline"] * attempts, gap_ms=1_500)
+            ct["pixel 1 decline then success"] = card_pixel(server, control, "10.250.2.9", ["decline", "success"],
+                                                            gap_ms=40_000)
+            ct["pixel 2 declines then success"] = card_pixel(server, control, "10.250.3.9",
+                                                             ["decline", "decline", "success"], gap_ms=40_000)
+            ct["pixel express checkout (pays 3 s after starting)"] = card_pixel(
+                server, control, "10.250.4.9", ["success"], gap_ms=3_000)
+            ct["webhook burst (a new card each time)"] = card_webhooks(
+                server, "card-burst.myshopify.com", "10.251.1.9", [(i, "decline") for i in range(attempts)])
+            ct["webhook 2 declines then success (cards A, A, B)"] = card_webhooks(
+                server, "card-ok.myshopify.com", "10.251.2.9", [(1, "decline"), (1, "decline"), (2, "success")])
     finally:
         server.stop()
 
@@ -481,7 +495,7 @@ def render(results):
     # Access log.
     lines.append("Access-log path (`ghosttrack ingest-log --format combined --json` over the storefront's log, one "
                  "client per session):\n")
-    lines.append("| class | n | flagged | BLOCK | labelled crawler | recall / FPR | top rules |")
+    lines.append("| class | n (clients in the log) | flagged | BLOCK | labelled crawler | recall / FPR | top rules |")
     lines.append("|---|---|---|---|---|---|---|")
     log_h_flag = al.get("human", {}).get("flagged", 0)
     for name, e in al.items():
@@ -489,18 +503,19 @@ def render(results):
         top = ", ".join(f"`{r}` {k}" for r, k in sorted(e["rules"].items(), key=lambda kv: -kv[1])[:3]) or "–"
         what = {"bot": f"recall {pct(e['flagged'], e['n'])}", "human": f"FPR {pct(e['flagged'], e['n'])}",
                 "crawler": f"attack verdicts {pct(e['flagged'], e['n'])}", "control": pct(e["flagged"], e["n"])}[label]
-        lines.append(f"| {name} | {e['n']} | {e['flagged']} | {e['blocked']} | {e['labelled_crawler']} | {what} | {top} |")
+        lines.append(f"| {name} | {e['n']} ({e['seen']}) | {e['flagged']} | {e['blocked']} | {e['labelled_crawler']} | {what} | {top} |")
     log_bots = sum(e["flagged"] for n_, e in al.items() if next(c[2] for c in CLASSES if c[0] == n_) == "bot")
     if al:
         lines.append(f"\nAccess-log precision over all flagged clients: {pct(log_bots, log_bots + log_h_flag)}.\n")
     ct = results["card_testing"]
     if ct:
         lines.append("Card testing (flagged = a CHALLENGE/BLOCK verdict exists after that attempt):\n")
-        lines.append("| scenario | attempts | flagged at attempt | verdict after each attempt |")
-        lines.append("|---|---|---|---|")
-        for k, flags in ct.items():
-            lines.append(f"| {k.replace('_', ' ')} | {len(flags)} | {first_flag(flags) or 'never'} | "
-                         f"{' '.join('F' if f else '·' for f in flags)} |")
+        lines.append("| scenario | attempts | flagged at attempt | after each attempt (F = flagged) | rules when first flagged |")
+        lines.append("|---|---|---|---|---|")
+        for k, after in ct.items():
+            first = first_flag(after)
+            rules = ", ".join(f"`{r}`" for r in after[first - 1]) if first else "–"
+            lines.append(f"| {k} | {len(after)} | {first or 'never'} | {' '.join('F' if a else '·' for a in after)} | {rules} |")
     return "\n".join(lines) + "\n"
 
 
@@ -508,6 +523,9 @@ def check_targets(results):
     """The targets that are deterministic enough to assert (scripts/test runs --quick with this)."""
     problems = []
     c, al, ct = results["classes"], results["access_log"], results["card_testing"]
+    for name, e in al.items():
+        if e["seen"] != e["n"]:
+            problems.append(f"{name}: {e['seen']} of {e['n']} clients reached the access log")
     for name in ("curl", "python-requests", "scrapy"):
         if name in al and al[name]["flagged"] < al[name]["n"]:
             problems.append(f"{name}: {al[name]['flagged']}/{al[name]['n']} flagged through the access log")
@@ -523,11 +541,11 @@ def check_targets(results):
                         f"{[v for v in c['human']['verdicts'] if v['decision'] in FLAGGED]}")
     if "human" in al and al["human"]["flagged"]:
         problems.append(f"human (access log): {al['human']['flagged']} false positives")
-    for k, flags in ct.items():
-        if "burst" in k and (first_flag(flags) or 99) > 5:
-            problems.append(f"{k}: flagged at {first_flag(flags)}")
-        if "success" in k and any(flags):
-            problems.append(f"{k}: flagged {flags}")
+    for k, after in ct.items():
+        if "burst" in k and (first_flag(after) or 99) > 5:
+            problems.append(f"{k}: flagged at {first_flag(after)}")
+        if "then success" in k and any(after):
+            problems.append(f"{k}: flagged {after}")
     return problems
 
 

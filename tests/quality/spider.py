@@ -15,7 +15,7 @@ class CatalogSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.plan = json.loads(plan)
 
-    def start_requests(self):
+    async def start(self):
         for s in self.plan["sessions"]:
             rnd = random.Random(s["seed"])
             meta = {"ip": s["ip"], "rnd": rnd}
