@@ -256,6 +256,11 @@ async function run() {
         } else {
           context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
           page = await context.newPage();
+          if (human) {
+            // Xvfb has no window manager: a page loaded before its window is mapped reads a 0×0 outer window
+            // (seen once in the first runs), which a person's desktop never shows. Wait for the window first.
+            await waitFor(page, () => outerWidth > 0 && outerHeight > 0, 10_000);
+          }
         }
         if (human) await humanSession(page, siteOf(s.ip), random, counts, human);
         else await botSession(page, siteOf(s.ip), random, counts);

@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 
 import requests
 
@@ -34,14 +35,16 @@ def curl_session(base, ip, seed):
     return {"ip": ip, "ok": out.returncode == 0, "requests": len(urls)}
 
 
-def requests_session(base, ip, seed, user_agent=None):
-    """python-requests with its own user agent (or a crawler's)."""
+def requests_session(base, ip, seed, user_agent=None, delay=0.0):
+    """python-requests with its own user agent, as fast as it goes; or a crawler's user agent with a crawler's
+    politeness (`delay` seconds between requests)."""
     s = requests.Session()
     s.headers["X-Forwarded-For"] = ip
     if user_agent:
         s.headers["User-Agent"] = user_agent
     n = 0
     for p in _plan(seed):
+        time.sleep(delay)
         r = s.get(base + p, timeout=10)
         n += 1
         if r.status_code != 200:
