@@ -48,14 +48,14 @@ def held_out(user):
 # Browser classes are tracked sessions; the others are judged from the access log.
 CLASSES = [
     # name, kind, ground truth, (full n, quick n)
-    ("curl", "http", "bot", (100, 4)),
-    ("python-requests", "http", "bot", (100, 4)),
-    ("scrapy", "http", "bot", (100, 4)),
-    ("crawler", "http", "crawler", (60, 4)),
-    ("naive-headless", "browser", "bot", (100, 4)),
-    ("stealth-headless", "browser", "bot", (100, 4)),
-    ("stealth-tuned", "browser", "bot", (100, 4)),
-    ("human", "browser", "human", (100, 5)),
+    ("curl", "http", "bot", (100, 3)),
+    ("python-requests", "http", "bot", (100, 3)),
+    ("scrapy", "http", "bot", (100, 3)),
+    ("crawler", "http", "crawler", (60, 3)),
+    ("naive-headless", "browser", "bot", (100, 3)),
+    ("stealth-headless", "browser", "bot", (100, 3)),
+    ("stealth-tuned", "browser", "bot", (100, 3)),
+    ("human", "browser", "human", (100, 4)),
     ("human-headless-control", "browser", "control", (20, 0)),
 ]
 

@@ -161,7 +161,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the browser navigated away (e.g. the tracker's /cart.js read during a page change)
         if log:
             self.store.log.write(self.client(), self.command, self.path, status, len(data),
                                  self.headers.get("Referer"), self.headers.get("User-Agent"))

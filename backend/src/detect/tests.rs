@@ -896,6 +896,14 @@ mod calibration {
         let shares = human_repeat_shares();
         assert!(shares.len() > 1_500, "{} blocks", shares.len());
         let p99 = shares[shares.len() * 99 / 100];
+        let q = |p: usize| shares[shares.len() * p / 100];
+        println!(
+            "{} calibration blocks: median {:.2}, p90 {:.2}, p99 {p99:.2}, max {:.2}",
+            shares.len(),
+            q(50),
+            q(90),
+            shares[shares.len() - 1]
+        );
         let rule = rules();
         let Condition::Behaviour { feature: Feature::RepeatedPointerSteps { min_share, .. } } =
             &rule.get("behavior/robotic-pointer").unwrap().condition
