@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import socket
@@ -296,7 +295,7 @@ def first_flag(after):
 # ---- Main -------------------------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin-dir", required=True, help="directory holding the ghosttrack and fake-shopify binaries")
+    ap.add_argument("--bin-dir", help="directory holding the ghosttrack and fake-shopify binaries")
     ap.add_argument("--quick", action="store_true", help="a few sessions per class (CI)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the full-mode session counts")
     ap.add_argument("--only", help="comma-separated class names to run (default: all)")
@@ -306,8 +305,19 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the data dir")
     ap.add_argument("--disable", action="append", default=[], metavar="RULE",
                     help="disable a rule for every site through a tenant policy (to measure what it adds)")
+    ap.add_argument("--from-results", metavar="FILE", help="render (and with --write-doc, write) a saved results.json")
     args = ap.parse_args()
 
+    if args.from_results:
+        with open(args.from_results) as f:
+            table = render(json.load(f))
+        print(table)
+        if args.write_doc:
+            write_doc(table)
+        return
+
+    if not args.bin_dir:
+        ap.error("--bin-dir is required to run (tests/quality/run passes it)")
     data_dir = tempfile.mkdtemp(prefix="gt-quality-")
     server = Server(args.bin_dir, data_dir)
     only = set(args.only.split(",")) if args.only else None
