@@ -122,6 +122,12 @@
           path = [];
           prevT = prevX = prevY = 0;
         }
+        // The outer window size is read at send time, not when the page starts: Chromium can report 0×0 to a
+        // script that runs while a navigation commits, which is also what old headless Chrome reports for good.
+        if (env) {
+          env.ow = outerWidth;
+          env.oh = outerHeight;
+        }
         measureDepth();
         if (depth > sentDepth) {
           push({ t: 'sc', d: depth, ph: root.scrollHeight });
@@ -331,8 +337,6 @@
       pl: (n.plugins || []).length,
       lg: (n.languages || []).length,
       pi: 0,
-      ow: outerWidth,
-      oh: outerHeight,
       iw: innerWidth,
       ih: innerHeight,
       sw: screen.width,
