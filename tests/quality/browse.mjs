@@ -257,8 +257,8 @@ async function run() {
           context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
           page = await context.newPage();
           if (human) {
-            // Xvfb has no window manager: a page loaded before its window is mapped reads a 0×0 outer window
-            // (seen once in the first runs), which a person's desktop never shows. Wait for the window first.
+            // Xvfb has no window manager: do not load the first page before the window is mapped (a person's
+            // desktop maps it first). The 0×0 outer windows of later pages were a tracker race, fixed there.
             await waitFor(page, () => outerWidth > 0 && outerHeight > 0, 10_000);
           }
         }
