@@ -122,6 +122,12 @@
           path = [];
           prevT = prevX = prevY = 0;
         }
+        // The outer window size is read at send time, not when the page starts: Chromium can report 0×0 to a
+        // script that runs while a navigation commits, which is also what old headless Chrome reports for good.
+        if (env) {
+          env.ow = outerWidth;
+          env.oh = outerHeight;
+        }
         measureDepth();
         if (depth > sentDepth) {
           push({ t: 'sc', d: depth, ph: root.scrollHeight });
@@ -331,8 +337,6 @@
       pl: (n.plugins || []).length,
       lg: (n.languages || []).length,
       pi: 0,
-      ow: outerWidth,
-      oh: outerHeight,
       iw: innerWidth,
       ih: innerHeight,
       sw: screen.width,
@@ -370,6 +374,17 @@
         env.cv = (h >>> 0).toString(16).padStart(8, '0');
       } catch (e) {}
     }
+    // Stealth tools patch navigator in the page but not in workers: a dedicated worker that reports another
+    // hardwareConcurrency (1), platform (2) or user agent (4) than the page is a patched page. Only the bits
+    // are sent; like pi, the answer lands on the queued event long before the first flush.
+    try {
+      var wk = new Worker(URL.createObjectURL(new Blob(['postMessage([navigator.hardwareConcurrency,navigator.platform,navigator.userAgent])'])));
+      wk.onmessage = safe(function (e) {
+        var v = e.data;
+        env.wk = (v[0] != n.hardwareConcurrency) + 2 * (v[1] != n.platform) + 4 * (v[2] != n.userAgent);
+        wk.terminate();
+      });
+    } catch (e) {}
     // Old headless Chrome: Notification.permission says "denied" while the Permissions API says "prompt".
     // Resolves long before the first flush, so setting it on the queued event is enough.
     try {

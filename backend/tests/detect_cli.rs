@@ -18,7 +18,7 @@ fn manifest(path: &str) -> String {
 fn rules_check_passes_on_the_shipped_rules_and_fails_naming_file_field_and_constraint() {
     let ok = ghosttrack().args(["rules", "check", &manifest("rules")]).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("33 rules OK"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("34 rules OK"));
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("rate")).unwrap();

@@ -186,6 +186,9 @@ pub struct EnvProbe {
     pub device_memory: Option<f32>,
     pub touch_points: Option<u32>,
     pub desktop_chrome: bool,
+    /// What a dedicated worker reports differently from the page: 1 hardwareConcurrency, 2 platform,
+    /// 4 user agent (tracker `en.wk`; 0 or absent when they agree or the probe did not answer).
+    pub worker_mismatch: u8,
 }
 
 /// The event types a rule filter can name.
@@ -329,6 +332,7 @@ pub fn from_tracker(ctx: &TrackerContext<'_>, ts: i64, body: &EventBody) -> Dete
             device_memory: en.dm,
             touch_points: en.mt,
             desktop_chrome,
+            worker_mismatch: en.wk.unwrap_or(0),
         }),
         EventBody::AddToCart(ac) => {
             cart_token = ac.ct.clone().filter(|t| !t.is_empty());

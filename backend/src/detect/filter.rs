@@ -135,6 +135,7 @@ fn env_flag(flag: EnvFlag, env: &EnvProbe, ua: &str) -> bool {
         EnvFlag::StealthWebglMismatch => {
             env.webgl.as_deref().is_some_and(|g| g.contains("Intel Iris OpenGL Engine")) && !ua.contains("Mac OS X")
         }
+        EnvFlag::WorkerMismatch => env.worker_mismatch != 0,
     }
 }
 
@@ -148,6 +149,7 @@ fn env_name(flag: EnvFlag) -> &'static str {
         EnvFlag::ZeroOuterWindow => "0×0 outer window",
         EnvFlag::SoftwareWebgl => "software WebGL renderer",
         EnvFlag::StealthWebglMismatch => "Mac-only WebGL renderer on a non-Mac user agent",
+        EnvFlag::WorkerMismatch => "a worker reports other navigator values than the page",
     }
 }
 

@@ -236,6 +236,9 @@ pub struct Environment {
     pub mt: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cv: Option<String>,
+    /// Worker mismatch bits: 1 hardwareConcurrency, 2 platform, 4 user agent differ between page and worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wk: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -364,6 +367,9 @@ impl EventBody {
                 truncate_opt(&mut en.cv, 16);
                 if en.dpr.is_some_and(|v| !v.is_finite()) || en.dm.is_some_and(|v| !v.is_finite()) {
                     return Err("non-finite number");
+                }
+                if en.wk.is_some_and(|v| v > 7) {
+                    return Err("worker mismatch bits above 7");
                 }
             }
             EventBody::AddToCart(ac) => {

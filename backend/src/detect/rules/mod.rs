@@ -132,6 +132,8 @@ pub enum EnvFlag {
     SoftwareWebgl,
     /// puppeteer-extra-plugin-stealth's fixed `Intel Iris OpenGL Engine` on a non-Mac UA.
     StealthWebglMismatch,
+    /// A dedicated worker reports another hardwareConcurrency, platform or user agent than the page.
+    WorkerMismatch,
 }
 
 /// Which events a rule looks at. Every set field must hold (AND); list fields match any entry.
