@@ -32,6 +32,10 @@ mod m20261123_200003_create_alert_outbox;
 mod m20261123_300001_create_subscriptions;
 mod m20261123_300002_create_usage_counters;
 mod m20261123_300003_create_billing_notices;
+mod m20261124_600001_partition_events_by_day;
+
+/// The day partitions of `events` on PostgreSQL, for the maintenance job (`storage::partitions`).
+pub use m20261124_600001_partition_events_by_day::{create_partition_sql, partition_name};
 
 pub struct Migrator;
 
@@ -67,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_150004_create_login_attempts::Migration),
             Box::new(m20261123_150005_create_stats_rollups::Migration),
             Box::new(m20261123_150006_create_stats_rollup_state::Migration),
+            Box::new(m20261124_600001_partition_events_by_day::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod invitations;
 pub mod login_attempts;
 pub mod panel;
+pub mod partitions;
 pub mod pg_writer;
 pub mod privacy;
 pub mod rollups;

@@ -2,7 +2,10 @@
 //! (`text/event-stream`, one `data:` JSON `ThreatItem` per event, `id:` the threat id). The
 //! panel reads it with fetch, so it authenticates like every panel call (EventSource could
 //! not send the bearer token). The feed follows the `threats` table, so verdicts recorded by
-//! any node appear.
+//! any node appear. It reads the table when the recorder announces the tenant's verdicts on the
+//! `ThreatBus` (this node directly, other nodes through Redis pub/sub), and also polls: every
+//! [`POLL`] while other nodes cannot be heard (no Redis, or its subscription is down), every
+//! [`SAFETY_POLL`] while they can.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,15 +14,21 @@ use std::time::Duration;
 use poem::web::Data;
 use poem::web::sse::{Event, SSE};
 use poem::{IntoResponse, Request, Response, handler};
+use tokio::sync::broadcast;
 
 use super::auth::authenticate;
+use crate::detect::bus::ThreatBus;
+use crate::domain::SiteId;
 use crate::panel::present;
 use crate::startup::AppState;
 use crate::storage::TenantScope;
 use crate::storage::panel as store;
 
-/// How often the feed looks for new verdicts (well inside the panel's 2 s promise).
+/// How often the feed looks for new verdicts when other nodes' announcements cannot be heard
+/// (well inside the panel's 2 s promise).
 const POLL: Duration = Duration::from_millis(250);
+/// How often it looks anyway while announcements arrive (a lost message costs this much delay).
+const SAFETY_POLL: Duration = Duration::from_secs(5);
 /// Most verdicts read per look.
 const BATCH: u64 = 100;
 /// A comment line this often keeps proxies from closing an idle stream.
@@ -28,6 +37,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 struct Feed {
     db: sea_orm::DatabaseConnection,
     scope: TenantScope,
+    site: SiteId,
+    bus: Arc<ThreatBus>,
+    wake: broadcast::Receiver<SiteId>,
     cursor: i64,
     pending: VecDeque<Event>,
 }
@@ -52,13 +64,24 @@ pub async fn live(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response 
             }
         },
     };
-    let feed = Feed { db: state.db.clone(), scope: user.scope, cursor, pending: VecDeque::new() };
+    // Every look reads everything after the cursor, so a wake-up missed before subscribing costs
+    // at most one poll interval.
+    let feed = Feed {
+        db: state.db.clone(),
+        scope: user.scope,
+        site: user.site.id,
+        bus: state.threat_bus.clone(),
+        wake: state.threat_bus.subscribe(),
+        cursor,
+        pending: VecDeque::new(),
+    };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(event) = feed.pending.pop_front() {
                 return Some((event, feed));
             }
-            tokio::time::sleep(POLL).await;
+            let poll = if feed.bus.hears_other_nodes() { SAFETY_POLL } else { POLL };
+            let _ = tokio::time::timeout(poll, woken(&mut feed.wake, feed.site)).await;
             match store::threats_after(&feed.db, feed.scope, feed.cursor, BATCH).await {
                 Ok(rows) => {
                     for t in rows {
@@ -72,4 +95,16 @@ pub async fn live(req: &Request, Data(state): Data<&Arc<AppState>>) -> Response 
         }
     });
     SSE::new(stream).keep_alive(KEEP_ALIVE).into_response()
+}
+
+/// Returns when `site` had verdicts recorded, or when announcements were missed (read anyway).
+async fn woken(wake: &mut broadcast::Receiver<SiteId>, site: SiteId) {
+    loop {
+        match wake.recv().await {
+            Ok(s) if s == site => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
 }
