@@ -245,7 +245,7 @@ async fn two_nodes_behind_haproxy_share_storage_detection_workers_and_the_live_f
         .unwrap();
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     let channel: Value = resp.json().await.unwrap();
-    let channel_id = channel["id"].as_i64().unwrap();
+    let channel_id = channel["channel"]["id"].as_i64().expect("channel id");
     for _ in 0..20 {
         let resp = client
             .post(via_lb(&format!("/api/v1/alerts/channels/{channel_id}/test?site={key}")))

@@ -73,6 +73,9 @@ impl Node {
 
     /// Graceful stop (SIGTERM: drains buffered events), waiting for the exit.
     pub fn stop(&mut self) {
+        if !self.is_running() {
+            return;
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
