@@ -216,7 +216,7 @@ async fn postgres_restarted_under_load_means_503s_then_recovery_and_no_lost_even
         task.await.unwrap();
     }
 
-    let o = outcomes.lock();
+    let o = std::mem::take(&mut *outcomes.lock());
     eprintln!(
         "PostgreSQL restart: {} requests acknowledged ({} after the restart), {} answered 503 (≥ {} while it was down)",
         o.acked.len(),

@@ -23,9 +23,11 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Stopped and reaped on drop, also when it never listens.
+        let server = RedisServer { child };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisServer { child };
+                return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

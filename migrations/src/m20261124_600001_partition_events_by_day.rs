@@ -111,7 +111,8 @@ impl MigrationTrait for Migration {
             exec(manager, &create_partition_sql(day)).await?;
         }
         exec(manager, "INSERT INTO events SELECT id, site_id, session_id, visitor_id, ts, received_at, kind, path, props FROM events_unpartitioned").await?;
-        exec(manager, "SELECT setval('events_day_id_seq', COALESCE((SELECT MAX(id) FROM events), 0) + 1, false)").await?;
+        exec(manager, "SELECT setval('events_day_id_seq', COALESCE((SELECT MAX(id) FROM events), 0) + 1, false)")
+            .await?;
         exec(manager, "DROP TABLE events_unpartitioned").await
     }
 

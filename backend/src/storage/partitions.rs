@@ -17,7 +17,7 @@ pub const AHEAD_DAYS: i64 = 7;
 /// How often the job runs.
 const INTERVAL: Duration = Duration::from_secs(3600);
 /// Advisory lock key of the job ("gt-part" in ASCII).
-const LOCK_KEY: i64 = 0x6774_2d70_6172_74;
+const LOCK_KEY: i64 = 0x0067_742d_7061_7274;
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
