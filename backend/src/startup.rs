@@ -15,6 +15,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::detect::bus::ThreatBus;
 use crate::detect::service::{self as detect_service, Detector};
 use crate::domain::{SiteKey, UnixMillis};
 use crate::ingest::enrich::{Enricher, GeoLookup};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub demo_site: Option<SiteKey>,
     /// The detection engine (`None` when `detect.enabled` is false).
     pub detector: Option<Arc<Detector>>,
+    /// Wakes live threat feeds when verdicts are recorded, on every node.
+    pub threat_bus: Arc<ThreatBus>,
     /// `None` when the server runs without Shopify credentials.
     pub shopify: Option<Arc<Shopify>>,
     /// Wakes the webhook inbox worker when a new delivery is stored.
@@ -126,12 +129,26 @@ impl Application {
             metrics.clone(),
         )
         .with_quota(quota.clone());
+        let threat_bus = match &settings.detect.redis_url {
+            Some(url) => ThreatBus::with_redis(
+                url,
+                format!("{}:threats", settings.detect.redis_prefix),
+                metrics.live_remote_notifications.clone(),
+            )
+            .context("invalid Redis URL for the live threat feed (detect.redis_url)")?,
+            None => ThreatBus::local(),
+        };
         let (detector, recorder) = if settings.detect.enabled {
             let rules = crate::detect::commands::load_rules(settings.detect.rules_dir.as_deref())
                 .context("cannot load detection rules (check them with `ghosttrack rules check DIR`)")?;
-            let redis = settings.detect.redis_url.as_deref().map(|url| (url, settings.detect.redis_prefix.as_str()));
+            let redis = settings.detect.redis_url.as_deref().map(|url| detect_service::SharedState {
+                url,
+                prefix: settings.detect.redis_prefix.as_str(),
+                health: metrics.detect_state.clone(),
+            });
+            let shared = redis.is_some();
             let (detector, rx) = Detector::new(rules, settings.detect.max_state_keys, redis)
-                .context("cannot connect to Redis for detection state (detect.redis_url)")?;
+                .context("invalid Redis URL for detection state (detect.redis_url)")?;
             let policies = match &settings.detect.policies_dir {
                 Some(dir) => detect_service::load_policies(&detector, &db, dir).await?,
                 None => 0,
@@ -140,14 +157,9 @@ impl Application {
             crate::detect::settings::sync(&detector, &db, UnixMillis(0), &mut Default::default())
                 .await
                 .context("cannot read the rule settings")?;
-            tracing::info!(
-                rules = detector.rule_count(),
-                policies,
-                shared_state = redis.is_some(),
-                "detection engine loaded"
-            );
+            tracing::info!(rules = detector.rule_count(), policies, shared_state = shared, "detection engine loaded");
             ingest = ingest.with_detector(detector.clone());
-            (Some(detector), Some(tokio::spawn(detect_service::run_recorder(db.clone(), rx))))
+            (Some(detector), Some(tokio::spawn(detect_service::run_recorder(db.clone(), rx, threat_bus.clone()))))
         } else {
             (None, None)
         };
@@ -195,6 +207,7 @@ impl Application {
             metrics,
             demo_site,
             detector,
+            threat_bus,
             shopify,
             inbox_notify,
             inbox_writer,
@@ -252,6 +265,11 @@ impl Application {
         ));
         let stopped_alerts = stopped.clone();
         let rollups = tokio::spawn(storage::rollups::run(db.clone(), stopped.clone()));
+        let partitions = tokio::spawn(storage::partitions::run(
+            db.clone(),
+            longest_retention_days(&state.settings),
+            stopped.clone(),
+        ));
         // Deliveries are stored even without a worker; the worker only runs when Shopify is on.
         let inbox = state.shopify.is_some().then(|| {
             let worker = crate::shopify::inbox::Worker {
@@ -281,6 +299,7 @@ impl Application {
         let _ = housekeeping.await;
         let _ = retention.await;
         let _ = rollups.await;
+        let _ = partitions.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
         }
@@ -332,6 +351,22 @@ async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) 
             tracing::warn!(error = %error, "could not delete ended login sessions; will retry");
         }
     }
+}
+
+/// The longest any tenant's raw events may be kept (privacy modes and plans): event partitions
+/// wholly older than this hold nothing anyone may still read.
+fn longest_retention_days(settings: &Settings) -> i64 {
+    let b = &settings.billing;
+    [
+        settings.privacy.retention_days,
+        settings.privacy.forensic_retention_days,
+        b.free.retention_days,
+        b.pro.retention_days,
+        b.business.retention_days,
+    ]
+    .into_iter()
+    .max()
+    .map_or(365, i64::from)
 }
 
 /// Creates the demo site on first start. Returns its key, and its token when just created.

@@ -6,20 +6,24 @@
 //! - `keys`, `filter`: state keys and subjects of an event; rule filters.
 //! - `state`: state keyed by (tenant, rule, key) behind `StateStore`; `MemoryStore` by default.
 //! - `redis_store`: `RedisStore`, the shared backend for several nodes, and `AnyStore`.
+//! - `failover`: `FailoverStore`, Redis with an in-process fallback while Redis is unreachable.
 //! - `features`: per-session behaviour features (interaction, pointer, dwell).
 //! - `score`: signals → score → ALLOW / CHALLENGE / BLOCK, and the per-tenant `Policy`.
 //! - `replay`: JSONL events → verdict changes (the `replay` and `explain` commands).
 //! - `service`: the shared engine in the server, the ingest hook, the threat recorder.
+//! - `bus`: `ThreatBus`, live-feed wake-ups after recorded verdicts, across nodes through Redis pub/sub.
 //! - `guard`: `DetectGuard`, a poem middleware enforcing BLOCK with 429 + `Retry-After`.
 //! - `accesslog`: combined/nginx access-log lines → request events (`ingest-log`).
 //!
 //! docs/DETECTION.md explains the rules, the scoring and the file formats.
 
 pub mod accesslog;
+pub mod bus;
 pub mod commands;
 pub mod crawlers;
 pub mod engine;
 pub mod event;
+pub mod failover;
 pub mod features;
 mod filter;
 pub mod guard;

@@ -1,7 +1,11 @@
 //! Detection state in Redis, shared by several nodes. Each update is an optimistic transaction
 //! (WATCH, GET, run the closure, MULTI/SET/EXEC, retry on conflict), so two nodes updating one
 //! key never lose a count. Slots are JSON; Redis expires them a little after their event-time
-//! expiry. Calls are blocking: the engine is synchronous by design.
+//! expiry. Calls are blocking (the engine is synchronous by design), so every connection has
+//! short connect and I/O timeouts: an unreachable Redis costs an event at most [`IO_TIMEOUT`]
+//! before the engine falls back to local state (`detect::failover`).
+
+use std::time::Duration;
 
 use redis::Commands;
 
@@ -20,12 +24,18 @@ const EXPIRY_MARGIN_MS: i64 = 60_000;
 /// Conflicting transactions are retried this often (with a short random back-off, so two nodes
 /// hammering one key do not starve each other) before giving up on the update.
 const MAX_RETRIES: u64 = 100;
+/// Longest wait for a TCP connection to Redis.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Longest wait for one Redis reply; beyond it Redis counts as unreachable.
+pub const IO_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl RedisStore {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`); keys are `{prefix}:{site}:{rule}:{key}`.
     pub fn connect(url: &str, prefix: &str) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
-        let mut conn = client.get_connection()?;
+        let mut conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
         let _: String = redis::cmd("PING").query(&mut conn)?;
         Ok(RedisStore { conn, prefix: prefix.to_owned(), errors: 0 })
     }
@@ -34,7 +44,27 @@ impl RedisStore {
         format!("{}:{}:{}:{:x}", self.prefix, key.site, key.rule, key.key)
     }
 
-    fn try_update<R>(&mut self, name: &str, ts: i64, f: &mut impl FnMut(&mut Slot) -> R) -> redis::RedisResult<R> {
+    /// [`StateStore::update`] that reports Redis errors instead of absorbing them.
+    pub fn try_update<R>(
+        &mut self,
+        key: &StateKey,
+        ts: i64,
+        f: &mut impl FnMut(&mut Slot) -> R,
+    ) -> redis::RedisResult<R> {
+        let name = self.name(key);
+        let result = self.try_update_named(&name, ts, f);
+        if result.is_err() {
+            let _ = redis::cmd("UNWATCH").exec(&mut self.conn);
+        }
+        result
+    }
+
+    fn try_update_named<R>(
+        &mut self,
+        name: &str,
+        ts: i64,
+        f: &mut impl FnMut(&mut Slot) -> R,
+    ) -> redis::RedisResult<R> {
         for attempt in 0..MAX_RETRIES {
             if attempt > 0 {
                 let micros = rand::random_range(10..100) * attempt.min(20);
@@ -71,13 +101,11 @@ impl RedisStore {
 
 impl StateStore for RedisStore {
     fn update<R>(&mut self, key: StateKey, ts: i64, mut f: impl FnMut(&mut Slot) -> R) -> R {
-        let name = self.name(&key);
-        match self.try_update(&name, ts, &mut f) {
+        match self.try_update(&key, ts, &mut f) {
             Ok(r) => r,
             Err(error) => {
                 // Judge the event on an empty slot rather than stall ingest; count the failure.
                 self.errors += 1;
-                let _ = redis::cmd("UNWATCH").exec(&mut self.conn);
                 tracing::warn!(error = %error, "detection state update failed on Redis");
                 f(&mut Slot { expires_at: ts, cooldown_until: i64::MIN, state: KeyState::Empty })
             }
@@ -100,10 +128,11 @@ impl StateStore for RedisStore {
     }
 }
 
-/// The store a server runs with: in-process, or Redis when `detect.redis_url` is set.
+/// The store a server runs with: in-process, or Redis (with a local fallback) when
+/// `detect.redis_url` is set.
 pub enum AnyStore {
     Memory(MemoryStore),
-    Redis(Box<RedisStore>),
+    Redis(Box<super::failover::FailoverStore>),
 }
 
 impl StateStore for AnyStore {

@@ -9,9 +9,11 @@ use parking_lot::Mutex;
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
+use super::bus::ThreatBus;
 use super::engine::Engine;
 use super::event::{DetectEvent, TrackerContext, from_tracker};
-use super::redis_store::{AnyStore, RedisStore};
+use super::failover::{FailoverStore, StateHealth};
+use super::redis_store::AnyStore;
 use super::rules::RuleSet;
 use super::score::{Decision, Policy, Verdict};
 use super::state::MemoryStore;
@@ -27,6 +29,14 @@ const RECORDER_QUEUE: usize = 10_000;
 /// Most threat rows per insert.
 const RECORDER_BATCH: usize = 500;
 
+/// Where shared detection state lives (`detect.redis_url`, `detect.redis_prefix`) and where its
+/// health is reported.
+pub struct SharedState<'a> {
+    pub url: &'a str,
+    pub prefix: &'a str,
+    pub health: StateHealth,
+}
+
 pub struct Detector {
     engine: Mutex<Engine<AnyStore>>,
     recorder: mpsc::Sender<NewThreat>,
@@ -34,15 +44,16 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// The detector and the receiving end for [`run_recorder`]. With `redis` = (url, key prefix)
-    /// the state is shared through Redis, else it is in-process.
+    /// The detector and the receiving end for [`run_recorder`]. With `redis` the state is
+    /// shared through Redis (falling back to in-process state while it is unreachable), else it
+    /// is in-process. Only a malformed Redis URL is an error.
     pub fn new(
         rules: Arc<RuleSet>,
         max_state_keys: usize,
-        redis: Option<(&str, &str)>,
+        redis: Option<SharedState<'_>>,
     ) -> redis::RedisResult<(Arc<Detector>, mpsc::Receiver<NewThreat>)> {
         let store = match redis {
-            Some((url, prefix)) => AnyStore::Redis(Box::new(RedisStore::connect(url, prefix)?)),
+            Some(r) => AnyStore::Redis(Box::new(FailoverStore::open(r.url, r.prefix, max_state_keys, r.health)?)),
             None => AnyStore::Memory(MemoryStore::new(max_state_keys)),
         };
         let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
@@ -240,11 +251,20 @@ pub async fn load_policies(
 
 /// Writes queued verdict changes in batches until every [`Detector`] is gone and the queue is
 /// drained. Each batch is one transaction with the alerts it triggers (`alerts::record`).
-pub async fn run_recorder(db: DatabaseConnection, mut rx: mpsc::Receiver<NewThreat>) {
+/// After each commit the batch's tenants are announced on `bus` (live feeds, every node).
+pub async fn run_recorder(db: DatabaseConnection, mut rx: mpsc::Receiver<NewThreat>, bus: Arc<ThreatBus>) {
     let mut batch = Vec::with_capacity(RECORDER_BATCH);
     while rx.recv_many(&mut batch, RECORDER_BATCH).await > 0 {
-        if let Err(error) = crate::alerts::record::record_threats(&db, &batch, UnixMillis::now()).await {
-            tracing::error!(error = %error, threats = batch.len(), "could not record verdict changes");
+        match crate::alerts::record::record_threats(&db, &batch, UnixMillis::now()).await {
+            Ok(_) => {
+                let mut sites: Vec<SiteId> = batch.iter().map(|t| t.site_id).collect();
+                sites.sort_unstable();
+                sites.dedup();
+                for site in sites {
+                    bus.announce(site);
+                }
+            }
+            Err(error) => tracing::error!(error = %error, threats = batch.len(), "could not record verdict changes"),
         }
         batch.clear();
     }

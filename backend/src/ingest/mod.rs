@@ -36,7 +36,7 @@ use enrich::{Enricher, Enrichment};
 use gatekeep::SiteDirectory;
 use identity::{SaltBook, SessionTracker};
 use payload::{Event, EventBody, Rejection};
-use writer::{SubmitError, WriteJob, WriterHandle};
+use writer::{CommitFailed, SubmitError, WriteJob, WriterHandle};
 
 /// Who sent a request, as the HTTP layer saw it.
 #[derive(Clone, Copy, Debug)]
@@ -358,6 +358,14 @@ impl Ingest {
                 Ok(answer)
             }
             Err(SubmitError::Overloaded) => Err(self.unavailable(site.id, day, DropReason::Overloaded)),
+            Err(SubmitError::CommitFailed(CommitFailed { disk_full: true })) => {
+                self.drops.record(site.id, day, DropReason::StorageUnavailable, 1);
+                Err(CollectError::Unavailable {
+                    reason: DropReason::StorageUnavailable,
+                    message: "storage unavailable: the database's disk is full, retry later",
+                    retry_after: Duration::from_secs(self.settings.retry_after_secs),
+                })
+            }
             Err(SubmitError::CommitFailed(_) | SubmitError::ShuttingDown) => {
                 Err(self.unavailable(site.id, day, DropReason::StorageUnavailable))
             }

@@ -33,7 +33,18 @@ struct Queued {
 
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("the database did not commit the batch")]
-pub struct CommitFailed;
+pub struct CommitFailed {
+    /// The database said its disk is full (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
+    pub disk_full: bool,
+}
+
+/// Whether a commit error says the database ran out of disk space.
+fn is_disk_full(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    ["database or disk is full", "no space left on device", "could not extend file", "disk full"]
+        .iter()
+        .any(|needle| error.contains(needle))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -245,11 +256,24 @@ impl Group {
             }
             Err(error) => {
                 metrics.commit_failures.inc();
-                tracing::error!(error = %error, events = event_count, requests = self.acks.len(), "group commit failed; nothing in it was acknowledged");
+                let disk_full = is_disk_full(&error);
+                tracing::error!(error = %error, disk_full, events = event_count, requests = self.acks.len(), "group commit failed; nothing in it was acknowledged");
                 for (ack, _permit) in self.acks {
-                    let _ = ack.send(Err(CommitFailed));
+                    let _ = ack.send(Err(CommitFailed { disk_full }));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_disk_full;
+
+    #[test]
+    fn disk_full_is_recognised_in_sqlite_and_postgresql_errors() {
+        assert!(is_disk_full("error returned from database: (code: 13) database or disk is full"));
+        assert!(is_disk_full("could not extend file \"base/16384/16400\": No space left on device"));
+        assert!(!is_disk_full("pool timed out while waiting for an open connection"));
     }
 }

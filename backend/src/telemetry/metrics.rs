@@ -50,6 +50,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub buffered_events: Gauge,
     pub alert_deliveries: Family<Outcome, Counter>,
+    /// Whether detection runs on Redis or on its local fallback.
+    pub detect_state: crate::detect::failover::StateHealth,
+    /// Live-feed wake-ups received from other nodes through Redis pub/sub.
+    pub live_remote_notifications: Counter,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,23 @@ impl Metrics {
             "Alert delivery attempts by outcome (delivered, retry, dead)",
             alert_deliveries.clone(),
         );
+        let detect_state = crate::detect::failover::StateHealth::default();
+        registry.register(
+            "detect_state_local_fallback",
+            "1 while detection runs on in-process state because Redis is unreachable",
+            detect_state.local_fallback.clone(),
+        );
+        registry.register(
+            "detect_state_fallbacks",
+            "Switches of detection state from Redis to in-process state",
+            detect_state.fallbacks.clone(),
+        );
+        let live_remote_notifications = Counter::default();
+        registry.register(
+            "live_remote_notifications",
+            "Live threat feed wake-ups received from other nodes through Redis pub/sub",
+            live_remote_notifications.clone(),
+        );
         for outcome in ["delivered", "retry", "dead"] {
             let _ = alert_deliveries.get_or_create(&Outcome { outcome });
         }
@@ -111,6 +132,8 @@ impl Metrics {
             commit_seconds,
             buffered_events,
             alert_deliveries,
+            detect_state,
+            live_remote_notifications,
         }
     }
 

@@ -199,10 +199,20 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ("create_panel_audit_log", "panel_audit_log", &["id", "site_id", "actor", "action", "detail", "created_at"]),
     ("index_events_site_kind_ts", "events", &["site_id", "kind", "ts", "path"]),
     ("create_rule_settings", "rule_settings", &["site_id", "rules", "updated_at"]),
+    (
+        "partition_events_by_day",
+        "events",
+        &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"],
+    ),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
-const ALTERS: &[&str] = &["drop_events_site_fk_on_postgres", "link_shopify_orders", "index_events_site_kind_ts"];
+const ALTERS: &[&str] = &[
+    "drop_events_site_fk_on_postgres",
+    "link_shopify_orders",
+    "index_events_site_kind_ts",
+    "partition_events_by_day",
+];
 
 fn alters(suffix: &str) -> bool {
     ALTERS.contains(&suffix)
@@ -315,4 +325,70 @@ async fn the_pages_maps_index_applies_and_reverts() {
     if let Some(server) = pg::server_url() {
         kind_index_comes_and_goes(&Database::connect(pg::fresh_database(&server).await).await.unwrap()).await;
     }
+}
+
+/// On PostgreSQL `partition_events_by_day` turns `events` into a partitioned table (a default
+/// partition and one per day) keeping its rows and ids, and `down` folds it back; SQLite's
+/// `events` stays a plain table.
+#[tokio::test]
+async fn events_are_partitioned_by_day_on_postgres_only() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(server) = pg::server_url() else {
+        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL migration test not run");
+        return;
+    };
+    let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
+    let one = |sql: &'static str| {
+        let db = &db;
+        async move {
+            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let partitioned = "SELECT COUNT(*) FROM pg_class WHERE relname = 'events' AND relkind = 'p'";
+    let step = Migrator::migrations().iter().position(|m| m.name().ends_with("partition_events_by_day")).unwrap();
+    Migrator::up(&db, Some(step as u32)).await.unwrap();
+    // (events have no foreign key on PostgreSQL since drop_events_site_fk_on_postgres)
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for ts in [now_ms, now_ms - 3 * 86_400_000, 1_000] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO events (site_id, session_id, visitor_id, ts, received_at, kind, path) VALUES (1, 1, 1, {ts}, {ts}, 'pv', '/')"
+        ))
+        .await
+        .unwrap();
+    }
+    let max_id = one("SELECT MAX(id) FROM events").await;
+
+    Migrator::up(&db, Some(1)).await.unwrap();
+    assert_eq!(one(partitioned).await, 1);
+    assert_eq!(one("SELECT COUNT(*) FROM events").await, 3, "rows moved");
+    assert_eq!(one("SELECT COUNT(*) FROM events_default").await, 1, "1970 is older than any day partition");
+    let days = "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'";
+    assert_eq!(one(days).await, 1 + 4 + 7, "default + the 4 days with rows up to today + a week ahead");
+    db.execute_unprepared(&format!(
+        "INSERT INTO events (site_id, session_id, visitor_id, ts, received_at, kind, path) VALUES (1, 1, 1, {now_ms}, {now_ms}, 'pv', '/')"
+    ))
+    .await
+    .unwrap();
+    assert!(one("SELECT MAX(id) FROM events").await > max_id, "ids continue their sequence");
+    let kind_index = "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'idx_events_site_kind_ts_path'";
+    assert_eq!(one(kind_index).await, 1, "the Pages maps' index is kept");
+
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(one(partitioned).await, 0);
+    assert_eq!(one("SELECT COUNT(*) FROM events").await, 4, "rows folded back");
+    assert_eq!(one(kind_index).await, 1, "and on the plain table again");
+
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Database::connect(format!("sqlite://{}/m.db?mode=rwc", dir.path().display())).await.unwrap();
+    Migrator::up(&lite, None).await.unwrap();
+    let row = lite
+        .query_one_raw(Statement::from_string(
+            lite.get_database_backend(),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'events_p%' OR name = 'events_default'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i32>(0).unwrap(), 0, "SQLite keeps one plain table");
 }
