@@ -1,6 +1,8 @@
 -- wrk script: Shopify webhook deliveries to /webhooks/shopify. The body is fixed, so its HMAC
 -- (HMAC env, computed by bench/webhooks with openssl) is too; every request carries a new
 -- X-Shopify-Webhook-Id (thread id + counter), so every delivery is a new inbox row. Counts 200s.
+-- With RATE set (env), deliveries are paced to RATE per second (bench/pacing.lua).
+if os.getenv("RATE") then dofile("bench/pacing.lua") end
 local hmac = os.getenv("HMAC") or "missing"
 local body = os.getenv("BODY") or "{}"
 local threads = {}
