@@ -8,6 +8,7 @@ mod billing_hooks;
 mod collect;
 mod detect;
 mod pages;
+mod security_headers;
 mod panel;
 mod shopify;
 mod shopify_session;
@@ -41,6 +42,7 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let security = security_headers::SecurityHeaders::from_settings(&state.settings);
     let api = OpenApiService::new(
         (stats::StatsApi, shopify_session::ShopifyApi, alerts::AlertsApi, billing::BillingApi, account::AccountApi, panel::PanelApi),
         "GhostTrack API",
@@ -92,6 +94,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             let state = state.clone();
             async move { observe(ep, req, &state).await }
         })
+        .around(move |ep, req| async move { security.call(&ep, req).await })
 }
 
 /// Counts and times every request by route (a fixed label set, never the raw path).
