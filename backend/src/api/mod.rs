@@ -57,15 +57,15 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .server("/v1");
     let detect_spec = detect_api.spec_endpoint();
 
-    let collect_routes = Route::new()
-        .at("/collect", post(collect::collect))
-        .at("/collect.gif", get(collect::pixel))
-        .at(format!("{APP_PROXY_PATH}/collect"), post(collect::proxy_collect))
-        .at(format!("{APP_PROXY_PATH}/collect.gif"), get(collect::proxy_pixel))
-        .with(Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400));
+    // CORS on the collect routes only. Attached per route: a `nest("/", …)` of them would also
+    // capture `/` and hide the index page.
+    let cors = || Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400);
 
     Route::new()
-        .nest("/", collect_routes)
+        .at("/collect", post(collect::collect).with(cors()))
+        .at("/collect.gif", get(collect::pixel).with(cors()))
+        .at(format!("{APP_PROXY_PATH}/collect"), post(collect::proxy_collect).with(cors()))
+        .at(format!("{APP_PROXY_PATH}/collect.gif"), get(collect::proxy_pixel).with(cors()))
         .at("/t.js", get(pages::tracker).with(Compression::new()))
         .at("/", get(pages::index))
         .at("/demo", get(pages::demo))

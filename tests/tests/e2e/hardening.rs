@@ -22,7 +22,7 @@ async fn every_response_carries_the_security_headers_that_apply_to_it() {
     for path in ["/", "/app", "/api/docs"] {
         let resp = app.client.get(app.url(path)).send().await.unwrap();
         let h = resp.headers();
-        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"), "{path}: {h:?}");
         assert_eq!(
             h["content-security-policy"],
             "frame-ancestors 'none'; base-uri 'self'; object-src 'none';",
