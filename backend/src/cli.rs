@@ -287,7 +287,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_file_name(format!("fake-shopify{}", std::env::consts::EXE_SUFFIX)),
                 ),
             };
-            let options = crate::demo::DemoOptions { fake, duration: duration_secs.map(std::time::Duration::from_secs) };
+            let options =
+                crate::demo::DemoOptions { fake, duration: duration_secs.map(std::time::Duration::from_secs) };
             crate::demo::run(settings, options, shutdown_signal()).await
         }
         Command::Migrate => {

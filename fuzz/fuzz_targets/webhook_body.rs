@@ -17,7 +17,8 @@ fn decode(topic: u8, body: &str) {
     match topic % 6 {
         0 => {
             if let Ok(order) = serde_json::from_str::<OrderPayload>(body) {
-                let ip = order.browser_ip.as_deref().or(order.client_details.as_ref().and_then(|c| c.browser_ip.as_deref()));
+                let ip =
+                    order.browser_ip.as_deref().or(order.client_details.as_ref().and_then(|c| c.browser_ip.as_deref()));
                 let _ = signals::ip_prefix(ip);
                 let _ = signals::minor_units(order.total_price.as_deref());
                 let _ = signals::event_time(order.created_at.as_deref(), 0);

@@ -48,7 +48,9 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         _ => {
-            eprintln!("usage: cargo xtask dist | cargo xtask run [serve arguments] | cargo xtask demo [demo arguments]");
+            eprintln!(
+                "usage: cargo xtask dist | cargo xtask run [serve arguments] | cargo xtask demo [demo arguments]"
+            );
             std::process::exit(2);
         }
     }

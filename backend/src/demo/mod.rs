@@ -51,7 +51,11 @@ pub struct DemoOptions {
 
 /// Runs the demo until `shutdown` resolves (or `duration` passed). The database lives in
 /// `{data_dir}/demo/`, apart from a real installation's.
-pub async fn run(mut settings: Settings, options: DemoOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    mut settings: Settings,
+    options: DemoOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let mut child = None;
     let fake_base = match &options.fake {
         FakeShopify::Running(base) => base.trim_end_matches('/').to_owned(),

@@ -107,7 +107,9 @@ impl Simulator {
         for page in 0..pages {
             let url = self.page_url(&path);
             let t = now_ms();
-            let mut first = vec![json!({"t":"pv","ts":t,"r":if page == 0 { "https://www.google.com/" } else { "" },"ti":"Demo shop","pt":if path == "/" { "index" } else { "product" }})];
+            let mut first = vec![
+                json!({"t":"pv","ts":t,"r":if page == 0 { "https://www.google.com/" } else { "" },"ti":"Demo shop","pt":if path == "/" { "index" } else { "product" }}),
+            ];
             if page == 0 {
                 first.push(json!({"t":"en","ts":t,"wd":0,"hl":0,"pl":5,"lg":3,"pi":0,"ow":1440,"oh":900,"iw":1440,"ih":789,
                     "sw":1440,"sh":900,"dpr":2,"gl":"ANGLE (Apple, Apple M2, OpenGL 4.1)","tz":"Europe/Berlin","hc":8,"dm":8,"mt":0,"cv":"5f3a9c1e"}));
@@ -137,8 +139,10 @@ impl Simulator {
             let t = now_ms();
             let mut events = vec![json!({"t":"pv","ts":t,"r":"","ti":"Demo shop","pt":"product"})];
             if n == 0 {
-                events.push(json!({"t":"en","ts":t,"wd":1,"hl":1,"pl":0,"lg":0,"pi":1,"ow":800,"oh":600,"iw":800,"ih":600,
-                    "sw":800,"sh":600,"dpr":1,"gl":"Google SwiftShader","tz":"UTC","hc":2,"mt":0,"cv":"00000000"}));
+                events.push(
+                    json!({"t":"en","ts":t,"wd":1,"hl":1,"pl":0,"lg":0,"pi":1,"ow":800,"oh":600,"iw":800,"ih":600,
+                    "sw":800,"sh":600,"dpr":1,"gl":"Google SwiftShader","tz":"UTC","hc":2,"mt":0,"cv":"00000000"}),
+                );
             }
             events.push(json!({"t":"cl","ts":t + 50,"x":400,"y":300,"pw":800,"ph":2000,"tg":"button","sel":"button#add","ap":0}));
             self.collect(&ip, HEADLESS_UA, &url, events).await;

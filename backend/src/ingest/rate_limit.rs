@@ -74,7 +74,12 @@ impl CollectLimits {
         if !s.enabled {
             return Self::new(None, None, s.max_keys, Vec::new());
         }
-        Self::new(quota(s.site_per_sec, s.site_burst), quota(s.network_per_sec, s.network_burst), s.max_keys, s.exempt.clone())
+        Self::new(
+            quota(s.site_per_sec, s.site_burst),
+            quota(s.network_per_sec, s.network_burst),
+            s.max_keys,
+            s.exempt.clone(),
+        )
     }
 
     pub fn new(site: Option<Quota>, network: Option<Quota>, max_keys: usize, exempt: Vec<IpNet>) -> Self {

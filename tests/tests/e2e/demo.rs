@@ -11,22 +11,21 @@ use ghosttrack_tests::workspace_root;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap().unwrap();
+    let row =
+        db.query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
 #[tokio::test]
 async fn a_short_demo_run_leaves_sessions_bots_and_threats_for_the_dashboard() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let fake = FakeShopify::start(AppRegistration::new(demo::API_KEY, demo::API_SECRET), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let fake =
+        FakeShopify::start(AppRegistration::new(demo::API_KEY, demo::API_SECRET), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_owned(),
-        ..Settings::default()
-    };
+    let mut settings =
+        Settings { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().to_owned(), ..Settings::default() };
     settings.panel.dist_dir = workspace_root().join("tests/fixtures/panel-dist");
     let options = DemoOptions {
         fake: demo::FakeShopify::Running(fake.base_url.clone()),
@@ -46,7 +45,11 @@ async fn a_short_demo_run_leaves_sessions_bots_and_threats_for_the_dashboard() {
     assert!(threats >= 2, "{threats} threats");
     let card = count(&db, "SELECT COUNT(*) FROM threats WHERE reasons LIKE '%card/ct%'").await;
     assert!(card >= 1, "no card-testing threat");
-    let scraping = count(&db, "SELECT COUNT(*) FROM threats WHERE reasons LIKE '%scrape/%' OR reasons LIKE '%automation-library%'").await;
+    let scraping = count(
+        &db,
+        "SELECT COUNT(*) FROM threats WHERE reasons LIKE '%scrape/%' OR reasons LIKE '%automation-library%'",
+    )
+    .await;
     assert!(scraping >= 1, "no scraper threat");
     let failed_payments = count(&db, "SELECT COUNT(*) FROM shopify_payment_attempts").await;
     assert!(failed_payments >= 10, "{failed_payments} payment attempts stored");

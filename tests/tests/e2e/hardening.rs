@@ -24,8 +24,7 @@ async fn every_response_carries_the_security_headers_that_apply_to_it() {
         let h = resp.headers();
         assert!(h["content-type"].to_str().unwrap().starts_with("text/html"), "{path}: {h:?}");
         assert_eq!(
-            h["content-security-policy"],
-            "frame-ancestors 'none'; base-uri 'self'; object-src 'none';",
+            h["content-security-policy"], "frame-ancestors 'none'; base-uri 'self'; object-src 'none';",
             "{path}"
         );
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
@@ -47,10 +46,8 @@ async fn every_response_carries_the_security_headers_that_apply_to_it() {
 
 #[tokio::test]
 async fn hsts_is_sent_when_the_public_url_is_https() {
-    let app = Spawn::default()
-        .configure(|s| s.public_url = Some("https://stats.example/".parse().unwrap()))
-        .start()
-        .await;
+    let app =
+        Spawn::default().configure(|s| s.public_url = Some("https://stats.example/".parse().unwrap())).start().await;
     let resp = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(resp.headers()["strict-transport-security"], "max-age=31536000");
 }
@@ -70,7 +67,12 @@ fn limits(site_per_sec: u32, site_burst: u32, network_per_sec: u32, network_burs
 async fn dropped(app: &ghosttrack_tests::TestApp, reason: &str) -> u64 {
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let prefix = format!("ghosttrack_ingest_dropped_total{{reason=\"{reason}\"}} ");
-    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("{reason} not on /metrics")).parse().unwrap()
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{reason} not on /metrics"))
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]

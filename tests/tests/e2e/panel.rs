@@ -341,7 +341,10 @@ async fn app_serves_the_panel_with_app_bridge_first_and_hashed_assets_immutable_
     );
     // Standalone: the same panel without Shopify's head, never framed.
     let resp = env.app.client.get(env.app.url("/app/sessions")).send().await.unwrap();
-    assert_eq!(resp.headers()["content-security-policy"], "frame-ancestors 'none'; base-uri 'self'; object-src 'none';");
+    assert_eq!(
+        resp.headers()["content-security-policy"],
+        "frame-ancestors 'none'; base-uri 'self'; object-src 'none';"
+    );
     assert!(!resp.text().await.unwrap().contains("shopify-api-key"));
 
     let resp = env

@@ -278,7 +278,10 @@ async fn document_loads_without_a_valid_token_bounce_and_fetches_get_401_with_re
     for shop in ["evil.com", "x.myshopify.com.evil.com", "%0aacme.myshopify.com"] {
         let resp = client.get(format!("{}?embedded=1&shop={shop}", env.home_url())).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{shop}");
-        assert_eq!(resp.headers()["content-security-policy"], "frame-ancestors 'none'; base-uri 'self'; object-src 'none';");
+        assert_eq!(
+            resp.headers()["content-security-policy"],
+            "frame-ancestors 'none'; base-uri 'self'; object-src 'none';"
+        );
     }
 
     // Fetch requests: bearer id token.
