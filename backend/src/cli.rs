@@ -26,6 +26,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// A one-command demo: GhostTrack on SQLite (`{data_dir}/demo`), a demo shop installed
+    /// through the fake Shopify, and simulated shoppers, bots, card testing and a scraper.
+    Demo {
+        /// The `fake-shopify` binary to start (default: next to this binary).
+        #[arg(long, conflicts_with = "shopify_api_base")]
+        fake_shopify: Option<PathBuf>,
+        /// Use a fake Shopify already serving at this base URL instead of starting one.
+        #[arg(long)]
+        shopify_api_base: Option<String>,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration_secs: Option<u64>,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the annotated default configuration.
@@ -266,6 +279,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     match command {
         Command::Serve => serve(settings).await,
+        Command::Demo { fake_shopify, shopify_api_base, duration_secs } => {
+            let fake = match (shopify_api_base, fake_shopify) {
+                (Some(base), _) => crate::demo::FakeShopify::Running(base),
+                (None, Some(path)) => crate::demo::FakeShopify::Spawn(path),
+                (None, None) => crate::demo::FakeShopify::Spawn(
+                    std::env::current_exe()
+                        .context("cannot locate the ghosttrack binary")?
+                        .with_file_name(format!("fake-shopify{}", std::env::consts::EXE_SUFFIX)),
+                ),
+            };
+            let options =
+                crate::demo::DemoOptions { fake, duration: duration_secs.map(std::time::Duration::from_secs) };
+            crate::demo::run(settings, options, shutdown_signal()).await
+        }
         Command::Migrate => {
             let url = settings.database_url();
             let db = storage::connect(&url).await?;

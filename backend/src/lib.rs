@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod api;
 pub mod billing;
 pub mod cli;
+pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod ingest;

@@ -122,6 +122,13 @@ pub const KNOWN_KEYS: &[&str] = &[
     "panel.dist_dir",
     "panel.app_bridge_url",
     "panel.live_max_secs",
+    "rate_limit.enabled",
+    "rate_limit.site_per_sec",
+    "rate_limit.site_burst",
+    "rate_limit.network_per_sec",
+    "rate_limit.network_burst",
+    "rate_limit.max_keys",
+    "rate_limit.exempt",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,6 +173,44 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub billing: crate::billing::settings::BillingSettings,
     pub panel: PanelSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Rate limits of the collect routes (`ingest::rate_limit`): a token bucket per site and per
+/// client network (/24 or /48), per node. Over a limit: 429 + `Retry-After`, counted as a drop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Apply the limits below (off: only the buffer's 503 protects ingest).
+    pub enabled: bool,
+    /// Collect requests per second one site may send, sustained; 0 = no site limit.
+    pub site_per_sec: u32,
+    /// Requests one site may send at once above the sustained rate.
+    pub site_burst: u32,
+    /// Collect requests per second from one client network (/24 IPv4, /48 IPv6); 0 = no limit.
+    pub network_per_sec: u32,
+    /// Requests one network may send at once.
+    pub network_burst: u32,
+    /// Bucket slots per limit (memory bound, about 100 bytes each); more keys share slots.
+    pub max_keys: usize,
+    /// Client networks never limited. Loopback by default: behind a local proxy that is not in
+    /// `trusted_proxies` every client looks like loopback, and one bucket for all would be wrong.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub exempt: Vec<IpNet>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            site_per_sec: 1_000,
+            site_burst: 5_000,
+            network_per_sec: 50,
+            network_burst: 200,
+            max_keys: 100_000,
+            exempt: vec!["127.0.0.0/8".parse().expect("static net"), "::1/128".parse().expect("static net")],
+        }
+    }
 }
 
 /// How long raw events are kept (see `privacy::retention` and DESIGN §5). Sessions, visitors and
@@ -386,6 +431,7 @@ impl Default for Settings {
             alerts: AlertSettings::default(),
             billing: Default::default(),
             panel: PanelSettings::default(),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }
@@ -788,6 +834,21 @@ dist_dir = "web/dist"
 app_bridge_url = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
 # The live threat feed (server-sent events) ends after this many seconds; the panel reconnects.
 live_max_secs = 600
+
+[rate_limit]
+# Rate limits of /collect, /collect.gif and the app-proxy collect routes, per node. Over a limit the
+# answer is 429 + Retry-After (the pixel still answers its GIF), counted as a drop on /metrics.
+enabled = true
+# Requests per second one site may send, sustained (0 = no per-site limit), and at once above it.
+site_per_sec = 1000
+site_burst = 5000
+# Requests per second from one client network (/24 IPv4, /48 IPv6; 0 = no limit), and at once above it.
+network_per_sec = 50
+network_burst = 200
+# Bucket slots per limit (memory bound, about 100 bytes each); beyond it, keys share slots.
+max_keys = 100000
+# Client networks never limited (GHOSTTRACK_RATE_LIMIT__EXEMPT="127.0.0.0/8,::1").
+exempt = ["127.0.0.0/8", "::1/128"]
 "#,
     crate::billing_annotated_defaults!()
 );

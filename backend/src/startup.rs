@@ -128,7 +128,8 @@ impl Application {
             writer,
             metrics.clone(),
         )
-        .with_quota(quota.clone());
+        .with_quota(quota.clone())
+        .with_rate_limits(crate::ingest::rate_limit::CollectLimits::from_settings(&settings.rate_limit));
         let threat_bus = match &settings.detect.redis_url {
             Some(url) => ThreatBus::with_redis(
                 url,
@@ -344,6 +345,7 @@ async fn housekeeping(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) 
             Err(error) => tracing::warn!(error = %error, "could not delete expired salts; will retry"),
         }
         state.ingest.salts().forget_before(now.day());
+        state.ingest.rate_limits().prune();
         // Ended login sessions are kept a day (logout replays answer 401 either way), then deleted.
         if let Err(error) =
             storage::accounts::delete_ended_sessions(&state.db, UnixMillis(now.0 - UnixMillis::DAY)).await

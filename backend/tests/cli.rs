@@ -243,3 +243,13 @@ fn admin_create_refuses_weak_passwords_unknown_sites_and_bad_roles_with_a_clear_
     assert!(String::from_utf8_lossy(&bad_role.stderr).contains("owner, analyst or viewer"), "{bad_role:?}");
     assert!(users(dir.path()).is_empty());
 }
+
+#[test]
+fn demo_without_the_fake_shopify_binary_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-fake-shopify");
+    let out = ghosttrack(dir.path()).args(["demo", "--fake-shopify"]).arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not exist") && stderr.contains("cargo build --release -p fake-shopify"), "{stderr}");
+}

@@ -85,6 +85,8 @@ class Server:
             "GHOSTTRACK_DATA_DIR": data_dir,
             "GHOSTTRACK_DEMO_SITE": "false",
             "GHOSTTRACK_TRUSTED_PROXIES": "127.0.0.1/32",
+            # Detection is measured here, not the collect rate limits (bots share /24s).
+            "GHOSTTRACK_RATE_LIMIT__ENABLED": "false",
             "GHOSTTRACK_SHOPIFY_API_KEY": API_KEY,
             "GHOSTTRACK_SHOPIFY_API_SECRET": API_SECRET,
             "GHOSTTRACK_SECRET_KEY": secrets.token_hex(32),

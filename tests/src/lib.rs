@@ -80,6 +80,9 @@ impl Spawn {
                 dist_dir: workspace_root().join("tests/fixtures/panel-dist"),
                 ..Default::default()
             },
+            // Tests pose as many clients from a few networks at machine speed; the rate-limit
+            // tests turn the limits on themselves.
+            rate_limit: ghosttrack::settings::RateLimitSettings { enabled: false, ..Default::default() },
             database_url: match &self.db {
                 TestDb::Sqlite => None,
                 TestDb::Postgres(url) => Some(DatabaseUrl::new(url.clone())),

@@ -5,6 +5,8 @@
 //!   at exactly Cargo.lock's wasm-bindgen version when missing), and writes `web/dist/`:
 //!   `index.html` plus content-hashed assets, each with `.gz` and `.br` siblings.
 //! - `cargo xtask run [ARGS…]`: `dist`, then `cargo run --release -p ghosttrack -- serve ARGS…`.
+//! - `cargo xtask demo [ARGS…]`: `dist`, builds the `fake-shopify` binary (the demo starts it from
+//!   beside `ghosttrack`), then `cargo run --release -p ghosttrack -- demo ARGS…`.
 //!
 //! No tool is downloaded as a binary and wasm-opt is not used: Debian's binaryen 108 breaks
 //! modern wasm-bindgen output, and building binaryen 116 takes minutes (see docs/ARCHITECTURE.md).
@@ -34,8 +36,21 @@ fn main() -> anyhow::Result<()> {
                 .context("cannot start cargo run")?;
             std::process::exit(status.code().unwrap_or(1));
         }
+        Some("demo") => {
+            dist()?;
+            run(Command::new(cargo()).current_dir(root()).args(["build", "--release", "-p", "fake-shopify"]))?;
+            let status = Command::new(cargo())
+                .current_dir(root())
+                .args(["run", "--release", "-p", "ghosttrack", "--", "demo"])
+                .args(args)
+                .status()
+                .context("cannot start cargo run")?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
         _ => {
-            eprintln!("usage: cargo xtask dist | cargo xtask run [serve arguments]");
+            eprintln!(
+                "usage: cargo xtask dist | cargo xtask run [serve arguments] | cargo xtask demo [demo arguments]"
+            );
             std::process::exit(2);
         }
     }

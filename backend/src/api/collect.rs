@@ -121,6 +121,18 @@ fn collect_error(err: CollectError) -> Response {
             resp.headers_mut().insert(header::RETRY_AFTER, retry_after.as_secs().max(1).into());
             resp
         }
+        CollectError::Limited(refused) => {
+            let secs = refused.retry_after.as_secs().max(1);
+            let limit = refused.limit.as_str();
+            let body = serde_json::json!({
+                "error": "rate_limited",
+                "limit": limit,
+                "message": format!("too many requests for this {limit}; retry after {secs} s"),
+            });
+            let mut resp = json(StatusCode::TOO_MANY_REQUESTS, &body);
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            resp
+        }
     }
 }
 

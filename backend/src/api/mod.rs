@@ -9,6 +9,7 @@ mod collect;
 mod detect;
 mod pages;
 mod panel;
+mod security_headers;
 mod shopify;
 mod shopify_session;
 mod site_token;
@@ -41,6 +42,7 @@ pub const AUTH_CALLBACK_PATH: &str = "/auth/callback";
 
 /// Every route of the server. Used by `main` and by every test (through `startup`).
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let security = security_headers::SecurityHeaders::from_settings(&state.settings);
     let api = OpenApiService::new(
         (
             stats::StatsApi,
@@ -64,15 +66,15 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .server("/v1");
     let detect_spec = detect_api.spec_endpoint();
 
-    let collect_routes = Route::new()
-        .at("/collect", post(collect::collect))
-        .at("/collect.gif", get(collect::pixel))
-        .at(format!("{APP_PROXY_PATH}/collect"), post(collect::proxy_collect))
-        .at(format!("{APP_PROXY_PATH}/collect.gif"), get(collect::proxy_pixel))
-        .with(Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400));
+    // CORS on the collect routes only. Attached per route: a `nest("/", …)` of them would also
+    // capture `/` and hide the index page.
+    let cors = || Cors::new().allow_credentials(false).expose_header("retry-after").max_age(86_400);
 
     Route::new()
-        .nest("/", collect_routes)
+        .at("/collect", post(collect::collect).with(cors()))
+        .at("/collect.gif", get(collect::pixel).with(cors()))
+        .at(format!("{APP_PROXY_PATH}/collect"), post(collect::proxy_collect).with(cors()))
+        .at(format!("{APP_PROXY_PATH}/collect.gif"), get(collect::proxy_pixel).with(cors()))
         .at("/t.js", get(pages::tracker).with(Compression::new()))
         .at("/", get(pages::index))
         .at("/demo", get(pages::demo))
@@ -101,6 +103,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             let state = state.clone();
             async move { observe(ep, req, &state).await }
         })
+        .around(move |ep, req| async move { security.call(&ep, req).await })
 }
 
 /// Counts and times every request by route (a fixed label set, never the raw path).

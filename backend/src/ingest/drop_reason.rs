@@ -34,10 +34,14 @@ pub enum DropReason {
     /// The tenant is over its plan's monthly session quota and this new session was sampled
     /// out (still 202; see `billing::quota`).
     OverQuota,
+    /// The site sent more collect requests than `rate_limit.site_per_sec` allows (429).
+    RateLimitedSite,
+    /// The client's network (/24, /48) sent more than `rate_limit.network_per_sec` allows (429).
+    RateLimitedNetwork,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::MalformedPayload,
         DropReason::PayloadTooLarge,
         DropReason::TooManyEvents,
@@ -51,6 +55,8 @@ impl DropReason {
         DropReason::Overloaded,
         DropReason::StorageUnavailable,
         DropReason::OverQuota,
+        DropReason::RateLimitedSite,
+        DropReason::RateLimitedNetwork,
     ];
 
     /// Stable snake_case name used in metrics labels, the database and API responses.
@@ -69,6 +75,8 @@ impl DropReason {
             DropReason::Overloaded => "overloaded",
             DropReason::StorageUnavailable => "storage_unavailable",
             DropReason::OverQuota => "over_quota",
+            DropReason::RateLimitedSite => "rate_limited_site",
+            DropReason::RateLimitedNetwork => "rate_limited_network",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod enrich;
 mod gatekeep;
 pub mod identity;
 pub mod payload;
+pub mod rate_limit;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,6 +65,9 @@ pub enum CollectError {
     /// Buffer full or database unavailable: retry later (503).
     #[error("{message}")]
     Unavailable { reason: DropReason, message: &'static str, retry_after: Duration },
+    /// Over a collect rate limit (429 + `Retry-After`).
+    #[error("too many requests from this {}", .0.limit.as_str())]
+    Limited(rate_limit::Refused),
 }
 
 pub struct Ingest {
@@ -78,6 +82,7 @@ pub struct Ingest {
     drops: Arc<DropLedger>,
     detector: Option<Arc<crate::detect::service::Detector>>,
     quota: Option<Arc<crate::billing::quota::QuotaBook>>,
+    limits: Arc<rate_limit::CollectLimits>,
 }
 
 impl Ingest {
@@ -102,6 +107,7 @@ impl Ingest {
             settings,
             detector: None,
             quota: None,
+            limits: Arc::new(rate_limit::CollectLimits::new(None, None, 1, Vec::new())),
         }
     }
 
@@ -115,6 +121,17 @@ impl Ingest {
     pub fn with_quota(mut self, quota: Arc<crate::billing::quota::QuotaBook>) -> Self {
         self.quota = Some(quota);
         self
+    }
+
+    /// Applies per-site and per-network collect rate limits (none without this).
+    pub fn with_rate_limits(mut self, limits: rate_limit::CollectLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The collect rate limits (housekeeping prunes them).
+    pub fn rate_limits(&self) -> &rate_limit::CollectLimits {
+        &self.limits
     }
 
     pub fn drop_ledger(&self) -> Arc<DropLedger> {
@@ -150,12 +167,15 @@ impl Ingest {
         client: ClientContext<'_>,
     ) -> Result<Accepted, CollectError> {
         let day = client.received_at.day();
+        let ip = self.client_ip(&client);
+        self.limit_network(ip, day)?;
         let batch =
             payload::parse_batch(body, self.settings.max_events_per_batch).map_err(|r| self.reject(NO_SITE, day, r))?;
         let site = match verified {
             Some(site) => self.gatekeep_verified(site, batch.site_key, day)?,
             None => self.gatekeep(batch.site_key, day).await?,
         };
+        self.limit_site(&site, ip, day)?;
         let mut drops = BTreeMap::new();
         let consent = analytics_allowed(&site, batch.consent);
         let events = self.validate_events(&batch, consent, client.received_at, &mut drops);
@@ -183,10 +203,13 @@ impl Ingest {
         client: ClientContext<'_>,
     ) -> Result<Accepted, CollectError> {
         let day = client.received_at.day();
+        let ip = self.client_ip(&client);
+        self.limit_network(ip, day)?;
         let site = match verified {
             Some(site) => self.gatekeep_verified(site, site_key, day)?,
             None => self.gatekeep(site_key, day).await?,
         };
+        self.limit_site(&site, ip, day)?;
         let mut pageview = EventBody::Pageview(payload::Pageview {
             r: referrer.filter(|r| !r.is_empty()).map(|r| r.chars().take(payload::MAX_PATH_CHARS).collect()),
             ti: None,
@@ -199,6 +222,26 @@ impl Ingest {
         }
         let events = vec![Event { ts: client.received_at.0, body: pageview }];
         self.store(&site, url, events, consent, client, BTreeMap::new()).await
+    }
+
+    fn client_ip(&self, client: &ClientContext<'_>) -> IpAddr {
+        client_ip::resolve(client.peer, client.forwarded_for, &self.trusted_proxies)
+    }
+
+    /// rate limit (network): before the body is even parsed.
+    fn limit_network(&self, ip: IpAddr, day: i32) -> Result<(), CollectError> {
+        self.limits.check_network(ip).map_err(|refused| {
+            self.drops.record(NO_SITE, day, DropReason::RateLimitedNetwork, 1);
+            CollectError::Limited(refused)
+        })
+    }
+
+    /// rate limit (site): once gatekeep named the tenant.
+    fn limit_site(&self, site: &Site, ip: IpAddr, day: i32) -> Result<(), CollectError> {
+        self.limits.check_site(site.id, ip).map_err(|refused| {
+            self.drops.record(site.id, day, DropReason::RateLimitedSite, 1);
+            CollectError::Limited(refused)
+        })
     }
 
     fn reject(&self, site: crate::domain::SiteId, day: i32, rejection: Rejection) -> CollectError {

@@ -370,6 +370,9 @@ impl Worker {
     }
 }
 
+// The payload types are public for the `webhook_body` fuzz target (fuzz/), which decodes
+// bodies the way `process` does.
+
 /// Fields of the Order webhook payload GhostTrack keeps. Ids are u64 (they exceed 2^53);
 /// money is a decimal string; statuses are strings so unknown values are kept.
 #[derive(Debug, Deserialize)]
@@ -416,7 +419,7 @@ pub struct CustomerRef {
 
 /// The REST Transaction payload of `order_transactions/create`, the fields GhostTrack keeps.
 #[derive(Debug, Deserialize)]
-struct TransactionPayload {
+pub struct TransactionPayload {
     id: u64,
     #[serde(default)]
     order_id: Option<u64>,
@@ -441,7 +444,7 @@ struct TransactionPayload {
 
 /// Card facts only; `credit_card_name` is not read.
 #[derive(Debug, Default, Deserialize)]
-struct PaymentDetails {
+pub struct PaymentDetails {
     #[serde(default)]
     credit_card_bin: Option<String>,
     #[serde(default)]
@@ -455,7 +458,7 @@ struct PaymentDetails {
 
 /// Carts (`token`, also in `id`) and checkouts (`token`, `cart_token`).
 #[derive(Debug, Deserialize)]
-struct CartPayload {
+pub struct CartPayload {
     #[serde(default)]
     id: Option<serde_json::Value>,
     #[serde(default)]
@@ -465,17 +468,17 @@ struct CartPayload {
 }
 
 #[derive(Debug, Deserialize)]
-struct ScopesUpdate {
+pub struct ScopesUpdate {
     current: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct SubscriptionUpdate {
+pub struct SubscriptionUpdate {
     app_subscription: billing::shopify::WebhookSubscription,
 }
 
 #[derive(Debug, Deserialize)]
-struct CustomerRequest {
+pub struct CustomerRequest {
     #[serde(default)]
     customer: Option<CustomerRef>,
     #[serde(default)]
@@ -487,7 +490,7 @@ struct CustomerRequest {
 }
 
 #[derive(Debug, Deserialize)]
-struct DataRequest {
+pub struct DataRequest {
     id: u64,
 }
 

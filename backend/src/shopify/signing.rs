@@ -109,7 +109,8 @@ fn check_timestamp(params: &BTreeMap<String, Vec<String>>, now_secs: i64) -> Res
         Some([one]) => one.parse().map_err(|_| SignatureError::BadTimestamp)?,
         _ => return Err(SignatureError::BadTimestamp),
     };
-    if (now_secs - ts).abs() > TIMESTAMP_TOLERANCE_SECS {
+    // `abs_diff`: a signed timestamp of i64::MIN must not overflow `now - ts`.
+    if now_secs.abs_diff(ts) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     Ok(())
@@ -363,5 +364,16 @@ mod tests {
         assert!(verify_with_key(&a, b"nonce", &sig));
         assert!(!verify_with_key(&b, b"nonce", &sig));
         assert!(!verify_with_key(&a, b"nonce2", &sig));
+    }
+
+    #[test]
+    fn an_extreme_signed_timestamp_is_stale_not_an_overflow() {
+        let secrets = SecretSet::new(Secret::new("s"), None);
+        for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
+            let pairs = [("shop", "acme.myshopify.com"), ("timestamp", ts.as_str())];
+            let signature = sign_proxy("s", pairs);
+            let query = format!("shop=acme.myshopify.com&timestamp={ts}&signature={signature}");
+            assert_eq!(verify_proxy_query(&secrets, &query, 1_700_000_000), Err(SignatureError::Stale));
+        }
     }
 }

@@ -207,12 +207,8 @@ const STEPS: &[(&str, &str, &[&str])] = &[
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
-const ALTERS: &[&str] = &[
-    "drop_events_site_fk_on_postgres",
-    "link_shopify_orders",
-    "index_events_site_kind_ts",
-    "partition_events_by_day",
-];
+const ALTERS: &[&str] =
+    &["drop_events_site_fk_on_postgres", "link_shopify_orders", "index_events_site_kind_ts", "partition_events_by_day"];
 
 fn alters(suffix: &str) -> bool {
     ALTERS.contains(&suffix)

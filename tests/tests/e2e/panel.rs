@@ -325,7 +325,10 @@ async fn app_serves_the_panel_with_app_bridge_first_and_hashed_assets_immutable_
     // The fake admin frames the app from its own origin, so it is allowed too.
     assert_eq!(
         resp.headers()["content-security-policy"],
-        format!("frame-ancestors https://{SHOP_A} https://admin.shopify.com {};", env.fake.base_url)
+        format!(
+            "frame-ancestors https://{SHOP_A} https://admin.shopify.com {}; base-uri 'self'; object-src 'none';",
+            env.fake.base_url
+        )
     );
     let page = resp.text().await.unwrap();
     let head = page.split("<head>").nth(1).unwrap();
@@ -338,7 +341,10 @@ async fn app_serves_the_panel_with_app_bridge_first_and_hashed_assets_immutable_
     );
     // Standalone: the same panel without Shopify's head, never framed.
     let resp = env.app.client.get(env.app.url("/app/sessions")).send().await.unwrap();
-    assert_eq!(resp.headers()["content-security-policy"], "frame-ancestors 'none';");
+    assert_eq!(
+        resp.headers()["content-security-policy"],
+        "frame-ancestors 'none'; base-uri 'self'; object-src 'none';"
+    );
     assert!(!resp.text().await.unwrap().contains("shopify-api-key"));
 
     let resp = env

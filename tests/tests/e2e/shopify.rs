@@ -144,7 +144,10 @@ async fn install_by_embedded_load_then_refresh_uninstall_and_reinstall() {
     // The fake Shopify's admin origin is allowed too: it frames the app in the browser tests.
     assert_eq!(
         resp.headers()["content-security-policy"],
-        format!("frame-ancestors https://acme.myshopify.com https://admin.shopify.com {};", env.fake.base_url)
+        format!(
+            "frame-ancestors https://acme.myshopify.com https://admin.shopify.com {}; base-uri 'self'; object-src 'none';",
+            env.fake.base_url
+        )
     );
     let page = resp.text().await.unwrap();
     assert!(
@@ -263,7 +266,7 @@ async fn document_loads_without_a_valid_token_bounce_and_fetches_get_401_with_re
     assert_eq!(bounce.status(), 200);
     assert_eq!(
         bounce.headers()["content-security-policy"],
-        "frame-ancestors https://acme.myshopify.com https://admin.shopify.com;"
+        "frame-ancestors https://acme.myshopify.com https://admin.shopify.com; base-uri 'self'; object-src 'none';"
     );
     assert!(bounce.text().await.unwrap().contains("app-bridge.js"));
 
@@ -275,7 +278,10 @@ async fn document_loads_without_a_valid_token_bounce_and_fetches_get_401_with_re
     for shop in ["evil.com", "x.myshopify.com.evil.com", "%0aacme.myshopify.com"] {
         let resp = client.get(format!("{}?embedded=1&shop={shop}", env.home_url())).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{shop}");
-        assert_eq!(resp.headers()["content-security-policy"], "frame-ancestors 'none';");
+        assert_eq!(
+            resp.headers()["content-security-policy"],
+            "frame-ancestors 'none'; base-uri 'self'; object-src 'none';"
+        );
     }
 
     // Fetch requests: bearer id token.

@@ -9,5 +9,5 @@ pub mod format;
 pub mod heatmap;
 pub mod privacy;
 pub mod replay;
-pub mod world;
 pub mod rules;
+pub mod world;

@@ -1,10 +1,10 @@
 //! One module per page. Components are thin: they fetch through `api`, keep the answer in a
 //! signal and render it; computations live in `crate::logic`.
 
-pub mod geography;
-pub mod heatmaps;
 pub mod alerts;
 pub mod billing;
+pub mod geography;
+pub mod heatmaps;
 pub mod invitation;
 pub mod login;
 pub mod overview;

@@ -27,7 +27,14 @@ pub fn parse_spec(path: &str, text: &str) -> Result<RuleSpec, RuleError> {
                 }
             })
             .unwrap_or_else(|| "(document)".into());
-        RuleError { file: path.to_owned(), field, constraint: e.message().trim().to_owned() }
+        // Some parse errors carry no message (e.g. a key defined twice deep in a table); the
+        // error's full rendering still says what is wrong.
+        let constraint = match e.message().trim() {
+            "" => e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+            message => message.to_owned(),
+        };
+        let constraint = if constraint.is_empty() { "not valid TOML for a rule".to_owned() } else { constraint };
+        RuleError { file: path.to_owned(), field, constraint }
     })
 }
 
@@ -74,5 +81,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String, bool)>, errors: 
                 Err(e) => errors.push(err(&rel, "(file)", &format!("cannot be read: {e}"))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `rule_file` fuzz target: a parse error whose message is empty.
+    #[test]
+    fn every_parse_error_names_a_constraint() {
+        let text = include_str!("../../../../fuzz/findings/rule_file-empty-constraint.toml");
+        let error = parse_spec("fuzz.toml", text).unwrap_err();
+        assert!(!error.constraint.is_empty() && !error.field.is_empty(), "{error:?}");
     }
 }
