@@ -176,3 +176,31 @@ fn traffic_spikes_and_drops_are_judged_against_the_baseline_with_a_floor() {
     assert_eq!(traffic(&p, &mut s, T0, 0, 19.0), None, "baseline under traffic_min_baseline");
     assert_eq!(s.last_traffic_check, T0);
 }
+
+/// The text part of the email of the default policy's card-testing alert, as a merchant reads it
+/// (docs/ALERTS.md quotes it).
+#[test]
+fn the_card_testing_email_reads_like_this() {
+    let (p, mut s) = (AlertPolicy::default(), AlertState::default());
+    let facts = ThreatFacts {
+        subject: "session:7541230981".into(),
+        decision: "BLOCK".into(),
+        score: 91,
+        reasons: vec![ReasonFacts {
+            rule: "card/ct1-ip-failures-block".into(),
+            sentence: "12 failed payments from network 203.0.113.0/24 within 10 minutes (threshold 10).".into(),
+            shadow: false,
+        }],
+        at: T0 + 9 * 60 * MIN + 14 * MIN,
+    };
+    let alert = observe(&p, &mut s, &facts).expect("alert");
+    let env = crate::alerts::channels::Envelope {
+        alert: &alert,
+        alert_id: "3f9c0a4e5b6d7e8f9a0b1c2d",
+        idempotency_key: "gt-3f9c0a4e5b6d7e8f9a0b1c2d-1",
+        site: "acme.myshopify.com",
+        link: format!("https://ghosttrack.example{}", alert.link_path),
+        unsubscribe: Some("https://ghosttrack.example/alerts/unsubscribe?c=1&t=…".into()),
+    };
+    insta::assert_snapshot!(crate::alerts::channels::email::text_body(&env));
+}
