@@ -52,6 +52,8 @@ pub async fn limit_body<E: poem::Endpoint>(ep: Arc<E>, mut req: Request) -> poem
     ep.call(req).await.map(IntoResponse::into_response)
 }
 const MAX_RECENT: u64 = 500;
+/// Verdict changes per export page.
+const EXPORT_PAGE: u64 = 1_000;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -170,6 +172,46 @@ struct RecentItem {
 struct RecentBody {
     site: String,
     items: Vec<RecentItem>,
+}
+
+/// One verdict change with its evidence, as exported.
+#[derive(Object)]
+struct ExportItem {
+    /// Stable id; pass the last one as `after` for the next page.
+    id: i64,
+    subject: String,
+    decision: String,
+    score: i16,
+    reasons: Vec<ReasonBody>,
+    /// The counters, windows and sampled events behind the verdict, as recorded.
+    evidence: serde_json::Value,
+    ttl: i64,
+    at: DateTime<Utc>,
+}
+
+#[derive(Object)]
+struct ExportBody {
+    site: String,
+    items: Vec<ExportItem>,
+    /// `after` for the next page; absent on the last page.
+    next_after: Option<i64>,
+}
+
+#[derive(ApiResponse)]
+enum ExportResponse {
+    #[oai(status = 200)]
+    Ok(Json<ExportBody>),
+    #[oai(status = 400)]
+    BadRequest(Json<ApiError>),
+    #[oai(status = 401)]
+    Unauthorized(Json<ApiError>),
+    /// The site's plan does not include exports (`billing.*.exports`).
+    #[oai(status = 402)]
+    NotInPlan(Json<ApiError>),
+    #[oai(status = 404)]
+    NotFound(Json<ApiError>),
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
 }
 
 #[derive(Object)]
@@ -376,6 +418,61 @@ impl DetectApi {
             Err(error) => {
                 tracing::error!(error = %error, "recent verdicts query failed");
                 RecentResponse::Unavailable(ApiError::new("unavailable", "the database is unavailable; retry shortly"))
+            }
+        }
+    }
+
+    /// Exports the site's verdict changes with their evidence for `[from, to)`, 1,000 per page in id
+    /// order (follow `next_after`). A plan feature (`exports`: Business by default).
+    #[oai(path = "/export", method = "get", operation_id = "export_verdicts")]
+    async fn export(
+        &self,
+        Data(state): Data<&Arc<AppState>>,
+        auth: SiteToken,
+        site: Query<String>,
+        from: Query<DateTime<Utc>>,
+        to: Query<DateTime<Utc>>,
+        /// The `next_after` of the previous page.
+        after: Query<Option<i64>>,
+    ) -> ExportResponse {
+        let (scope, tenant) = auth_or_return!(ExportResponse, state, &auth, &site.0);
+        match crate::billing::require(&state.db, &state.settings.billing, scope, Feature::Exports).await {
+            Ok(_) => {}
+            Err(Denied::NotInPlan(message)) => return ExportResponse::NotInPlan(ApiError::new("not_in_plan", message)),
+            Err(Denied::Lookup(error)) => {
+                tracing::error!(error = %error, "entitlements lookup failed");
+                return ExportResponse::Unavailable(ApiError::new("unavailable", "try again shortly"));
+            }
+        }
+        let (from, to) = (UnixMillis(from.0.timestamp_millis()), UnixMillis(to.0.timestamp_millis()));
+        if from >= to {
+            return ExportResponse::BadRequest(ApiError::new("invalid_range", "`from` must be before `to`"));
+        }
+        let after = after.0.unwrap_or(0).max(0);
+        match store::threats::page_between(&state.db, scope, from, to, after, EXPORT_PAGE).await {
+            Ok(rows) => {
+                let next_after = (rows.len() as u64 == EXPORT_PAGE).then(|| rows.last().map(|r| r.id)).flatten();
+                ExportResponse::Ok(Json(ExportBody {
+                    site: tenant.key.to_string(),
+                    items: rows
+                        .into_iter()
+                        .map(|r| ExportItem {
+                            id: r.id,
+                            subject: r.subject,
+                            decision: r.decision,
+                            score: r.score,
+                            reasons: reasons(serde_json::from_str(&r.reasons).unwrap_or_default()),
+                            evidence: serde_json::from_str(&r.evidence).unwrap_or(serde_json::Value::Null),
+                            ttl: r.ttl_secs,
+                            at: DateTime::from_timestamp_millis(r.at.0).unwrap_or_default(),
+                        })
+                        .collect(),
+                    next_after,
+                }))
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "export query failed");
+                ExportResponse::Unavailable(ApiError::new("unavailable", "the database is unavailable; retry shortly"))
             }
         }
     }

@@ -59,6 +59,27 @@ pub async fn recent(
     query.order_by_desc(threats::Column::At).order_by_desc(threats::Column::Id).limit(limit).all(db).await
 }
 
+/// One page of verdict changes at `[from, to)` in id order after `after_id` (keyset paging, for
+/// exports).
+pub async fn page_between(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    from: UnixMillis,
+    to: UnixMillis,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<threats::Model>, DbErr> {
+    threats::Entity::find()
+        .filter(threats::Column::SiteId.eq(scope.site_id()))
+        .filter(threats::Column::At.gte(from))
+        .filter(threats::Column::At.lt(to))
+        .filter(threats::Column::Id.gt(after_id))
+        .order_by_asc(threats::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
 /// The latest verdict change of one subject (e.g. `session:42`).
 pub async fn latest_for_subject(
     db: &impl ConnectionTrait,

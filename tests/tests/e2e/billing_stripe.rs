@@ -191,3 +191,65 @@ async fn the_evaluate_api_answers_402_until_the_plan_includes_it() {
     assert_eq!(verdict["decision"], "ALLOW");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn exports_need_a_plan_that_includes_them_and_page_through_every_verdict() {
+    let (app, stripe) = stripe_env(TestDb::Sqlite).await;
+    let site = app.create_site("export.example.com").await;
+    let now = now_ms();
+    // Three recorded verdict changes of this site and one of another site.
+    let other = app.create_site("other.example.com").await;
+    for (site_id, subject) in
+        [(site.id, "session:1"), (site.id, "session:2"), (other.id, "session:9"), (site.id, "ip:203.0.113.0/24")]
+    {
+        sea_orm::ConnectionTrait::execute_unprepared(
+            &app.db,
+            &format!(
+                "INSERT INTO threats (site_id, subject, decision, score, reasons, evidence, ttl_secs, at, created_at) \
+                 VALUES ({site_id}, '{subject}', 'BLOCK', 90, '[]', '[{{\"rule\":\"ua/automation-library\",\"count\":1}}]', 60, {now}, {now})"
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    let range = |from: i64, to: i64| {
+        let iso = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        format!("/v1/export?site={}&from={}&to={}", site.key, iso(from), iso(to))
+    };
+    let (client, token) = (app.client.clone(), site.token.clone());
+    let base = app.url("");
+    let get = |path: String| {
+        let (client, token, url) = (client.clone(), token.clone(), format!("{}{path}", base.trim_end_matches('/')));
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+
+    let resp = get(range(now - 60_000, now + 60_000)).await;
+    assert_eq!(resp.status(), 402, "Free has no exports");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "not_in_plan");
+
+    let resp = app
+        .client
+        .post(app.url("/api/billing/subscription"))
+        .bearer_auth(&site.token)
+        .json(&serde_json::json!({ "plan": "business" }))
+        .send()
+        .await
+        .unwrap();
+    let url: Value = resp.json().await.unwrap();
+    let session = stripe.session_by_url(url["url"].as_str().unwrap()).expect("a checkout session");
+    stripe.complete_checkout(&session.id).await.unwrap();
+
+    let body: Value = get(range(now - 60_000, now + 60_000)).await.json().await.unwrap();
+    let subjects: Vec<&str> =
+        body["items"].as_array().unwrap().iter().map(|i| i["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, vec!["session:1", "session:2", "ip:203.0.113.0/24"], "only this site's, in id order");
+    assert_eq!(body["items"][0]["evidence"][0]["rule"], "ua/automation-library");
+    assert!(body["next_after"].is_null(), "one page");
+    // Outside the range: nothing; a reversed range: 400.
+    let empty: Value = get(range(now + 60_000, now + 120_000)).await.json().await.unwrap();
+    assert_eq!(empty["items"].as_array().unwrap().len(), 0);
+    assert_eq!(get(range(now, now - 1)).await.status(), 400);
+    app.stop().await;
+}
