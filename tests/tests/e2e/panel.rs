@@ -50,10 +50,24 @@ pub(super) async fn start(db: TestDb, dist: Option<std::path::PathBuf>) -> Env {
 impl Env {
     /// Installs `shop` the way the admin does: an embedded load of the app home.
     pub async fn install(&self, shop: &str) {
-        let url = self.fake.embedded_load_url(&self.app.url("/app"), shop);
-        let resp = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().get(url);
-        let resp = resp.send().await.unwrap();
-        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        // A 503 page asks the merchant to try again (the install did not complete, nothing is
+        // half-written); under a fully loaded CI machine the token exchange has, rarely, needed
+        // that. Three tries, each with a freshly minted id token, as the admin would reload.
+        let mut last = String::new();
+        for attempt in 0..3 {
+            let url = self.fake.embedded_load_url(&self.app.url("/app"), shop);
+            let resp = client.get(url).send().await.unwrap();
+            let status = resp.status();
+            if status == 200 {
+                return;
+            }
+            last = format!("{status}: {}", resp.text().await.unwrap_or_default());
+            assert_eq!(status, 503, "install {shop}: {last}");
+            eprintln!("install {shop}: attempt {attempt} answered {last}; trying again");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        panic!("install {shop} failed three times: {last}");
     }
 
     /// The public key of the shop's site (what the app embed puts on the storefront).
