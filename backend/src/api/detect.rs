@@ -302,6 +302,21 @@ macro_rules! auth_or_return {
     };
 }
 
+/// Returns `402 not_in_plan` (or 503 when the lookup fails) unless the tenant's plan includes
+/// the feature (`billing::require`).
+macro_rules! plan_or_return {
+    ($resp:ident, $state:expr, $scope:expr, $feature:expr) => {
+        match crate::billing::require(&$state.db, &$state.settings.billing, $scope, $feature).await {
+            Ok(_) => {}
+            Err(Denied::NotInPlan(message)) => return $resp::NotInPlan(ApiError::new("not_in_plan", message)),
+            Err(Denied::Lookup(error)) => {
+                tracing::error!(error = %error, "entitlements lookup failed");
+                return $resp::Unavailable(ApiError::new("unavailable", "try again shortly"));
+            }
+        }
+    };
+}
+
 pub struct DetectApi;
 
 #[OpenApi(tag = "ApiTags::Detect")]
@@ -317,16 +332,7 @@ impl DetectApi {
     ) -> EvaluateResponse {
         let body = body.0;
         let (scope, tenant) = auth_or_return!(EvaluateResponse, state, &auth, &body.site);
-        match crate::billing::require(&state.db, &state.settings.billing, scope, Feature::EvaluateApi).await {
-            Ok(_) => {}
-            Err(Denied::NotInPlan(message)) => {
-                return EvaluateResponse::NotInPlan(ApiError::new("not_in_plan", message));
-            }
-            Err(Denied::Lookup(error)) => {
-                tracing::error!(error = %error, "entitlements lookup failed");
-                return EvaluateResponse::Unavailable(ApiError::new("unavailable", "try again shortly"));
-            }
-        }
+        plan_or_return!(EvaluateResponse, state, scope, Feature::EvaluateApi);
         let Some(detector) = &state.detector else {
             return EvaluateResponse::Unavailable(ApiError::new(
                 "detection_disabled",
@@ -436,14 +442,7 @@ impl DetectApi {
         after: Query<Option<i64>>,
     ) -> ExportResponse {
         let (scope, tenant) = auth_or_return!(ExportResponse, state, &auth, &site.0);
-        match crate::billing::require(&state.db, &state.settings.billing, scope, Feature::Exports).await {
-            Ok(_) => {}
-            Err(Denied::NotInPlan(message)) => return ExportResponse::NotInPlan(ApiError::new("not_in_plan", message)),
-            Err(Denied::Lookup(error)) => {
-                tracing::error!(error = %error, "entitlements lookup failed");
-                return ExportResponse::Unavailable(ApiError::new("unavailable", "try again shortly"));
-            }
-        }
+        plan_or_return!(ExportResponse, state, scope, Feature::Exports);
         let (from, to) = (UnixMillis(from.0.timestamp_millis()), UnixMillis(to.0.timestamp_millis()));
         if from >= to {
             return ExportResponse::BadRequest(ApiError::new("invalid_range", "`from` must be before `to`"));
