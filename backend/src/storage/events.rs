@@ -271,15 +271,64 @@ pub(super) fn visitors_upsert(deltas: &[VisitorDelta]) -> InsertStatement {
     insert
 }
 
-/// Sessions still open at `since` (last event after it), to re-open after a restart.
+/// How long before a restart a session may have started and still be re-opened by it. A
+/// session busy for longer than this across a restart continues as a new session.
+pub const REOPEN_LOOKBACK_MS: i64 = 24 * 3_600_000;
+
+/// Sessions still open at `since` (last event after it) that started at most
+/// [`REOPEN_LOOKBACK_MS`] before it, to re-open after a restart. Read per site through
+/// `idx_sessions_site_started`: there is no index on `last_seen_at`, which the writer changes
+/// with every event.
 pub async fn open_sessions_since(db: &impl ConnectionTrait, since: UnixMillis) -> Result<Vec<sessions::Model>, DbErr> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    sessions::Entity::find().filter(sessions::Column::LastSeenAt.gt(since)).all(db).await
+
+    use super::entities::sites;
+    let every_site = Query::select().column(sites::Column::Id).from(sites::Entity).to_owned();
+    sessions::Entity::find()
+        .filter(sessions::Column::SiteId.in_subquery(every_site))
+        .filter(sessions::Column::StartedAt.gt(since.0 - REOPEN_LOOKBACK_MS))
+        .filter(sessions::Column::LastSeenAt.gt(since))
+        .all(db)
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::DatabaseUrl;
+    use crate::storage::{self, sites, test_rows};
+
+    #[tokio::test]
+    async fn a_restart_reopens_recent_sessions_of_every_site_within_the_lookback() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::new(format!("sqlite://{}?mode=rwc", dir.path().join("gt.db").display()));
+        let db = storage::connect(&url).await.unwrap();
+        storage::migrate(&db).await.unwrap();
+        let (a, _) = sites::create(&db, "a.example", sites::SiteKind::Standalone).await.unwrap();
+        let (b, _) = sites::create(&db, "b.example", sites::SiteKind::Standalone).await.unwrap();
+        let (now, minute) = (10 * REOPEN_LOOKBACK_MS, 60_000);
+        let session = |site: SiteId, id: i64, started: i64, last_seen: i64| {
+            let mut d = test_rows::delta(site, id, started, "/", 1, false);
+            d.last_seen_at = UnixMillis(last_seen);
+            d
+        };
+        upsert_sessions(
+            &db,
+            &[
+                session(a.id, 1, now - 60 * minute, now - minute),      // open
+                session(b.id, 2, now - 5 * minute, now - 2 * minute),   // open, other site
+                session(a.id, 3, now - 60 * minute, now - 40 * minute), // idle for 40 min
+                session(a.id, 4, now - REOPEN_LOOKBACK_MS - 31 * minute, now - minute), // started too long ago
+            ],
+        )
+        .await
+        .unwrap();
+
+        let since = UnixMillis(now - 30 * minute);
+        let mut open: Vec<i64> = open_sessions_since(&db, since).await.unwrap().iter().map(|s| s.id.0).collect();
+        open.sort();
+        assert_eq!(open, [1, 2]);
+    }
 
     #[test]
     fn chunk_plan_covers_every_row_once_with_few_statement_shapes() {

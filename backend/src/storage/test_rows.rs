@@ -6,7 +6,7 @@ use super::entities::{events as ev, sessions as se, visitors as vi};
 use super::events::{EventRow, SessionDelta, VisitorDelta};
 use crate::domain::{SessionId, SiteId, UnixMillis, VisitorId};
 
-fn delta(site: SiteId, id: i64, ts: i64, path: &str, pageviews: i32, automated: bool) -> SessionDelta {
+pub fn delta(site: SiteId, id: i64, ts: i64, path: &str, pageviews: i32, automated: bool) -> SessionDelta {
     SessionDelta {
         id: SessionId(id),
         site_id: site,

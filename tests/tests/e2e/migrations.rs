@@ -204,11 +204,17 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "events",
         &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"],
     ),
+    ("drop_sessions_last_seen_index", "sessions", &["id", "site_id", "last_seen_at"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
-const ALTERS: &[&str] =
-    &["drop_events_site_fk_on_postgres", "link_shopify_orders", "index_events_site_kind_ts", "partition_events_by_day"];
+const ALTERS: &[&str] = &[
+    "drop_events_site_fk_on_postgres",
+    "link_shopify_orders",
+    "index_events_site_kind_ts",
+    "partition_events_by_day",
+    "drop_sessions_last_seen_index",
+];
 
 fn alters(suffix: &str) -> bool {
     ALTERS.contains(&suffix)
@@ -292,34 +298,44 @@ async fn events_site_key_is_dropped_on_postgres_only() {
     assert_eq!(row.try_get::<i32>("", "n").unwrap(), 1, "SQLite keeps its key");
 }
 
-/// `index_events_site_kind_ts` adds the Pages maps' index on both backends and removes it on down.
-async fn kind_index_comes_and_goes(db: &DatabaseConnection) {
+/// Whether `index` exists before the step `suffix`, after its `up`, and after its `down`.
+async fn index_around_step(db: &DatabaseConnection, suffix: &str, index: &str) -> [bool; 3] {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'idx_events_site_kind_ts_path'",
-        _ => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index' AND name = 'idx_events_site_kind_ts_path'",
+        DbBackend::Postgres => format!("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = '{index}'"),
+        _ => format!("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index' AND name = '{index}'"),
     };
-    let count = || async {
-        let row = db.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
+    let exists = || async {
+        let row = db.query_one_raw(Statement::from_string(backend, sql.clone())).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap() == 1
     };
-    let step = Migrator::migrations().iter().position(|m| m.name().ends_with("index_events_site_kind_ts")).unwrap();
+    let step = Migrator::migrations().iter().position(|m| m.name().ends_with(suffix)).unwrap();
     Migrator::up(db, Some(step as u32)).await.unwrap();
-    assert_eq!(count().await, 0);
+    let before = exists().await;
     Migrator::up(db, Some(1)).await.unwrap();
-    assert_eq!(count().await, 1);
+    let after_up = exists().await;
     Migrator::down(db, Some(1)).await.unwrap();
-    assert_eq!(count().await, 0);
+    [before, after_up, exists().await]
 }
 
+/// `index_events_site_kind_ts` adds the Pages maps' index on both backends and removes it on
+/// down; `drop_sessions_last_seen_index` removes the sessions' last-seen index and restores it
+/// on down.
 #[tokio::test]
-async fn the_pages_maps_index_applies_and_reverts() {
-    let dir = tempfile::tempdir().unwrap();
-    let lite = Database::connect(format!("sqlite://{}/m.db?mode=rwc", dir.path().display())).await.unwrap();
-    kind_index_comes_and_goes(&lite).await;
-    if let Some(server) = pg::server_url() {
-        kind_index_comes_and_goes(&Database::connect(pg::fresh_database(&server).await).await.unwrap()).await;
+async fn the_index_steps_apply_and_revert() {
+    let steps = [
+        ("index_events_site_kind_ts", "idx_events_site_kind_ts_path", [false, true, false]),
+        ("drop_sessions_last_seen_index", "idx_sessions_site_last_seen", [true, false, true]),
+    ];
+    for (suffix, index, expected) in steps {
+        let dir = tempfile::tempdir().unwrap();
+        let lite = Database::connect(format!("sqlite://{}/m.db?mode=rwc", dir.path().display())).await.unwrap();
+        assert_eq!(index_around_step(&lite, suffix, index).await, expected, "{suffix} on SQLite");
+        if let Some(server) = pg::server_url() {
+            let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
+            assert_eq!(index_around_step(&db, suffix, index).await, expected, "{suffix} on PostgreSQL");
+        }
     }
 }
 
