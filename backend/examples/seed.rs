@@ -170,7 +170,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "site_key": site.key.as_str(), "api_token": token.expose(), "events": events, "sessions": sessions,
+            "domain": args.domain, "site_key": site.key.as_str(), "api_token": token.expose(), "events": events,
+            "sessions": sessions,
             "visitors": visitors, "threats": threats, "seconds": started.elapsed().as_secs(),
         })
     );
