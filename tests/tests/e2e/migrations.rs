@@ -204,11 +204,17 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "events",
         &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"],
     ),
+    ("judge_shopify_carts", "shopify_carts", &["judged_at", "ip_prefix"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
-const ALTERS: &[&str] =
-    &["drop_events_site_fk_on_postgres", "link_shopify_orders", "index_events_site_kind_ts", "partition_events_by_day"];
+const ALTERS: &[&str] = &[
+    "drop_events_site_fk_on_postgres",
+    "link_shopify_orders",
+    "index_events_site_kind_ts",
+    "partition_events_by_day",
+    "judge_shopify_carts",
+];
 
 fn alters(suffix: &str) -> bool {
     ALTERS.contains(&suffix)
