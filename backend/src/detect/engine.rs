@@ -425,10 +425,16 @@ fn step(
                 slot.state = KeyState::Times(Default::default());
             }
             let KeyState::Times(times) = &mut slot.state else { unreachable!() };
-            times.push_back(ts);
-            while times.len() > *threshold as usize {
+            // Keep the latest `threshold` times: make room first, so the buffer never grows
+            // beyond `threshold` entries.
+            let keep = *threshold as usize;
+            while times.len() >= keep.max(1) {
                 times.pop_front();
             }
+            if times.len() == times.capacity() {
+                times.reserve_exact(grown(times.capacity(), keep) - times.len());
+            }
+            times.push_back(ts);
             let count = times.iter().filter(|t| **t > ts - window_ms).count() as u32;
             (count >= *threshold).then_some(Fired { count, detail })
         }
@@ -441,12 +447,19 @@ fn step(
             values.retain(|(_, t)| *t > ts - window_ms);
             match values.iter_mut().find(|(v, _)| *v == value) {
                 Some(entry) => entry.1 = entry.1.max(ts),
-                None => values.push((value, ts)),
-            }
-            if values.len() > *threshold as usize
-                && let Some(oldest) = values.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i)
-            {
-                values.swap_remove(oldest);
+                None => {
+                    // At most `threshold` values: the oldest makes room for the new one.
+                    let keep = *threshold as usize;
+                    if values.len() >= keep
+                        && let Some(oldest) = values.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i)
+                    {
+                        values.swap_remove(oldest);
+                    }
+                    if values.len() == values.capacity() {
+                        values.reserve_exact(grown(values.capacity(), keep) - values.len());
+                    }
+                    values.push((value, ts));
+                }
             }
             let count = values.len() as u32;
             (count >= *threshold).then_some(Fired { count, detail })
@@ -520,6 +533,12 @@ fn step(
             Some(Fired { count, detail })
         }
     }
+}
+
+/// The next capacity of a window buffer: doubling, but never beyond the `keep` entries the
+/// rule needs (the default growth would round a threshold of 10 up to 16 slots).
+fn grown(capacity: usize, keep: usize) -> usize {
+    (capacity * 2).max(4).min(keep.max(1)).max(capacity + 1)
 }
 
 fn human_window(ms: i64) -> String {
