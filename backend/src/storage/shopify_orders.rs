@@ -186,8 +186,22 @@ pub async fn redact_customer(
     if customer_id.is_none() && order_ids.is_empty() {
         return Ok(0);
     }
-    let mut orders: Vec<String> =
-        customer_orders(db, scope, customer_id, order_ids).await?.into_iter().map(|o| o.order_id).collect();
+    let found = customer_orders(db, scope, customer_id, order_ids).await?;
+    // The untracked-cart judge's rows of these orders (`kind = 'order'`, keyed by checkout
+    // token or `order-<id>`) go with them.
+    let mut judged: Vec<String> = found.iter().filter_map(|o| o.checkout_token.clone()).collect();
+    judged.extend(found.iter().map(|o| format!("order-{}", o.order_id)));
+    judged.extend(order_ids.iter().map(|id| format!("order-{id}")));
+    {
+        use super::entities::shopify_carts::Column as K;
+        super::entities::shopify_carts::Entity::delete_many()
+            .filter(K::SiteId.eq(scope.site_id()))
+            .filter(K::Kind.eq("order"))
+            .filter(K::Token.is_in(judged))
+            .exec(db)
+            .await?;
+    }
+    let mut orders: Vec<String> = found.into_iter().map(|o| o.order_id).collect();
     orders.extend(order_ids.iter().map(u64::to_string));
     if !orders.is_empty() {
         use super::entities::shopify_payment_attempts::Column as P;
