@@ -149,28 +149,45 @@ fn latency() {
     );
 }
 
-/// Events per second with state in Redis (`GHOSTTRACK_TEST_REDIS_URL`), one node, one thread.
+/// Events per second with state in Redis (`GHOSTTRACK_TEST_REDIS_URL`), one node, one thread:
+/// one event per call (each slot its own transaction) and batches of 16 and 64 events (one
+/// transaction per batch, as `Detector::observe` runs an ingest batch).
 fn redis_throughput() {
     let Ok(url) = std::env::var("GHOSTTRACK_TEST_REDIS_URL") else {
         println!("detect/redis: GHOSTTRACK_TEST_REDIS_URL not set, not measured");
         return;
     };
-    let prefix = format!("gt-bench-{}", std::process::id());
     let rules = Arc::new(RuleSet::embedded().expect("embedded rules load"));
-    let store = ghosttrack::detect::redis_store::RedisStore::connect(&url, &prefix).expect("redis reachable");
-    let mut engine = Engine::with_store(rules, store);
-    let events = event_mix(20_000);
-    let started = Instant::now();
-    for e in &events {
-        black_box(engine.observe(SiteId(1), e));
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!("detect/redis: {} events in {secs:.2} s = {:.0} events/s", events.len(), events.len() as f64 / secs);
-    // Remove the bench's keys.
-    let mut conn = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut conn).unwrap_or_default();
-    for chunk in keys.chunks(500) {
-        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+    for (batch, n) in [(0usize, 10_000usize), (16, 100_000), (64, 100_000)] {
+        let prefix = format!("gt-bench-{}-{batch}", std::process::id());
+        let store = ghosttrack::detect::redis_store::RedisStore::connect(&url, &prefix).expect("redis reachable");
+        let mut engine = Engine::with_store(rules.clone(), store);
+        let events = event_mix(n);
+        let started = Instant::now();
+        if batch == 0 {
+            for e in &events {
+                black_box(engine.observe(SiteId(1), e));
+            }
+        } else {
+            for chunk in events.chunks(batch) {
+                black_box(engine.observe_batch(SiteId(1), chunk));
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let label = if batch == 0 { "per event".to_owned() } else { format!("batches of {batch}") };
+        println!(
+            "detect/redis ({label}): {} events in {secs:.2} s = {:.0} events/s ({} batch conflicts, {} errors)",
+            events.len(),
+            events.len() as f64 / secs,
+            engine.store().conflicts,
+            engine.store().errors
+        );
+        // Remove the bench's keys.
+        let mut conn = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut conn).unwrap_or_default();
+        for chunk in keys.chunks(500) {
+            let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
     }
 }
 

@@ -55,6 +55,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "detect.redis_url",
     "detect.redis_prefix",
     "detect.policies_dir",
+    "detect.tor_exit_list",
+    "detect.tor_exit_list_refresh_secs",
+    "detect.untracked_judge_interval_secs",
     "privacy.retention_days",
     "privacy.forensic_retention_days",
     "privacy.unflagged_pointer_path_hours",
@@ -352,6 +355,13 @@ pub struct DetectSettings {
     pub redis_prefix: String,
     /// Tenant policies loaded at start-up: one `<site key>.toml` per site (see docs/DETECTION.md).
     pub policies_dir: Option<PathBuf>,
+    /// Tor exit addresses, one IP per line (`# comments`; the `ExitAddress` lines of Tor's
+    /// exit-addresses format are read too); listed IPs carry the Tor exit flag (`ip/tor`).
+    pub tor_exit_list: Option<PathBuf>,
+    /// How often the Tor exit list's modification time is checked; a changed file is reloaded.
+    pub tor_exit_list_refresh_secs: u64,
+    /// How often carts, checkouts and orders past their grace period are judged untracked or not.
+    pub untracked_judge_interval_secs: u64,
 }
 
 impl Default for DetectSettings {
@@ -363,6 +373,9 @@ impl Default for DetectSettings {
             redis_url: None,
             redis_prefix: "gt:detect".into(),
             policies_dir: None,
+            tor_exit_list: None,
+            tor_exit_list_refresh_secs: 300,
+            untracked_judge_interval_secs: 30,
         }
     }
 }
@@ -784,6 +797,13 @@ max_state_keys = 1000000
 redis_prefix = "gt:detect"
 # Tenant policies (bands, rule overrides, allowlists, shadow mode): one <site key>.toml per site.
 # policies_dir = "/etc/ghosttrack/policies"
+# Tor exit list (https://check.torproject.org/torbulkexitlist or exit-addresses format), refreshed by a
+# cron job; listed IPs carry the Tor exit flag. Unset = MaxMind's Anonymous-IP flag only.
+# tor_exit_list = "/var/lib/ghosttrack/torbulkexitlist"
+# Seconds between checks of the Tor exit list's modification time (a changed file is reloaded).
+tor_exit_list_refresh_secs = 300
+# Seconds between rounds of the untracked-cart judge (carts no tracked session produced).
+untracked_judge_interval_secs = 30
 
 [privacy]
 # Raw events of strict and balanced sites are deleted after this many days (sessions and threats stay).

@@ -91,6 +91,10 @@ impl Application {
             settings.geoip_anonymous.as_deref(),
         )?;
         let geo_loaded = geo.loaded();
+        let tor = match &settings.detect.tor_exit_list {
+            Some(path) => Some(Arc::new(crate::ingest::enrich::TorExitList::open(path)?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let writers = match settings.ingest.writers {
             0 if url.is_sqlite() => 1,
@@ -124,7 +128,7 @@ impl Application {
             db.clone(),
             settings.ingest.clone(),
             settings.trusted_proxies.clone(),
-            Enricher::new(geo),
+            Enricher::new(geo).with_tor(tor.clone()),
             writer,
             metrics.clone(),
         )
@@ -282,6 +286,20 @@ impl Application {
             tokio::spawn(crate::shopify::inbox::run(worker, state.inbox_notify.clone(), stopped.clone()))
         });
 
+        let tor_refresh = state.ingest.tor_exit_list().map(|list| {
+            let every = Duration::from_secs(state.settings.detect.tor_exit_list_refresh_secs.max(1));
+            tokio::spawn(crate::ingest::enrich::tor::run_refresh(list, every, stopped.clone()))
+        });
+        // Carts no tracked session produced are judged where webhooks are handled.
+        let untracked = match (&inbox, &state.detector) {
+            (Some(_), Some(detector)) => Some(tokio::spawn(crate::shopify::untracked::run(
+                db.clone(),
+                detector.clone(),
+                Duration::from_secs(state.settings.detect.untracked_judge_interval_secs.max(1)),
+                stopped.clone(),
+            ))),
+            _ => None,
+        };
         let alerts = alerts.map(|worker| tokio::spawn(worker.run(state.alerts_notify.clone(), stopped_alerts)));
         let rule_sync = state
             .detector
@@ -303,6 +321,12 @@ impl Application {
         let _ = partitions.await;
         if let Some(inbox) = inbox {
             let _ = inbox.await;
+        }
+        if let Some(task) = untracked {
+            let _ = task.await;
+        }
+        if let Some(task) = tor_refresh {
+            let _ = task.await;
         }
         if let Some(alerts) = alerts {
             let _ = alerts.await;

@@ -367,7 +367,7 @@ impl DetectApi {
             device: None,
             asn: None,
             country: None,
-            net_flags: 0,
+            net_flags: state.ingest.net_flags(ip),
             user_agent: body.user_agent.map(|u| u.chars().take(512).collect()),
             cart_token: None,
             checkout_token: None,

@@ -14,7 +14,9 @@ pub use super::keys::subject_of;
 use super::keys::{field_of, hash_str, key_hash, key_text, subject_hash};
 use super::rules::{CompiledRule, Condition, RuleError, RuleSet};
 use super::score::{Policy, Signal, Verdict};
-use super::state::{Buckets, FEATURES_SLOT, KeyState, MemoryStore, StateKey, StateStore, VERDICT_SLOT};
+use super::state::{
+    Buckets, FEATURES_SLOT, KeyState, MemoryStore, RatioState, SequenceState, StateKey, StateStore, VERDICT_SLOT,
+};
 use crate::domain::SiteId;
 
 /// What one event produced.
@@ -27,6 +29,8 @@ pub struct Observation {
 
 /// Idle time after which a session's features are dropped (event time).
 const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+/// Runs of one batch before it falls back to one transaction per slot (shared stores).
+const BATCH_ATTEMPTS: u32 = 8;
 /// Most user agents whose rule matches are remembered per rule set.
 const UA_CACHE_MAX: usize = 50_000;
 
@@ -179,15 +183,15 @@ impl<S: StateStore> Engine<S> {
         };
         let mut signals = Vec::new();
         let set = rules.set.clone();
-        for (index, rule) in set.rules.iter().enumerate() {
+        for &index in set.rules_for(event.body.event_type()) {
+            let rule = &set.rules[index as usize];
             if !rule.spec.enabled || policy.rules.get(rule.id.as_str()).and_then(|o| o.enabled) == Some(false) {
                 continue;
             }
             if families.is_some_and(|f| !f.iter().any(|family| family == rule.id.family())) {
                 continue;
             }
-            if let Some(mut signal) = evaluate(store, site, index as u16, rule, event, ua_bits, features.as_ref(), &set)
-            {
+            if let Some(mut signal) = evaluate(store, site, index, rule, event, ua_bits, features.as_ref(), &set) {
                 signal.shadow = policy.is_shadow(rule.id.as_str());
                 signals.push(signal);
             }
@@ -211,6 +215,74 @@ impl<S: StateStore> Engine<S> {
             })
         });
         Observation { signals, verdict }
+    }
+
+    /// Feeds the events of one batch (e.g. one ingest request) in order. On a store that stages
+    /// batches (Redis) the batch is one optimistic transaction: the slots it will probably touch
+    /// are read in one round trip, written in one, and the batch runs again if another node
+    /// changed one of them meanwhile; the results of a run that did not commit are dropped.
+    pub fn observe_batch(&mut self, site: SiteId, events: &[DetectEvent]) -> Vec<Observation> {
+        if events.is_empty() || !self.store.batches() {
+            return events.iter().map(|e| self.observe(site, e)).collect();
+        }
+        let keys = self.batch_keys(site, events);
+        for attempt in 0..BATCH_ATTEMPTS {
+            if attempt > 0 {
+                // A short random back-off, so two nodes on one hot key do not collide again.
+                let micros = rand::random_range(10..100) * u64::from(attempt);
+                std::thread::sleep(std::time::Duration::from_micros(micros));
+            }
+            self.store.begin_batch(&keys);
+            let observed: Vec<Observation> = events.iter().map(|e| self.observe(site, e)).collect();
+            if self.store.commit_batch() {
+                return observed;
+            }
+        }
+        // Persistent contention: one transaction per slot, which always makes progress.
+        events.iter().map(|e| self.observe(site, e)).collect()
+    }
+
+    /// The slots a batch will probably touch: each event's session features and verdict, and
+    /// the key of every rule whose filter accepts it (behaviour rules only touch state when
+    /// they fire, so they are read on demand).
+    fn batch_keys(&mut self, site: SiteId, events: &[DetectEvent]) -> Vec<StateKey> {
+        let rules = match self.tenants.get_mut(&site.0) {
+            Some((_, r)) => r,
+            None => &mut self.default_rules,
+        };
+        let set = rules.set.clone();
+        let mut keys = Vec::with_capacity(events.len() * 4);
+        for event in events {
+            if let Some(session) = event.session {
+                keys.push(StateKey { site: site.0, rule: FEATURES_SLOT, key: session as u64 });
+            }
+            if let Some(subject) = subject_hash(event) {
+                keys.push(StateKey { site: site.0, rule: VERDICT_SLOT, key: subject });
+            }
+            let ua_bits = match event.user_agent.as_deref() {
+                Some(ua) if !set.ua_matchers.is_empty() => rules.ua_bits(ua),
+                _ => 0,
+            };
+            for &index in set.rules_for(event.body.event_type()) {
+                let rule = &set.rules[index as usize];
+                let relevant = match &rule.condition {
+                    Condition::Trigger { filter }
+                    | Condition::Threshold { filter, .. }
+                    | Condition::Distinct { filter, .. }
+                    | Condition::Ratio { filter, .. } => matches(filter, event, ua_bits, &set).is_some(),
+                    Condition::Sequence { first, then, unless_between, .. } => {
+                        matches(first, event, ua_bits, &set).is_some()
+                            || matches(then, event, ua_bits, &set).is_some()
+                            || unless_between.as_ref().is_some_and(|f| matches(f, event, ua_bits, &set).is_some())
+                    }
+                    Condition::Behaviour { .. } => false,
+                };
+                if relevant && let Some(key) = key_hash(rule.key, event) {
+                    keys.push(StateKey { site: site.0, rule: index, key });
+                }
+            }
+        }
+        keys
     }
 
     /// The current verdict of a subject (`session:ID`, `client:KEY`, `ip:PREFIX`, …) at `now`.
@@ -353,10 +425,16 @@ fn step(
                 slot.state = KeyState::Times(Default::default());
             }
             let KeyState::Times(times) = &mut slot.state else { unreachable!() };
-            times.push_back(ts);
-            while times.len() > *threshold as usize {
+            // Keep the latest `threshold` times: make room first, so the buffer never grows
+            // beyond `threshold` entries.
+            let keep = *threshold as usize;
+            while times.len() >= keep.max(1) {
                 times.pop_front();
             }
+            if times.len() == times.capacity() {
+                times.reserve_exact(grown(times.capacity(), keep) - times.len());
+            }
+            times.push_back(ts);
             let count = times.iter().filter(|t| **t > ts - window_ms).count() as u32;
             (count >= *threshold).then_some(Fired { count, detail })
         }
@@ -369,21 +447,29 @@ fn step(
             values.retain(|(_, t)| *t > ts - window_ms);
             match values.iter_mut().find(|(v, _)| *v == value) {
                 Some(entry) => entry.1 = entry.1.max(ts),
-                None => values.push((value, ts)),
-            }
-            if values.len() > *threshold as usize
-                && let Some(oldest) = values.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i)
-            {
-                values.swap_remove(oldest);
+                None => {
+                    // At most `threshold` values: the oldest makes room for the new one.
+                    let keep = *threshold as usize;
+                    if values.len() >= keep
+                        && let Some(oldest) = values.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i)
+                    {
+                        values.swap_remove(oldest);
+                    }
+                    if values.len() == values.capacity() {
+                        values.reserve_exact(grown(values.capacity(), keep) - values.len());
+                    }
+                    values.push((value, ts));
+                }
             }
             let count = values.len() as u32;
             (count >= *threshold).then_some(Fired { count, detail })
         }
         Condition::Sequence { first, then, within_ms, same, unless_between, window_ms, threshold } => {
-            if !matches!(slot.state, KeyState::Sequence { .. }) {
-                slot.state = KeyState::Sequence { pending: Vec::new(), cycles: Default::default() };
+            if !matches!(slot.state, KeyState::Sequence(_)) {
+                slot.state = KeyState::Sequence(Box::default());
             }
-            let KeyState::Sequence { pending, cycles } = &mut slot.state else { unreachable!() };
+            let KeyState::Sequence(sequence) = &mut slot.state else { unreachable!() };
+            let SequenceState { pending, cycles } = &mut **sequence;
             if unless_between.as_ref().is_some_and(|f| matches(f, event, ua_bits, set).is_some()) {
                 pending.clear();
             }
@@ -415,16 +501,17 @@ fn step(
         }
         Condition::Ratio { numerator, window_ms, min_events, min_share, baseline, .. } => {
             let is_num = matches(numerator, event, ua_bits, set).is_some();
-            if !matches!(slot.state, KeyState::Ratio { .. }) {
-                slot.state = KeyState::Ratio {
+            if !matches!(slot.state, KeyState::Ratio(_)) {
+                slot.state = KeyState::Ratio(Box::new(RatioState {
                     short: Buckets::new(*window_ms, 12),
                     long: baseline.map(|b| Buckets::new(b.window_ms, 168)),
-                };
+                }));
                 if let Some(b) = baseline {
                     slot.expires_at = slot.expires_at.max(ts + b.window_ms);
                 }
             }
-            let KeyState::Ratio { short, long } = &mut slot.state else { unreachable!() };
+            let KeyState::Ratio(ratio) = &mut slot.state else { unreachable!() };
+            let RatioState { short, long } = &mut **ratio;
             let (num, den) = short.add(ts, is_num, *window_ms);
             let share = f64::from(num) / f64::from(den.max(1));
             let mut holds = den >= *min_events && share >= *min_share;
@@ -446,6 +533,12 @@ fn step(
             Some(Fired { count, detail })
         }
     }
+}
+
+/// The next capacity of a window buffer: doubling, but never beyond the `keep` entries the
+/// rule needs (the default growth would round a threshold of 10 up to 16 slots).
+fn grown(capacity: usize, keep: usize) -> usize {
+    (capacity * 2).max(4).min(keep.max(1)).max(capacity + 1)
 }
 
 fn human_window(ms: i64) -> String {

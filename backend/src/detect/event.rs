@@ -137,6 +137,12 @@ pub enum Body {
         #[serde(default)]
         guest: bool,
     },
+    /// A cart, checkout or order (`kind`) that no tracked session had produced when the
+    /// untracked-cart judge looked, a grace period after Shopify reported it
+    /// (`shopify::untracked`): a script talking to the cart or checkout API directly.
+    Untracked {
+        kind: String,
+    },
 }
 
 fn get() -> String {
@@ -211,10 +217,11 @@ pub enum EventType {
     CheckoutCompleted,
     OrderTransaction,
     OrderCreated,
+    Untracked,
 }
 
 impl EventType {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     pub fn bit(self) -> u32 {
         1 << (self as u32)
@@ -240,6 +247,7 @@ impl Body {
             Body::CheckoutCompleted => EventType::CheckoutCompleted,
             Body::OrderTransaction(_) => EventType::OrderTransaction,
             Body::OrderCreated { .. } => EventType::OrderCreated,
+            Body::Untracked { .. } => EventType::Untracked,
         }
     }
 
@@ -278,6 +286,7 @@ impl DetectEvent {
             Body::AddToCart { variant, quantity, .. } => format!("add_to_cart {variant} x{quantity}"),
             Body::CartChange { variant, quantity } => format!("cart_change {variant} x{quantity}"),
             Body::AlertDisplayed { alert_type } => format!("alert_displayed {alert_type}"),
+            Body::Untracked { kind } => format!("untracked {kind}"),
             Body::OrderTransaction(t) => format!(
                 "transaction {}{}",
                 t.status,

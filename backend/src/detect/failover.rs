@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use redis::RedisError;
 
-use super::redis_store::RedisStore;
+use super::redis_store::{Commit, RedisStore};
 use super::state::{KeyState, MemoryStore, Slot, StateKey, StateStore};
 
 /// How often a node on local state tries Redis again.
@@ -106,6 +106,10 @@ impl FailoverStore {
 
 impl StateStore for FailoverStore {
     fn update<R>(&mut self, key: StateKey, ts: i64, mut f: impl FnMut(&mut Slot) -> R) -> R {
+        if let Some(redis) = self.redis.as_mut().filter(|r| r.in_batch()) {
+            // Errors surface at commit.
+            return redis.update(key, ts, f);
+        }
         self.reconnect_if_due();
         let Some(redis) = self.redis.as_mut() else {
             return self.local.update(key, ts, f);
@@ -138,6 +142,35 @@ impl StateStore for FailoverStore {
 
     fn len(&self) -> usize {
         self.local.len()
+    }
+
+    fn batches(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    fn begin_batch(&mut self, keys: &[StateKey]) {
+        self.reconnect_if_due();
+        if let Some(redis) = self.redis.as_mut() {
+            redis.begin(keys);
+        }
+    }
+
+    fn commit_batch(&mut self) -> bool {
+        let Some(redis) = self.redis.as_mut() else { return true };
+        match redis.commit() {
+            Commit::Done => true,
+            Commit::Conflict => false,
+            Commit::Failed(error) if unreachable(&error) => {
+                // Run the batch again, on local state.
+                self.fall_back(&error);
+                false
+            }
+            Commit::Failed(error) => {
+                redis.errors += 1;
+                tracing::warn!(error = %error, "detection state batch failed on Redis");
+                true
+            }
+        }
     }
 }
 

@@ -124,7 +124,7 @@ impl Detector {
     pub fn observe(&self, site: SiteId, events: &[DetectEvent]) -> Vec<Verdict> {
         let verdicts: Vec<Verdict> = {
             let mut engine = self.engine.lock();
-            events.iter().filter_map(|e| engine.observe(site, e).verdict).collect()
+            engine.observe_batch(site, events).into_iter().filter_map(|o| o.verdict).collect()
         };
         for v in &verdicts {
             self.record(site, v);

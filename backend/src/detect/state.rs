@@ -43,18 +43,27 @@ pub enum KeyState {
     Times(VecDeque<i64>),
     /// Most recently seen distinct values (hashed) with their last time.
     Values(Vec<(u64, i64)>),
-    /// Open `first` events (value, time) and the times completed cycles ended.
-    Sequence {
-        pending: Vec<(u64, i64)>,
-        cycles: VecDeque<i64>,
-    },
-    /// Bucketed numerator/denominator counts for a short window and an optional baseline.
-    Ratio {
-        short: Buckets,
-        long: Option<Buckets>,
-    },
+    /// Open `first` events and completed cycles. Boxed, like every variant larger than a
+    /// `VecDeque`: the map stores each slot inline, so the largest variant sets the size of
+    /// every entry (the JSON of a boxed variant is the same as of a struct variant).
+    Sequence(Box<SequenceState>),
+    Ratio(Box<RatioState>),
     Features(Box<SessionFeatures>),
     Verdict(Box<VerdictState>),
+}
+
+/// Open `first` events (value, time) and the times completed cycles ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SequenceState {
+    pub pending: Vec<(u64, i64)>,
+    pub cycles: VecDeque<i64>,
+}
+
+/// Bucketed numerator/denominator counts for a short window and an optional baseline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RatioState {
+    pub short: Buckets,
+    pub long: Option<Buckets>,
 }
 
 /// Counts in fixed time buckets: a sliding window at bucket resolution.
@@ -102,6 +111,20 @@ pub trait StateStore {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Whether the store stages batches ([`begin_batch`](Self::begin_batch)) and wants the keys a
+    /// batch will probably touch; the engine skips computing them otherwise.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Starts a batch: the updates until [`commit_batch`](Self::commit_batch) form one atomic
+    /// unit. `keys` are the slots it will probably touch (a shared store reads them in one round
+    /// trip); others are read when first touched. In-process stores apply updates at once.
+    fn begin_batch(&mut self, _keys: &[StateKey]) {}
+    /// Ends the batch. `false`: another node changed a slot the batch read, nothing was written,
+    /// and the caller must run the whole batch again (its results are void).
+    fn commit_batch(&mut self) -> bool {
+        true
+    }
 }
 
 /// The default, single-node store: a hash map with a size cap.
@@ -132,13 +155,17 @@ impl MemoryStore {
             KeyState::Empty => 0,
             KeyState::Times(t) => t.capacity() * 8,
             KeyState::Values(v) => v.capacity() * 16,
-            KeyState::Sequence { pending, cycles } => pending.capacity() * 16 + cycles.capacity() * 8,
-            KeyState::Ratio { short, long } => {
-                (short.buckets.capacity() + long.as_ref().map_or(0, |l| l.buckets.capacity())) * 16
+            KeyState::Sequence(q) => {
+                std::mem::size_of::<SequenceState>() + q.pending.capacity() * 16 + q.cycles.capacity() * 8
+            }
+            KeyState::Ratio(r) => {
+                std::mem::size_of::<RatioState>()
+                    + (r.short.buckets.capacity() + r.long.as_ref().map_or(0, |l| l.buckets.capacity())) * 16
             }
             KeyState::Features(_) => std::mem::size_of::<SessionFeatures>(),
             KeyState::Verdict(v) => {
-                v.active.capacity() * std::mem::size_of::<super::score::Signal>()
+                std::mem::size_of::<VerdictState>()
+                    + v.active.capacity() * std::mem::size_of::<super::score::Signal>()
                     + v.active
                         .iter()
                         .map(|s| s.behavior.len() + s.key.len() + s.reason.len() + s.sample.len())

@@ -491,6 +491,75 @@ fn cart_hoarding() {
     check("cart/hoarding", vec![("50 carts", carts(50), true), ("49 carts", carts(49), false)]);
 }
 
+/// An untracked cart, checkout or order as the judge feeds it (no session; a network for orders).
+fn untracked(ts: i64, kind: &str, token: &str, network: Option<&str>) -> DetectEvent {
+    let mut e = crate::shopify::signals::untracked(kind, token, network.map(|n| n.parse().unwrap()), ts);
+    e.user_agent = None;
+    e
+}
+
+#[test]
+fn cart_untracked() {
+    let carts = |n: usize, step: i64| series(n, step, |i, t| untracked(t, "cart", &format!("c{i}"), None));
+    check(
+        "cart/untracked",
+        vec![
+            ("10 untracked carts in 45 min", carts(10, 5 * MIN), true),
+            (
+                "carts, checkouts and orders together",
+                series(10, MIN, |i, t| {
+                    let kind = ["cart", "checkout", "order"][i % 3];
+                    untracked(t, kind, &format!("t{i}"), (kind == "order").then_some("81.2.69.0/24"))
+                }),
+                true,
+            ),
+            ("9 untracked carts", carts(9, 5 * MIN), false),
+            ("10 spread over 90 min", carts(10, 10 * MIN), false),
+            (
+                "10 cart webhooks the tracker reported (not untracked)",
+                series(10, MIN, |i, t| ev(t, Body::CartWebhook { variants: vec![] }).cart(&format!("c{i}"))),
+                false,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn cart_untracked_network() {
+    let orders = |n: usize, net: &dyn Fn(usize) -> String| {
+        series(n, 10 * MIN, |i, t| untracked(t, "order", &format!("ck{i}"), Some(&net(i))))
+    };
+    check(
+        "cart/untracked-network",
+        vec![
+            ("three orders from one /24 in 20 min", orders(3, &|_| "81.2.69.0/24".into()), true),
+            ("two orders", orders(2, &|_| "81.2.69.0/24".into()), false),
+            ("three networks", orders(3, &|i| format!("81.2.{i}.0/24")), false),
+            (
+                "three untracked carts (no network)",
+                series(3, MIN, |i, t| untracked(t, "cart", &format!("c{i}"), None)),
+                false,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn untracked_carts_are_reported_by_a_digest_of_their_token() {
+    let mut engine = Engine::in_memory(rules(), 1000);
+    let mut last = None;
+    for e in series(10, MIN, |i, t| untracked(t, "cart", &format!("secret-cart-{i}"), None)) {
+        last = engine.observe(SiteId(1), &e).verdict.or(last);
+    }
+    let verdict = last.expect("the tenth cart gets a verdict");
+    assert!(verdict.subject.starts_with("cart:#") && !verdict.subject.contains("secret"), "{}", verdict.subject);
+    assert!(
+        verdict.reasons.iter().any(|r| r.sentence.contains("10 carts or checkouts in 1 h")),
+        "{:?}",
+        verdict.reasons
+    );
+}
+
 #[test]
 fn card_ct1_ip_failures() {
     check(

@@ -111,6 +111,16 @@ impl Ingest {
         }
     }
 
+    /// MaxMind's network flags of `ip` plus the Tor exit list's (for the evaluate API).
+    pub fn net_flags(&self, ip: std::net::IpAddr) -> i32 {
+        self.enricher.net_flags(ip)
+    }
+
+    /// The Tor exit list, when `detect.tor_exit_list` is set (for its refresh task).
+    pub fn tor_exit_list(&self) -> Option<Arc<enrich::TorExitList>> {
+        self.enricher.tor.clone()
+    }
+
     /// Feeds every accepted batch to the detection engine.
     pub fn with_detector(mut self, detector: Arc<crate::detect::service::Detector>) -> Self {
         self.detector = Some(detector);

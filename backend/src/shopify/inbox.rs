@@ -166,6 +166,17 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
                 ip_prefix: ip_prefix.map(|p| p.to_string()),
             };
             shopify_orders::upsert(db, found.scope(), &update).await?;
+            if row.topic == "orders/create" && session.is_none() {
+                // Judged again after the grace period (`shopify::untracked`): the tracker's
+                // batch may still be on its way.
+                let seen = shopify_orders::CartSeen {
+                    kind: "order",
+                    token: link.checkout_token.clone().unwrap_or_else(|| format!("order-{}", order.id)),
+                    cart_token: link.cart_token.clone(),
+                    ip_prefix: ip_prefix.map(|p| p.to_string()),
+                };
+                shopify_orders::record_cart(db, found.scope(), &seen, false).await?;
+            }
             if row.topic == "orders/create" {
                 let event = signals::order_created(&link, ts, total_minor);
                 if let Some(verdict) = worker.observe(&found, &event) {
@@ -255,15 +266,18 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
             let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
                 return Ok(());
             };
-            let cart_token = if is_cart { Some(token.clone()) } else { payload.cart_token.clone() };
-            let tracked = match &cart_token {
-                Some(ct) => shopify_orders::cart_was_tracked(db, found.scope(), ct).await?,
-                None => false,
-            };
+            let cart_token = if is_cart { Some(token.as_str()) } else { payload.cart_token.as_deref() };
+            let checkout_token = (!is_cart).then_some(token.as_str());
+            // A checkout counts as tracked when its cart was, or when the pixel reported it (`ck`).
+            let tracked =
+                shopify_orders::tracked_session(db, found.scope(), cart_token, checkout_token, UnixMillis(i64::MIN))
+                    .await?
+                    .is_some();
             let seen = shopify_orders::CartSeen {
                 kind: if is_cart { "cart" } else { "checkout" },
                 token,
                 cart_token: if is_cart { None } else { payload.cart_token },
+                ip_prefix: None,
             };
             shopify_orders::record_cart(db, found.scope(), &seen, tracked).await?;
             if !tracked {

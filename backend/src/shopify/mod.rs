@@ -21,6 +21,7 @@ pub mod signals;
 pub mod signing;
 pub mod token_cipher;
 pub mod tokens;
+pub mod untracked;
 pub mod webhooks;
 
 use std::sync::Arc;

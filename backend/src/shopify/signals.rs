@@ -91,6 +91,23 @@ pub fn cart_webhook(link: &OrderLink, ts: i64, variants: Vec<String>) -> DetectE
     event(link, ts, Body::CartWebhook { variants })
 }
 
+/// A token as the subject of an untracked cart's verdict: `#` and the first 16 hex digits of its
+/// SHA-256, so threat records name the cart without holding a usable token.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    format!("#{}", hex::encode(&digest[..8]))
+}
+
+/// A cart, checkout or order no tracked session produced (`shopify::untracked`), at judge time
+/// `ts`. Its subject is the order's network when known, else the hashed token.
+pub fn untracked(kind: &str, token: &str, ip_prefix: Option<IpNet>, ts: i64) -> DetectEvent {
+    let digest = token_digest(token);
+    let (cart_token, checkout_token) = if kind == "cart" { (Some(digest), None) } else { (None, Some(digest)) };
+    let link = OrderLink { ip_prefix, cart_token, checkout_token, ..Default::default() };
+    event(&link, ts, Body::Untracked { kind: kind.to_owned() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +135,17 @@ mod tests {
         assert_eq!(ip_prefix(Some("81.2.69.160")).unwrap().to_string(), "81.2.69.0/24");
         assert_eq!(ip_prefix(Some("2001:db8:1:2::9")).unwrap().to_string(), "2001:db8:1::/48");
         assert_eq!(ip_prefix(Some("not an ip")), None);
+    }
+
+    #[test]
+    fn untracked_events_name_the_cart_by_a_digest_only() {
+        let e = untracked("cart", "c1-secret", None, 9);
+        let subject = crate::detect::subject_of(&e).unwrap();
+        assert!(subject.starts_with("cart:#") && !subject.contains("secret"), "{subject}");
+        assert_eq!(subject.len(), "cart:#".len() + 16);
+        let e = untracked("order", "ck1", ip_prefix(Some("81.2.69.160")), 9);
+        assert_eq!(crate::detect::subject_of(&e).as_deref(), Some("ip:81.2.69.0/24"));
+        assert_eq!(e.body, Body::Untracked { kind: "order".into() });
     }
 
     #[test]

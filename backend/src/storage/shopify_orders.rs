@@ -186,8 +186,22 @@ pub async fn redact_customer(
     if customer_id.is_none() && order_ids.is_empty() {
         return Ok(0);
     }
-    let mut orders: Vec<String> =
-        customer_orders(db, scope, customer_id, order_ids).await?.into_iter().map(|o| o.order_id).collect();
+    let found = customer_orders(db, scope, customer_id, order_ids).await?;
+    // The untracked-cart judge's rows of these orders (`kind = 'order'`, keyed by checkout
+    // token or `order-<id>`) go with them.
+    let mut judged: Vec<String> = found.iter().filter_map(|o| o.checkout_token.clone()).collect();
+    judged.extend(found.iter().map(|o| format!("order-{}", o.order_id)));
+    judged.extend(order_ids.iter().map(|id| format!("order-{id}")));
+    {
+        use super::entities::shopify_carts::Column as K;
+        super::entities::shopify_carts::Entity::delete_many()
+            .filter(K::SiteId.eq(scope.site_id()))
+            .filter(K::Kind.eq("order"))
+            .filter(K::Token.is_in(judged))
+            .exec(db)
+            .await?;
+    }
+    let mut orders: Vec<String> = found.into_iter().map(|o| o.order_id).collect();
     orders.extend(order_ids.iter().map(u64::to_string));
     if !orders.is_empty() {
         use super::entities::shopify_payment_attempts::Column as P;
@@ -249,21 +263,14 @@ pub async fn purge_tenant(
 /// A cart or checkout seen in a webhook.
 #[derive(Debug, Clone)]
 pub struct CartSeen {
-    /// `cart` or `checkout`.
+    /// `cart`, `checkout` or `order`.
     pub kind: &'static str,
+    /// The cart's token, the checkout's token, or an order's checkout token (else its id).
     pub token: String,
-    /// For a checkout, the cart it came from.
+    /// For a checkout or an order, the cart it came from.
     pub cart_token: Option<String>,
-}
-
-/// Whether any add-to-cart event of the tenant carried `cart_token` (the tracker sends it as
-/// `ct` in the event's props): [`tracked_session`] over all time.
-pub async fn cart_was_tracked(
-    db: &impl ConnectionTrait,
-    scope: TenantScope,
-    cart_token: &str,
-) -> Result<bool, StorageError> {
-    Ok(tracked_session(db, scope, Some(cart_token), None, UnixMillis(i64::MIN)).await?.is_some())
+    /// For an order, the buyer's network (already truncated).
+    pub ip_prefix: Option<String>,
 }
 
 /// Records a cart or checkout; `tracked` only ever goes from false to true (the tracker's event
@@ -278,7 +285,7 @@ pub async fn record_cart(
     let now = UnixMillis::now().0;
     let insert = Query::insert()
         .into_table(super::entities::shopify_carts::Entity)
-        .columns([C::SiteId, C::Kind, C::Token, C::CartToken, C::Tracked, C::FirstSeenAt, C::LastSeenAt])
+        .columns([C::SiteId, C::Kind, C::Token, C::CartToken, C::Tracked, C::FirstSeenAt, C::LastSeenAt, C::IpPrefix])
         .values_panic([
             scope.site_id().0.into(),
             cart.kind.into(),
@@ -287,17 +294,65 @@ pub async fn record_cart(
             tracked.into(),
             now.into(),
             now.into(),
+            cart.ip_prefix.clone().into(),
         ])
         .on_conflict(
             OnConflict::columns([C::SiteId, C::Kind, C::Token])
                 .value(C::Tracked, Expr::cust(r#"(excluded."tracked" OR "shopify_carts"."tracked")"#))
                 .value(C::CartToken, Expr::cust(r#"COALESCE(excluded."cart_token", "shopify_carts"."cart_token")"#))
+                .value(C::IpPrefix, Expr::cust(r#"COALESCE(excluded."ip_prefix", "shopify_carts"."ip_prefix")"#))
                 .value(C::LastSeenAt, Expr::cust(r#"excluded."last_seen_at""#))
                 .to_owned(),
         )
         .to_owned();
     db.execute(&insert).await?;
     Ok(())
+}
+
+/// Carts, checkouts and orders of every tenant that no tracked session had produced when they
+/// were recorded, first seen at or before `before`, and not judged yet (oldest first). For the
+/// untracked-cart judge (`shopify::untracked`), an internal job over all tenants.
+pub async fn untracked_due(
+    db: &impl ConnectionTrait,
+    before: UnixMillis,
+    limit: u64,
+) -> Result<Vec<super::entities::shopify_carts::Model>, StorageError> {
+    use sea_orm::QuerySelect;
+
+    use super::entities::shopify_carts::{Column as C, Entity};
+    Ok(Entity::find()
+        .filter(C::Tracked.eq(false))
+        .filter(C::JudgedAt.is_null())
+        .filter(C::FirstSeenAt.lte(before.0))
+        .order_by_asc(C::FirstSeenAt)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Claims one row for judging: sets `judged_at` (and `tracked` when the judge found a tracked
+/// session after all) if no node judged it yet. `true` when this call claimed it.
+pub async fn mark_judged(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    kind: &str,
+    token: &str,
+    tracked: bool,
+    now: UnixMillis,
+) -> Result<bool, StorageError> {
+    use super::entities::shopify_carts::{Column as C, Entity};
+    let mut update = Entity::update_many().col_expr(C::JudgedAt, Expr::value(now.0));
+    if tracked {
+        update = update.col_expr(C::Tracked, Expr::value(true));
+    }
+    let result = update
+        .filter(C::SiteId.eq(scope.site_id().0))
+        .filter(C::Kind.eq(kind))
+        .filter(C::Token.eq(token))
+        .filter(C::JudgedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 /// A payment attempt from `order_transactions/create`.

@@ -204,6 +204,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "events",
         &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"],
     ),
+    ("judge_shopify_carts", "shopify_carts", &["judged_at", "ip_prefix"]),
     ("drop_sessions_last_seen_index", "sessions", &["id", "site_id", "last_seen_at"]),
 ];
 
@@ -213,6 +214,7 @@ const ALTERS: &[&str] = &[
     "link_shopify_orders",
     "index_events_site_kind_ts",
     "partition_events_by_day",
+    "judge_shopify_carts",
     "drop_sessions_last_seen_index",
 ];
 

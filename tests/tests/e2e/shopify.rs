@@ -886,6 +886,105 @@ async fn carts_no_tracked_session_produced_are_recorded_as_such() {
     assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
 }
 
+/// The untracked-cart rules with a 10 s grace period (ample for the tracker's batch to land) and low thresholds (3 per shop, 2 per network).
+fn untracked_rules() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cart")).unwrap();
+    for (name, threshold) in
+        [("untracked", ("threshold = 10", "threshold = 3")), ("untracked-network", ("threshold = 3", "threshold = 2"))]
+    {
+        let embedded = workspace_root().join(format!("backend/rules/cart/{name}.toml"));
+        let text = std::fs::read_to_string(embedded).unwrap();
+        assert!(text.contains("grace_secs = 600") && text.contains(threshold.0), "{name} changed: update this test");
+        let text = text.replace("grace_secs = 600", "grace_secs = 10").replace(threshold.0, threshold.1);
+        std::fs::write(dir.path().join(format!("cart/{name}.toml")), text).unwrap();
+        std::fs::write(dir.path().join(format!("cart/{name}.md")), "# Test copy with a short grace period.\n").unwrap();
+    }
+    dir
+}
+
+/// Adds to cart with cart token `ct` from a tracked session (through the app proxy) and waits
+/// until the event is stored.
+async fn tracked_add_to_cart(env: &Env, ct: &str) {
+    let before = env.app.count("SELECT COUNT(*) FROM events WHERE kind = 'ac'").await;
+    let add = format!(r#"{{"t":"ac","ts":{},"src":"fetch","ct":"{ct}","vid":"1","q":1}}"#, now_ms());
+    let body =
+        batch("", "https://acme.myshopify.com/products/x", &[pageview(now_ms(), ""), add]).replace(r#""k":"","#, "");
+    let resp = env
+        .fake
+        .proxy_post(&env.proxy_url(), SHOP, "/collect", "203.0.113.9", CHROME_UA, body.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    for _ in 0..200 {
+        if env.app.count("SELECT COUNT(*) FROM events WHERE kind = 'ac'").await > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the add-to-cart of {ct} was not stored");
+}
+
+#[tokio::test]
+async fn carts_and_orders_no_tracked_session_produced_are_judged_after_the_grace_period() {
+    let rules = untracked_rules();
+    let rules_dir = rules.path().to_owned();
+    let env = start_configured(AppRegistration::new(API_KEY, API_SECRET), TestDb::Sqlite, move |s| {
+        s.detect.rules_dir = Some(rules_dir);
+        s.detect.untracked_judge_interval_secs = 1;
+    })
+    .await;
+    install(&env, SHOP).await;
+
+    // A tracked cart whose webhook comes first and whose tracker batch comes late (within the grace).
+    env.send("carts/create", SHOP, r#"{"id":"late-cart","token":"late-cart","line_items":[]}"#).await;
+    env.inbox_drained().await;
+    tracked_add_to_cart(&env, "late-cart").await;
+    // Three carts and a checkout a script made, and two orders from scripted carts on one network.
+    for i in 0..3 {
+        env.send("carts/create", SHOP, &format!(r#"{{"id":"scripted-{i}","token":"scripted-{i}","line_items":[]}}"#))
+            .await;
+    }
+    env.send("checkouts/create", SHOP, r#"{"id":1234567890123456790,"token":"chk-s","cart_token":"scripted-0"}"#).await;
+    for (id, ct) in [(FIRST, "scripted-1"), (SECOND, "scripted-2")] {
+        let order = order_json(id, now_ms()).replace(r#""cart_token":"ct-1""#, &format!(r#""cart_token":"{ct}""#));
+        env.send("orders/create", SHOP, &order).await;
+    }
+    env.inbox_drained().await;
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_carts").await, 7);
+
+    // The judge runs every second and judges rows 10 s old.
+    for _ in 0..600 {
+        if env.app.count("SELECT COUNT(*) FROM shopify_carts WHERE judged_at IS NULL").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_carts WHERE judged_at IS NULL").await, 0);
+    let tracked = |token: &str| format!("SELECT COUNT(*) FROM shopify_carts WHERE token = '{token}' AND tracked");
+    assert_eq!(env.app.count(&tracked("late-cart")).await, 1, "the late tracker batch counts");
+    assert_eq!(env.app.count("SELECT COUNT(*) FROM shopify_carts WHERE NOT tracked").await, 6);
+
+    // Threats: shop-wide untracked carts (named by a digest) and the orders' network.
+    let untracked = "SELECT COUNT(*) FROM threats WHERE reasons LIKE '%cart/untracked\"%' AND subject LIKE 'c%:#%'";
+    let network =
+        "SELECT COUNT(*) FROM threats WHERE reasons LIKE '%cart/untracked-network%' AND subject = 'ip:81.2.69.0/24'";
+    for _ in 0..200 {
+        if env.app.count(untracked).await > 0 && env.app.count(network).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(env.app.count(untracked).await > 0, "no cart/untracked threat");
+    assert!(env.app.count(network).await > 0, "no cart/untracked-network threat");
+    assert_eq!(
+        env.app
+            .count("SELECT COUNT(*) FROM threats WHERE subject LIKE '%scripted%' OR subject LIKE '%late-cart%'")
+            .await,
+        0
+    );
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 use aho_corasick::AhoCorasick;
 use regex::Regex;
 
+use crate::detect::event::EventType;
+
 use super::load::{EMBEDDED_RULES, collect_embedded, read_dir_sources};
 use super::{ConditionSpec, EnvFlag, Feature, Field, FilterSpec, KeyKind, RuleError, RuleId, RuleSpec};
 
@@ -80,6 +82,22 @@ pub struct Baseline {
 }
 
 impl Condition {
+    /// Event types the condition may look at, as `EventType::bit`s (all for behaviour rules,
+    /// which judge the session's features on any of its events, and for filters without `events`).
+    pub fn event_mask(&self) -> u32 {
+        let of = |f: &Filter| if f.events_mask == 0 { u32::MAX } else { f.events_mask };
+        match self {
+            Condition::Trigger { filter }
+            | Condition::Threshold { filter, .. }
+            | Condition::Distinct { filter, .. }
+            | Condition::Ratio { filter, .. } => of(filter),
+            Condition::Sequence { first, then, unless_between, .. } => {
+                of(first) | of(then) | unless_between.as_ref().map_or(0, of)
+            }
+            Condition::Behaviour { .. } => u32::MAX,
+        }
+    }
+
     /// The main threshold and window, for reasons and evidence.
     pub fn threshold_and_window(&self) -> (u32, i64) {
         match self {
@@ -140,6 +158,10 @@ impl UaMatcher {
 pub struct RuleSet {
     pub rules: Vec<CompiledRule>,
     pub ua_matchers: Vec<UaMatcher>,
+    /// Per event type (`EventType as usize`), the indexes (ascending) of the rules that may
+    /// accept an event of that type: the engine looks at no other rule. Behaviour rules and
+    /// filters without `events` are in every list.
+    pub by_event: Vec<Vec<u16>>,
 }
 
 const PLACEHOLDERS: [&str; 5] = ["count", "threshold", "window", "detail", "key"];
@@ -206,7 +228,20 @@ impl RuleSet {
         if set.rules.len() > u16::MAX as usize - 1 {
             errors.push(err("(rules)", "(count)", "too many rules"));
         }
+        set.by_event = (0..EventType::COUNT)
+            .map(|t| {
+                let bit = 1u32 << t;
+                (0..set.rules.len() as u16)
+                    .filter(|&i| set.rules[i as usize].condition.event_mask() & bit != 0)
+                    .collect()
+            })
+            .collect();
         if errors.is_empty() { Ok(set) } else { Err(errors) }
+    }
+
+    /// Indexes of the rules that may accept an event of type `t` (see [`RuleSet::by_event`]).
+    pub fn rules_for(&self, t: EventType) -> &[u16] {
+        &self.by_event[t as usize]
     }
 
     pub fn get(&self, id: &str) -> Option<&CompiledRule> {
@@ -236,6 +271,9 @@ impl RuleSet {
         }
         if spec.ttl_secs == 0 || spec.ttl_secs > MAX_WINDOW_SECS {
             errors.push(err(path, "ttl_secs", &format!("must be between 1 and {MAX_WINDOW_SECS}")));
+        }
+        if spec.grace_secs.is_some_and(|g| g == 0 || g > MAX_WINDOW_SECS) {
+            errors.push(err(path, "grace_secs", &format!("must be between 1 and {MAX_WINDOW_SECS}")));
         }
         check_template(path, &spec.reason, &mut errors);
         let condition = self.compile_condition(path, &spec, &mut errors);

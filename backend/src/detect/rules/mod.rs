@@ -290,6 +290,10 @@ pub struct RuleSpec {
     pub reason: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Rules over late-judged events (`untracked`): how long after Shopify reports a cart,
+    /// checkout or order the judge waits for the tracker's events before calling it untracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_secs: Option<u64>,
     pub condition: ConditionSpec,
 }
 

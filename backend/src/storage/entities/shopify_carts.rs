@@ -7,7 +7,7 @@ use crate::domain::{SiteId, UnixMillis};
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub site_id: SiteId,
-    /// `cart` or `checkout`.
+    /// `cart`, `checkout` or `order` (an order whose tokens no tracked session carried).
     #[sea_orm(primary_key, auto_increment = false)]
     pub kind: String,
     #[sea_orm(primary_key, auto_increment = false)]
@@ -16,6 +16,10 @@ pub struct Model {
     pub tracked: bool,
     pub first_seen_at: UnixMillis,
     pub last_seen_at: UnixMillis,
+    /// When the untracked-cart judge decided this row (`shopify::untracked`); `None` = not yet.
+    pub judged_at: Option<UnixMillis>,
+    /// The buyer's network of an order (`browser_ip` as /24 or /48).
+    pub ip_prefix: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
