@@ -36,6 +36,7 @@ mod m20261124_510001_create_panel_audit_log;
 mod m20261124_510002_index_events_site_kind_ts;
 mod m20261124_520001_create_rule_settings;
 mod m20261124_600001_partition_events_by_day;
+mod m20261125_700001_create_event_data_keys;
 
 /// The day partitions of `events` on PostgreSQL, for the maintenance job (`storage::partitions`).
 pub use m20261124_600001_partition_events_by_day::{create_partition_sql, partition_name};
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_510002_index_events_site_kind_ts::Migration),
             Box::new(m20261124_520001_create_rule_settings::Migration),
             Box::new(m20261124_600001_partition_events_by_day::Migration),
+            Box::new(m20261125_700001_create_event_data_keys::Migration),
         ]
     }
 }

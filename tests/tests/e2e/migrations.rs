@@ -204,6 +204,11 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "events",
         &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"],
     ),
+    (
+        "create_event_data_keys",
+        "event_data_keys",
+        &["id", "site_id", "key_id", "wrapped_key", "master_key_id", "created_at", "retired_at"],
+    ),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
