@@ -52,8 +52,9 @@ fn capture() -> &'static Mutex<Capture> {
                 Ok(())
             }
         }
-        // Everything GhostTrack logs, at every level; other crates from info.
-        let filter = tracing_subscriber::EnvFilter::new("info,ghosttrack=trace,fake_shopify=trace,fake_stripe=trace");
+        // Everything the server (crate `ghosttrack`) logs, at every level; other crates' errors.
+        // Not the database drivers' statement logs: they echo the tests' own SQL.
+        let filter = tracing_subscriber::EnvFilter::new("error,ghosttrack=trace");
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(false)

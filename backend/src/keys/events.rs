@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use moka::sync::Cache;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use super::aead::{AeadKey, KEY_LEN};
 use super::master::MasterKeys;
@@ -301,7 +301,7 @@ impl EventKeys {
     }
 
     /// Turns encryption on for the tenant (a new data key), or returns its active key.
-    pub async fn enable(&self, db: &impl TransactionTrait, scope: TenantScope) -> Result<DataKeyRow, KeyError> {
+    pub async fn enable(&self, db: &DatabaseConnection, scope: TenantScope) -> Result<DataKeyRow, KeyError> {
         let txn = db.begin().await.map_err(StorageError::from)?;
         let row = match data_keys::active(&txn, scope).await? {
             Some(row) => row,
@@ -314,7 +314,7 @@ impl EventKeys {
 
     /// A new data key for the tenant's new events; the old ones stay for reading. `None` when
     /// encryption is off for the tenant (nothing to rotate).
-    pub async fn rotate(&self, db: &impl TransactionTrait, scope: TenantScope) -> Result<Option<DataKeyRow>, KeyError> {
+    pub async fn rotate(&self, db: &DatabaseConnection, scope: TenantScope) -> Result<Option<DataKeyRow>, KeyError> {
         let txn = db.begin().await.map_err(StorageError::from)?;
         let rotated = if data_keys::retire_active(&txn, scope).await? > 0 {
             Some(self.insert_new(&txn, scope).await?)

@@ -1,4 +1,5 @@
-//! `ghosttrack keys status|rotate`: re-wrap data keys and re-seal shop tokens under the current
+//! `ghosttrack keys status|rotate`: re-wrap data keys and re-seal shop tokens (and alert channel
+//! destinations) under the current
 //! master key after `GHOSTTRACK_SECRET_KEY` changed (the old secret given as
 //! `GHOSTTRACK_SECRET_KEY_PREVIOUS`), issue new data keys, and re-encrypt stored payloads under
 //! each tenant's active key.
@@ -16,9 +17,9 @@ use serde::Serialize;
 
 use super::events::{EventKeys, KeyError};
 use crate::domain::SiteId;
-use crate::shopify::token_cipher::Sealed;
+use crate::shopify::token_cipher::{CipherError, Sealed};
 use crate::storage::shops::{self, StoredTokens};
-use crate::storage::{StorageError, TenantScope, data_keys};
+use crate::storage::{StorageError, TenantScope, alerts, data_keys};
 
 /// Events re-encrypted per batch (one read and up to this many single-row updates).
 pub const REENCRYPT_BATCH: u64 = 500;
@@ -32,6 +33,8 @@ pub struct Status {
     pub tenants: Vec<TenantKeys>,
     /// Shops whose tokens are sealed with another master key (re-sealed by `keys rotate`).
     pub shops_on_other_master_keys: usize,
+    /// Alert channels whose destination is sealed with another master key.
+    pub alert_channels_on_other_master_keys: usize,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -49,6 +52,7 @@ pub struct TenantKeys {
 pub struct Rotated {
     pub data_keys_rewrapped: usize,
     pub shops_resealed: usize,
+    pub alert_channels_resealed: usize,
     /// Rows another writer changed meanwhile (run again to finish them).
     pub skipped_concurrent: usize,
     /// `site id → new key id` when `--data-keys` issued new keys.
@@ -80,16 +84,18 @@ pub async fn status(db: &DatabaseConnection, keys: &EventKeys) -> Result<Status,
         }
     }
     let shops = shops::sealed_with_other_key(db, &current).await?.len();
+    let channels = alerts::channels_sealed_with_other_key(db, &current).await.map_err(StorageError::from)?.len();
     Ok(Status {
         master_key_id: current,
         previous_master_key_id: previous,
         tenants: tenants.into_values().collect(),
         shops_on_other_master_keys: shops,
+        alert_channels_on_other_master_keys: channels,
     })
 }
 
-/// Re-wraps every data key and re-seals every shop's tokens that are not under the current
-/// master key.
+/// Re-wraps every data key and re-seals every shop's tokens and every alert channel's
+/// destination that are not under the current master key.
 pub async fn rewrap_all(db: &DatabaseConnection, keys: &EventKeys, out: &mut Rotated) -> Result<(), KeyError> {
     let (current, _) = master_ids(keys)?;
     for row in data_keys::all(db).await?.into_iter().filter(|r| r.master_key_id != current) {
@@ -108,7 +114,7 @@ pub async fn rewrap_all(db: &DatabaseConnection, keys: &EventKeys, out: &mut Rot
             let context = format!("{}/{kind}", shop.domain);
             let sealed = Sealed { key_id: tokens.key_id.clone(), ciphertext: ciphertext.to_owned() };
             let plain = master.open(&context, &sealed).map_err(|e| match e {
-                crate::shopify::token_cipher::CipherError::UnknownKey(m) => {
+                CipherError::UnknownKey(m) => {
                     KeyError::UnknownMasterKey { key_id: format!("shop {} tokens", shop.domain), master_key_id: m }
                 }
                 _ => KeyError::Corrupt,
@@ -126,6 +132,23 @@ pub async fn rewrap_all(db: &DatabaseConnection, keys: &EventKeys, out: &mut Rot
         };
         if shops::replace_tokens_if_version(db, shop.id, shop.token_version, &resealed).await? {
             out.shops_resealed += 1;
+        } else {
+            out.skipped_concurrent += 1;
+        }
+    }
+    let channels = alerts::channels_sealed_with_other_key(db, &current).await.map_err(StorageError::from)?;
+    for row in channels {
+        let context = crate::alerts::service::destination_context(row.site_id.0);
+        let sealed = Sealed { key_id: row.key_id.clone(), ciphertext: row.sealed.clone() };
+        let plain = master.open(&context, &sealed).map_err(|e| match e {
+            CipherError::UnknownKey(m) => {
+                KeyError::UnknownMasterKey { key_id: format!("alert channel {}", row.id.0), master_key_id: m }
+            }
+            _ => KeyError::Corrupt,
+        })?;
+        let resealed = master.current().seal(&context, &plain);
+        if alerts::reseal_channel(db, &row, &resealed.key_id, &resealed.ciphertext).await.map_err(StorageError::from)? {
+            out.alert_channels_resealed += 1;
         } else {
             out.skipped_concurrent += 1;
         }
