@@ -40,7 +40,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("encrypt");
     group.throughput(Throughput::Elements(props.len() as u64));
     // Off: the rows keep their props (what ingest does for a site without encryption).
-    group.bench_function("batch_off", |b| b.iter(|| black_box(props.iter().map(|p| Some(p.clone())).collect::<Vec<_>>())));
+    group.bench_function("batch_off", |b| {
+        b.iter(|| black_box(props.iter().map(|p| Some(p.clone())).collect::<Vec<_>>()))
+    });
     group.bench_function("batch_on", |b| {
         b.iter(|| black_box(props.iter().map(|p| Some(key.seal_with_join_tokens(p))).collect::<Vec<_>>()))
     });
@@ -50,7 +52,11 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
     let stored: usize = sealed.iter().map(String::len).sum();
-    println!("encrypt: {} events, {bytes} B of props plain, {stored} B sealed ({:.2}×)", props.len(), stored as f64 / bytes as f64);
+    println!(
+        "encrypt: {} events, {bytes} B of props plain, {stored} B sealed ({:.2}×)",
+        props.len(),
+        stored as f64 / bytes as f64
+    );
 }
 
 fn main() {

@@ -123,11 +123,11 @@ fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| Patterns {
         tokens: Regex::new(concat!(
-            r"shp(?:at|ua|ca|pa|rt|ss)_[0-9A-Za-z]{8,}",     // Shopify access / refresh tokens
-            r"|gtk_[0-9A-Za-z]{16,}",                          // GhostTrack API tokens
-            r"|\b(?:sk|rk)_(?:test|live)_[0-9A-Za-z]{8,}",     // Stripe secret / restricted keys
-            r"|whsec_[0-9A-Za-z]{6,}",                         // Stripe webhook secrets
-            r"|eyJ[0-9A-Za-z_-]{8,}\.eyJ[0-9A-Za-z_-]{8,}\.",  // JWTs (Shopify session / id tokens)
+            r"shp(?:at|ua|ca|pa|rt|ss)_[0-9A-Za-z]{8,}", // Shopify access / refresh tokens
+            r"|gtk_[0-9A-Za-z]{16,}",                    // GhostTrack API tokens
+            r"|\b(?:sk|rk)_(?:test|live)_[0-9A-Za-z]{8,}", // Stripe secret / restricted keys
+            r"|whsec_[0-9A-Za-z]{6,}",                   // Stripe webhook secrets
+            r"|eyJ[0-9A-Za-z_-]{8,}\.eyJ[0-9A-Za-z_-]{8,}\.", // JWTs (Shopify session / id tokens)
         ))
         .unwrap(),
         email: Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}").unwrap(),

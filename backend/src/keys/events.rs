@@ -239,7 +239,11 @@ impl EventKeys {
 
     /// The key new events of the tenant are sealed with, `None` when encryption is off. Cached:
     /// one database read per tenant per [`ACTIVE_KEY_TTL`].
-    pub async fn sealer(&self, db: &impl ConnectionTrait, scope: TenantScope) -> Result<Option<Arc<DataKey>>, KeyError> {
+    pub async fn sealer(
+        &self,
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+    ) -> Result<Option<Arc<DataKey>>, KeyError> {
         if let Some(cached) = self.active.get(&scope.site_id()) {
             return Ok(cached);
         }
@@ -252,7 +256,12 @@ impl EventKeys {
     }
 
     /// A key of the tenant by id (any key, retired or not).
-    pub async fn key(&self, db: &impl ConnectionTrait, scope: TenantScope, key_id: &str) -> Result<Arc<DataKey>, KeyError> {
+    pub async fn key(
+        &self,
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        key_id: &str,
+    ) -> Result<Arc<DataKey>, KeyError> {
         if let Some(key) = self.by_id.get(&(scope.site_id(), key_id.to_owned())) {
             return Ok(key);
         }

@@ -230,13 +230,14 @@ mod tests {
         let html = format!(
             "<head><script src=\"https://cdn.example/x.js\"></script></head><body><script type=\"module\">{boot}</script></body>"
         );
-        let expected = format!(
-            "'sha256-{}'",
-            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(boot.as_bytes()))
-        );
+        let expected =
+            format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(boot.as_bytes())));
         assert_eq!(inline_script_hashes(&html), [expected.clone()]);
         // Known answer: sha256("") in base64.
-        assert_eq!(inline_script_hashes("<script></script>"), ["'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"]);
+        assert_eq!(
+            inline_script_hashes("<script></script>"),
+            ["'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"]
+        );
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), &html).unwrap();

@@ -147,7 +147,12 @@ pub async fn channels_sealed_with_other_key(db: &impl ConnectionTrait, key_id: &
 }
 
 /// Replaces a channel's sealed destination unless it changed since `row` was read.
-pub async fn reseal_channel(db: &impl ConnectionTrait, row: &ChannelRow, key_id: &str, sealed: &str) -> Result<bool, DbErr> {
+pub async fn reseal_channel(
+    db: &impl ConnectionTrait,
+    row: &ChannelRow,
+    key_id: &str,
+    sealed: &str,
+) -> Result<bool, DbErr> {
     let res = alert_channels::Entity::update_many()
         .col_expr(alert_channels::Column::KeyId, sea_orm::sea_query::Expr::value(key_id))
         .col_expr(alert_channels::Column::Sealed, sea_orm::sea_query::Expr::value(sealed))

@@ -23,7 +23,11 @@ pub struct NewDataKey<'a> {
 
 /// Stores a new key; it takes over new writes once the previous active key is retired (the
 /// caller does both in one transaction).
-pub async fn insert(db: &impl ConnectionTrait, scope: TenantScope, key: NewDataKey<'_>) -> Result<DataKeyRow, StorageError> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    key: NewDataKey<'_>,
+) -> Result<DataKeyRow, StorageError> {
     Ok(event_data_keys::ActiveModel {
         site_id: Set(scope.site_id()),
         key_id: Set(key.key_id.to_owned()),
@@ -48,7 +52,11 @@ pub async fn active(db: &impl ConnectionTrait, scope: TenantScope) -> Result<Opt
 }
 
 /// One key of the tenant by its public id (what an envelope names).
-pub async fn find(db: &impl ConnectionTrait, scope: TenantScope, key_id: &str) -> Result<Option<DataKeyRow>, StorageError> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    key_id: &str,
+) -> Result<Option<DataKeyRow>, StorageError> {
     Ok(event_data_keys::Entity::find()
         .filter(C::SiteId.eq(scope.site_id()))
         .filter(C::KeyId.eq(key_id))
@@ -58,11 +66,7 @@ pub async fn find(db: &impl ConnectionTrait, scope: TenantScope, key_id: &str) -
 
 /// Every key of the tenant, oldest first.
 pub async fn of_site(db: &impl ConnectionTrait, scope: TenantScope) -> Result<Vec<DataKeyRow>, StorageError> {
-    Ok(event_data_keys::Entity::find()
-        .filter(C::SiteId.eq(scope.site_id()))
-        .order_by_asc(C::Id)
-        .all(db)
-        .await?)
+    Ok(event_data_keys::Entity::find().filter(C::SiteId.eq(scope.site_id())).order_by_asc(C::Id).all(db).await?)
 }
 
 /// Every key of every tenant (rotation and status; one row per tenant and rotation).

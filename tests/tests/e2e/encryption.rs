@@ -4,16 +4,19 @@
 //! in Rust, compared with a plain shop's SQL result for the same traffic) and the order join by
 //! cart token (blind index). Then data keys rotate (new rows use the new key, old ones stay
 //! readable), the re-encrypt pass moves every row to the active key, and the master key
-//! changes (`keys rotate` re-wraps data keys and re-seals shop tokens). On SQLite and, when
+//! changes (`keys rotate` re-wraps data keys and re-seals shop tokens and alert channel
+//! destinations). On SQLite and, when
 //! `GHOSTTRACK_TEST_DATABASE_URL` is set, PostgreSQL.
 
 use std::time::Duration;
 
+use ghosttrack::alerts::service::{ChannelInput, create_channel, open_destination};
 use ghosttrack::domain::UnixMillis;
 use ghosttrack::keys::{EventKeys, KeyError, MasterKeys, rotate};
 use ghosttrack::settings::Secret;
 use ghosttrack::shopify::shop_domain::ShopDomain;
-use ghosttrack::shopify::token_cipher::Sealed;
+use ghosttrack::shopify::token_cipher::{Sealed, TokenCipher};
+use ghosttrack::storage::alerts as alerts_store;
 use ghosttrack::storage::shopify_orders::{self, JoinNeedles};
 use ghosttrack::storage::{TenantScope, data_keys, shops};
 use ghosttrack_tests::{CHROME_UA, TestDb, batch, now_ms, pg};
@@ -178,10 +181,26 @@ async fn encryption_story(db: TestDb) {
     let err = ghosttrack::privacy::export_visitor(&env.app.db, &new_only, scope_a, visitor).await.unwrap_err();
     assert!(matches!(err, KeyError::UnknownMasterKey { .. }), "{err}");
     assert!(err.to_string().contains("GHOSTTRACK_SECRET_KEY_PREVIOUS"));
+    // An alert channel's destination is sealed with the same master key.
+    let old_cipher = TokenCipher::new(SECRET_KEY).unwrap();
+    let input = ChannelInput {
+        kind: "email".into(),
+        name: "Owner".into(),
+        to: vec!["owner@alpha.example".into()],
+        url: None,
+        allow_private: false,
+    };
+    let (channel, _) = create_channel(&env.app.db, Some(&old_cipher), scope_a, input).await.unwrap();
     let both = EventKeys::new(Some(MasterKeys::new(NEW_SECRET, Some(SECRET_KEY)).unwrap()));
     let mut done = rotate::Rotated::default();
     rotate::rewrap_all(&env.app.db, &both, &mut done).await.unwrap();
     assert_eq!((done.data_keys_rewrapped, done.shops_resealed, done.skipped_concurrent), (2, 2, 0));
+    assert_eq!(done.alert_channels_resealed, 1);
+    let row = alerts_store::channel(&env.app.db, scope_a, channel.id).await.unwrap().expect("channel");
+    let new_cipher = TokenCipher::new(NEW_SECRET).unwrap();
+    let opened = serde_json::to_string(&open_destination(&new_cipher, &row).unwrap()).unwrap();
+    assert!(opened.contains("owner@alpha.example"), "{opened}");
+    assert!(open_destination(&old_cipher, &row).is_err());
     let opened = ghosttrack::privacy::export_visitor(&env.app.db, &new_only, scope_a, visitor).await.unwrap();
     assert_eq!(serde_json::to_value(&opened).unwrap()["events"], export["events"]);
     let status = rotate::status(&env.app.db, &new_only).await.unwrap();

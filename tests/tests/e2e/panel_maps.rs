@@ -132,7 +132,13 @@ async fn geography_and_page_maps_count_only_the_token_shop_on_postgres() {
     .await;
 }
 
-pub(super) async fn send(env: &Env, shop: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+pub(super) async fn send(
+    env: &Env,
+    shop: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut req = env.app.client.request(method, env.app.url(path)).bearer_auth(env.fake.mint_id_token(shop, 1));
     if let Some(body) = body {
         req = req.json(&body);

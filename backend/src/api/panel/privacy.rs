@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use ghosttrack_wire::{
-    AuditEntry, EncryptionChange, PanelError as ApiError, PrivacyModeChange, PrivacyView, RetentionView,
-    VisitorDeleted,
+    AuditEntry, EncryptionChange, PanelError as ApiError, PrivacyModeChange, PrivacyView, RetentionView, VisitorDeleted,
 };
 use poem::Request;
 use poem::web::Data;
@@ -227,7 +226,9 @@ impl PanelPrivacyApi {
                 None
             };
             let detail = json!({ "enabled": enabled, "key_id": key_id });
-            panel_audit::record(&state.db, u.scope, &u.actor, "payload_encryption", &detail).await.map_err(|e| e.to_string())
+            panel_audit::record(&state.db, u.scope, &u.actor, "payload_encryption", &detail)
+                .await
+                .map_err(|e| e.to_string())
         };
         if let Err(e) = changed.await {
             return PrivacyResponse::storage(e);
