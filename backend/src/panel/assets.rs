@@ -83,7 +83,7 @@ pub fn inline_script_hashes(html: &str) -> Vec<String> {
         let body_and_more = &after[open_end + 1..];
         let Some(close) = body_and_more.find("</script>") else { break };
         if !open_tag.contains(" src=") {
-            let digest = Sha256::digest(body_and_more[..close].as_bytes());
+            let digest = Sha256::digest(&body_and_more.as_bytes()[..close]);
             hashes.push(format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest)));
         }
         rest = &body_and_more[close + "</script>".len()..];
@@ -133,11 +133,10 @@ impl PanelAssets {
             directive.push_str(hash);
         }
         directive.push_str(" 'wasm-unsafe-eval'");
-        if let Some(origin) = app_bridge_url.and_then(|u| url::Url::parse(u).ok()).map(|u| u.origin()) {
-            if origin.is_tuple() {
-                directive.push(' ');
-                directive.push_str(&origin.ascii_serialization());
-            }
+        let origin = app_bridge_url.and_then(|u| url::Url::parse(u).ok()).map(|u| u.origin());
+        if let Some(origin) = origin.filter(|o| o.is_tuple()) {
+            directive.push(' ');
+            directive.push_str(&origin.ascii_serialization());
         }
         directive.push(';');
         directive
