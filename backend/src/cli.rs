@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PrivacyCommand,
     },
+    /// Encryption keys: status, and rotation of the master key, data keys and stored payloads.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage standalone users (who log in at /app).
     Admin {
         #[command(subcommand)]
@@ -177,6 +182,59 @@ pub enum PrivacyCommand {
     },
     /// Run one retention pass now (the server runs it every `privacy.sweep_interval_secs`).
     Sweep,
+    /// Turn encryption of the site's event payloads at rest on or off (needs
+    /// GHOSTTRACK_SECRET_KEY; off keeps what was encrypted readable). Servers follow within 30 s.
+    Encryption {
+        #[arg(long)]
+        site: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Master key ids, each tenant's data keys, and what still needs re-wrapping.
+    Status,
+    /// Re-wrap data keys and re-seal shop tokens under the current GHOSTTRACK_SECRET_KEY (the
+    /// old secret in GHOSTTRACK_SECRET_KEY_PREVIOUS). Safe while servers run; run it again to
+    /// finish rows changed meanwhile.
+    Rotate {
+        /// Also issue a new data key per encrypted tenant for new writes (old keys stay for reading).
+        #[arg(long)]
+        data_keys: bool,
+        /// Then re-encrypt stored payloads not under each tenant's active key, in batches
+        /// (resumable: a new run continues with the rows still left).
+        #[arg(long)]
+        reencrypt: bool,
+        /// Events per re-encrypt batch.
+        #[arg(long, default_value_t = crate::keys::rotate::REENCRYPT_BATCH)]
+        batch: u64,
+    },
+}
+
+/// `ghosttrack keys …` with loaded settings (also what the end-to-end test runs).
+pub async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    use crate::keys::{EventKeys, MasterKeys, rotate};
+    let master = MasterKeys::from_settings(settings)?.context("GHOSTTRACK_SECRET_KEY is not set")?;
+    let keys = EventKeys::new(Some(master));
+    let db = storage::connect(&settings.database_url()).await?;
+    storage::migrate(&db).await?;
+    match command {
+        KeysCommand::Status => println!("{}", serde_json::to_string_pretty(&rotate::status(&db, &keys).await?)?),
+        KeysCommand::Rotate { data_keys, reencrypt, batch } => {
+            let mut done = rotate::Rotated::default();
+            rotate::rewrap_all(&db, &keys, &mut done).await?;
+            if data_keys {
+                rotate::new_data_keys(&db, &keys, &mut done).await?;
+            }
+            if reencrypt {
+                done.events_reencrypted = rotate::reencrypt(&db, &keys, batch.max(1)).await?;
+            }
+            println!("{}", serde_json::to_string_pretty(&done)?);
+        }
+    }
+    Ok(())
 }
 
 async fn site_scope(db: &sea_orm::DatabaseConnection, domain: &str) -> anyhow::Result<storage::TenantScope> {
@@ -201,7 +259,8 @@ async fn privacy_command(settings: &Settings, command: PrivacyCommand) -> anyhow
         }
         PrivacyCommand::Export { site, visitor } => {
             let scope = site_scope(&db, &site).await?;
-            let export = storage::privacy::export_visitor(&db, scope, crate::domain::VisitorId(visitor)).await?;
+            let keys = crate::keys::EventKeys::new(crate::keys::MasterKeys::from_settings(settings)?);
+            let export = crate::privacy::export_visitor(&db, &keys, scope, crate::domain::VisitorId(visitor)).await?;
             println!("{}", serde_json::to_string_pretty(&export)?);
         }
         PrivacyCommand::Delete { site, visitor } => {
@@ -214,6 +273,17 @@ async fn privacy_command(settings: &Settings, command: PrivacyCommand) -> anyhow
                 crate::privacy::sweep(&db, &settings.privacy, &settings.billing, crate::domain::UnixMillis::now())
                     .await?;
             println!("deleted {} events and {} pointer paths past their retention", swept.events, swept.pointer_paths);
+        }
+        PrivacyCommand::Encryption { site, state } => {
+            let scope = site_scope(&db, &site).await?;
+            let keys = crate::keys::EventKeys::new(crate::keys::MasterKeys::from_settings(settings)?);
+            if state == "on" {
+                let key = keys.enable(&db, scope).await?;
+                println!("{site}: event payloads are encrypted with data key {}", key.key_id);
+            } else {
+                keys.disable(&db, scope).await?;
+                println!("{site}: new event payloads are stored unencrypted (encrypted ones stay readable)");
+            }
         }
     }
     Ok(())
@@ -319,6 +389,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Privacy { command } => privacy_command(&settings, command).await,
+        Command::Keys { command } => keys_command(&settings, command).await,
         Command::Admin { command: AdminCommand::Create { site, email, role } } => {
             crate::accounts::admin_cli::create(&settings, &normalise_domain(&site)?, &email, role).await
         }
@@ -422,6 +493,23 @@ mod tests {
         assert_eq!(normalise_domain("Example.COM").unwrap(), "example.com");
         assert_eq!(normalise_domain("https://shop.example.com/path").unwrap(), "shop.example.com");
         assert!(normalise_domain("exa mple").is_err());
+    }
+
+    #[test]
+    fn keys_rotate_takes_its_flags_and_privacy_encryption_only_on_or_off() {
+        let cli = Cli::try_parse_from(["ghosttrack", "keys", "rotate", "--data-keys", "--reencrypt", "--batch", "50"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys { command: KeysCommand::Rotate { data_keys: true, reencrypt: true, batch: 50 } })
+        ));
+        let plain = Cli::try_parse_from(["ghosttrack", "keys", "rotate"]).unwrap();
+        assert!(matches!(
+            plain.command,
+            Some(Command::Keys { command: KeysCommand::Rotate { data_keys: false, reencrypt: false, .. } })
+        ));
+        assert!(Cli::try_parse_from(["ghosttrack", "privacy", "encryption", "--site", "a.example", "on"]).is_ok());
+        assert!(Cli::try_parse_from(["ghosttrack", "privacy", "encryption", "--site", "a.example", "maybe"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod ingest;
+pub mod keys;
 pub mod panel;
 pub mod privacy;
 pub mod settings;

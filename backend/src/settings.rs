@@ -38,6 +38,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "shopify_api_base",
     "app_url",
     "secret_key",
+    "secret_key_previous",
     "ingest.max_body_bytes",
     "ingest.max_events_per_batch",
     "ingest.max_clock_skew_secs",
@@ -63,6 +64,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "privacy.unflagged_pointer_path_hours",
     "privacy.flagged_pointer_path_days",
     "privacy.sweep_interval_secs",
+    "privacy.data_key_cache_secs",
     "alerts.enabled",
     "alerts.smtp_host",
     "alerts.smtp_port",
@@ -169,6 +171,9 @@ pub struct Settings {
     pub app_url: Option<url::Url>,
     /// Server secret (≥ 32 bytes) from which the token-encryption and cookie keys are derived.
     pub secret_key: Option<Secret>,
+    /// The secret before the last change of `secret_key`: still opens what it sealed until
+    /// `ghosttrack keys rotate` has re-wrapped everything under the new one (docs/PRIVACY.md).
+    pub secret_key_previous: Option<Secret>,
     pub ingest: IngestSettings,
     pub log: LogSettings,
     pub detect: DetectSettings,
@@ -231,6 +236,9 @@ pub struct PrivacySettings {
     pub flagged_pointer_path_days: u32,
     /// How often the retention job runs.
     pub sweep_interval_secs: u64,
+    /// How long a node keeps using a tenant's active event data key (and the "encryption off"
+    /// answer) before re-reading it: a change from another node or the CLI is seen within this.
+    pub data_key_cache_secs: u64,
 }
 
 impl Default for PrivacySettings {
@@ -241,6 +249,7 @@ impl Default for PrivacySettings {
             unflagged_pointer_path_hours: 24,
             flagged_pointer_path_days: 7,
             sweep_interval_secs: 3600,
+            data_key_cache_secs: 30,
         }
     }
 }
@@ -437,6 +446,7 @@ impl Default for Settings {
             shopify_api_base: DEFAULT_SHOPIFY_API_BASE.to_owned(),
             app_url: None,
             secret_key: None,
+            secret_key_previous: None,
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
             detect: DetectSettings::default(),
@@ -757,6 +767,9 @@ shopify_api_base = "https://{shop}"
 # Server secret, at least 32 bytes, from which the keys that encrypt shop tokens at rest and sign
 # cookies are derived (GHOSTTRACK_SECRET_KEY). Required for Shopify installs. `openssl rand -hex 32`.
 # secret_key = "…"
+# The secret before a change of secret_key, kept until `ghosttrack keys rotate` has re-wrapped
+# the data keys and shop tokens it sealed (GHOSTTRACK_SECRET_KEY_PREVIOUS).
+# secret_key_previous = "…"
 
 [ingest]
 # Largest /collect body in bytes; larger requests get 413.
@@ -816,6 +829,9 @@ unflagged_pointer_path_hours = 24
 flagged_pointer_path_days = 7
 # How often the retention job runs (seconds).
 sweep_interval_secs = 3600
+# Seconds a node keeps a site's active event data key before re-reading it (a change of the
+# encryption setting or a key rotation from another node or the CLI shows after this).
+data_key_cache_secs = 30
 
 [alerts]
 # Run the alert worker (deliveries, digests, traffic checks) on this node. Several nodes may run it.

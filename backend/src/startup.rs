@@ -60,6 +60,8 @@ pub struct AppState {
     pub quota: Arc<crate::billing::quota::QuotaBook>,
     /// The built admin panel served under `/app` (empty when `web/dist` was not built).
     pub panel: Arc<crate::panel::assets::PanelAssets>,
+    /// Tenants' event data keys: every reader of `events.props` opens envelopes with them.
+    pub event_keys: Arc<crate::keys::EventKeys>,
 }
 
 /// A built, bound, not yet serving application.
@@ -124,6 +126,13 @@ impl Application {
             metrics.clone(),
         );
         let quota = Arc::new(crate::billing::quota::QuotaBook::default());
+        let event_keys = Arc::new(
+            crate::keys::EventKeys::new(
+                crate::keys::MasterKeys::from_settings(&settings)
+                    .context("invalid GHOSTTRACK_SECRET_KEY(_PREVIOUS)")?,
+            )
+            .with_active_ttl(Duration::from_secs(settings.privacy.data_key_cache_secs)),
+        );
         let mut ingest = Ingest::new(
             db.clone(),
             settings.ingest.clone(),
@@ -133,6 +142,7 @@ impl Application {
             metrics.clone(),
         )
         .with_quota(quota.clone())
+        .with_event_keys(event_keys.clone())
         .with_rate_limits(crate::ingest::rate_limit::CollectLimits::from_settings(&settings.rate_limit));
         let threat_bus = match &settings.detect.redis_url {
             Some(url) => ThreatBus::with_redis(
@@ -219,6 +229,7 @@ impl Application {
             alerts_notify: Arc::new(Notify::new()),
             quota,
             panel,
+            event_keys,
         });
         let alerts = if state.settings.alerts.enabled {
             Some(
@@ -282,6 +293,7 @@ impl Application {
                 detector: state.detector.clone(),
                 shopify: state.shopify.clone(),
                 billing: Arc::new(state.settings.billing.clone()),
+                event_keys: state.event_keys.clone(),
             };
             tokio::spawn(crate::shopify::inbox::run(worker, state.inbox_notify.clone(), stopped.clone()))
         });
@@ -294,6 +306,7 @@ impl Application {
         let untracked = match (&inbox, &state.detector) {
             (Some(_), Some(detector)) => Some(tokio::spawn(crate::shopify::untracked::run(
                 db.clone(),
+                state.event_keys.clone(),
                 detector.clone(),
                 Duration::from_secs(state.settings.detect.untracked_judge_interval_secs.max(1)),
                 stopped.clone(),

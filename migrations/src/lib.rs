@@ -36,6 +36,7 @@ mod m20261124_510001_create_panel_audit_log;
 mod m20261124_510002_index_events_site_kind_ts;
 mod m20261124_520001_create_rule_settings;
 mod m20261124_600001_partition_events_by_day;
+mod m20261125_700001_create_event_data_keys;
 mod m20261125_710001_judge_shopify_carts;
 mod m20261125_720001_drop_sessions_last_seen_index;
 
@@ -80,6 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_510002_index_events_site_kind_ts::Migration),
             Box::new(m20261124_520001_create_rule_settings::Migration),
             Box::new(m20261124_600001_partition_events_by_day::Migration),
+            Box::new(m20261125_700001_create_event_data_keys::Migration),
             Box::new(m20261125_710001_judge_shopify_carts::Migration),
             Box::new(m20261125_720001_drop_sessions_last_seen_index::Migration),
         ]

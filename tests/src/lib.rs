@@ -11,6 +11,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod logs;
 pub mod pg;
 
 /// Workspace root (tests read fixtures and run node from here).
@@ -64,6 +65,7 @@ impl Spawn {
 
     pub async fn start(self) -> TestApp {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        logs::install();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -90,6 +92,7 @@ impl Spawn {
             ..Settings::default()
         };
         (self.configure)(&mut settings);
+        register_secrets(&settings);
 
         let app = Application::build(settings.clone()).await.expect("application builds");
         let addr = app.local_addr();
@@ -107,6 +110,36 @@ impl Spawn {
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
+        }
+    }
+}
+
+/// The configured secret values the log scan looks for (`logs`).
+fn register_secrets(settings: &Settings) {
+    let billing = &settings.billing;
+    for secret in [
+        &settings.secret_key,
+        &settings.secret_key_previous,
+        &settings.shopify_api_secret,
+        &settings.shopify_api_secret_previous,
+        &settings.alerts.smtp_password,
+        &billing.stripe_secret_key,
+        &billing.stripe_webhook_secret,
+        &billing.stripe_webhook_secret_previous,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        logs::register_secret(secret.expose());
+    }
+}
+
+impl Drop for TestApp {
+    /// Every test's server logs are checked when it ends (a test that already failed is not
+    /// failed twice).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            logs::assert_clean();
         }
     }
 }

@@ -126,18 +126,19 @@ pub async fn create_channel(
     Ok((row, secret))
 }
 
-fn context(site_id: i64) -> String {
+/// The associated data a channel's destination is sealed with (also `keys::rotate`).
+pub(crate) fn destination_context(site_id: i64) -> String {
     format!("alert-channel/{site_id}")
 }
 
 pub fn seal_destination(cipher: &TokenCipher, site_id: i64, d: &Destination) -> Sealed {
-    cipher.seal(&context(site_id), &serde_json::to_string(d).unwrap_or_default())
+    cipher.seal(&destination_context(site_id), &serde_json::to_string(d).unwrap_or_default())
 }
 
 /// Decrypts a channel's destination (bound to its site: a row copied to another site fails).
 pub fn open_destination(cipher: &TokenCipher, row: &ChannelRow) -> Result<Destination, String> {
     let sealed = Sealed { key_id: row.key_id.clone(), ciphertext: row.sealed.clone() };
-    let json = cipher.open(&context(row.site_id.0), &sealed).map_err(|e| e.to_string())?;
+    let json = cipher.open(&destination_context(row.site_id.0), &sealed).map_err(|e| e.to_string())?;
     serde_json::from_str(&json).map_err(|e| e.to_string())
 }
 

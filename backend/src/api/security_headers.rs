@@ -4,10 +4,11 @@
 //! - `X-Content-Type-Options: nosniff` and `Referrer-Policy` everywhere.
 //! - HTML gets a Content-Security-Policy: the handler's `frame-ancestors` (the Shopify admin may
 //!   frame the embedded panel, see `shopify::frame_ancestors`) or `frame-ancestors 'none'`, plus
-//!   `base-uri 'self'` and `object-src 'none'`. Script and style sources are not restricted:
-//!   the panel boots with an inline module script and App Bridge comes from Shopify's CDN, so
-//!   a `script-src` would need per-build hashes (a later step). `X-Frame-Options: DENY` only
-//!   goes with `frame-ancestors 'none'`, never on pages Shopify admin must frame.
+//!   `base-uri 'self'` and `object-src 'none'`. The panel page adds its `script-src`: its own
+//!   assets, the sha256 of its inline boot script (computed when the build is loaded,
+//!   `panel::assets`), `'wasm-unsafe-eval'` and App Bridge's origin inside Shopify admin.
+//!   Styles are not restricted. `X-Frame-Options: DENY` only goes with `frame-ancestors
+//!   'none'`, never on pages Shopify admin must frame.
 //! - `Strict-Transport-Security` when the server's public or app URL is `https`.
 //! - `Cross-Origin-Resource-Policy: same-origin` on non-HTML responses, except the routes that
 //!   storefronts load from other origins by design: `/collect`, `/collect.gif`, the app-proxy

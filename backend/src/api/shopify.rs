@@ -112,11 +112,16 @@ fn panel_page(state: &AppState, shop: Option<&ShopDomain>, head: &str) -> Respon
             let mut resp = html(StatusCode::OK, shop, page);
             // The fake Shopify's admin page frames the app from its own origin.
             let test_admin = state.shopify.as_ref().and_then(|s| s.config.test_admin_origin());
-            if let (Some(shop), Some(origin)) = (shop, test_admin) {
-                let csp = frame_ancestors(Some(shop)).replace(';', &format!(" {origin};"));
-                if let Ok(v) = poem::http::HeaderValue::from_str(&csp) {
-                    resp.headers_mut().insert("content-security-policy", v);
-                }
+            let mut csp = match (shop, test_admin) {
+                (Some(shop), Some(origin)) => frame_ancestors(Some(shop)).replace(';', &format!(" {origin};")),
+                _ => frame_ancestors(shop),
+            };
+            // App Bridge is in the page only inside Shopify admin (`head` non-empty).
+            let app_bridge = (!head.is_empty()).then_some(state.settings.panel.app_bridge_url.as_str());
+            csp.push(' ');
+            csp.push_str(&state.panel.script_src(app_bridge));
+            if let Ok(v) = poem::http::HeaderValue::from_str(&csp) {
+                resp.headers_mut().insert("content-security-policy", v);
             }
             resp.headers_mut().insert(header::CACHE_CONTROL, poem::http::HeaderValue::from_static("no-cache"));
             resp

@@ -83,6 +83,7 @@ pub struct Ingest {
     detector: Option<Arc<crate::detect::service::Detector>>,
     quota: Option<Arc<crate::billing::quota::QuotaBook>>,
     limits: Arc<rate_limit::CollectLimits>,
+    keys: Arc<crate::keys::EventKeys>,
 }
 
 impl Ingest {
@@ -108,6 +109,7 @@ impl Ingest {
             detector: None,
             quota: None,
             limits: Arc::new(rate_limit::CollectLimits::new(None, None, 1, Vec::new())),
+            keys: Arc::new(crate::keys::EventKeys::new(None)),
         }
     }
 
@@ -130,6 +132,12 @@ impl Ingest {
     /// Samples new sessions of tenants the quota meter found over their plan's quota.
     pub fn with_quota(mut self, quota: Arc<crate::billing::quota::QuotaBook>) -> Self {
         self.quota = Some(quota);
+        self
+    }
+
+    /// Seals the props of tenants that turned on payload encryption (none without this).
+    pub fn with_event_keys(mut self, keys: Arc<crate::keys::EventKeys>) -> Self {
+        self.keys = keys;
         self
     }
 
@@ -403,6 +411,12 @@ impl Ingest {
             detector.observe_tracker(site.id, &events, &job.events, &enrichment, client.user_agent, &page.path);
         }
 
+        // encrypt: after detection (which reads the plain props), before the writers
+        if let Err(error) = self.seal_props(site, &mut job).await {
+            tracing::error!(site = site.id.0, error = %error, "event data key unavailable");
+            return Err(self.unavailable(site.id, day, DropReason::StorageUnavailable));
+        }
+
         // buffer
         let count = job.events.len();
         match self.writer.submit(job).await {
@@ -423,6 +437,19 @@ impl Ingest {
                 Err(self.unavailable(site.id, day, DropReason::StorageUnavailable))
             }
         }
+    }
+
+    /// Replaces each row's props by its `gtenc:v1` envelope when the tenant encrypts payloads
+    /// (`keys::events`): one AES-GCM seal per event, the tenant's key from memory.
+    async fn seal_props(&self, site: &Site, job: &mut WriteJob) -> Result<(), crate::keys::KeyError> {
+        let scope = storage::TenantScope::verified(site.id);
+        let Some(key) = self.keys.sealer(&self.db, scope).await? else { return Ok(()) };
+        for row in &mut job.events {
+            if let Some(plain) = row.props.as_deref() {
+                row.props = Some(key.seal_with_join_tokens(plain));
+            }
+        }
+        Ok(())
     }
 
     fn unavailable(&self, site: crate::domain::SiteId, day: i32, reason: DropReason) -> CollectError {

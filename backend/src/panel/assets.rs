@@ -1,9 +1,17 @@
 //! The built panel (`web/dist`, written by `cargo xtask dist`), loaded once at start-up: the
 //! `index.html` template and the content-hashed assets with their precompressed `.br` / `.gz`
 //! siblings. A missing build is not an error: `/app` then says how to make one.
+//!
+//! The page's `script-src` is computed here too: the sha256 of each inline script of the
+//! build's `index.html` (the module script that boots the WASM), so no other inline script
+//! runs, plus `'wasm-unsafe-eval'` (compiling the panel's WASM needs it once `script-src` is
+//! set) and, inside Shopify admin, App Bridge's origin.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::shopify::embedded::html_escape;
 
@@ -59,7 +67,28 @@ impl Asset {
 pub struct PanelAssets {
     dist_dir: PathBuf,
     index: Option<String>,
+    /// `'sha256-…'` of each inline script of `index`.
+    script_hashes: Vec<String>,
     assets: HashMap<String, Asset>,
+}
+
+/// The CSP hash sources of the inline `<script>` elements of an HTML page (those without `src`).
+pub fn inline_script_hashes(html: &str) -> Vec<String> {
+    let mut hashes = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<script") {
+        let after = &rest[start..];
+        let Some(open_end) = after.find('>') else { break };
+        let open_tag = &after[..open_end];
+        let body_and_more = &after[open_end + 1..];
+        let Some(close) = body_and_more.find("</script>") else { break };
+        if !open_tag.contains(" src=") {
+            let digest = Sha256::digest(&body_and_more.as_bytes()[..close]);
+            hashes.push(format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest)));
+        }
+        rest = &body_and_more[close + "</script>".len()..];
+    }
+    hashes
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -91,7 +120,26 @@ impl PanelAssets {
                 assets.insert(name, asset);
             }
         }
-        PanelAssets { dist_dir: dist_dir.to_owned(), index, assets }
+        let script_hashes = index.as_deref().map(inline_script_hashes).unwrap_or_default();
+        PanelAssets { dist_dir: dist_dir.to_owned(), index, script_hashes, assets }
+    }
+
+    /// The page's `script-src` directive: its own assets, its inline boot script by hash, WASM
+    /// compilation, and App Bridge's origin when the page loads it (inside Shopify admin).
+    pub fn script_src(&self, app_bridge_url: Option<&str>) -> String {
+        let mut directive = String::from("script-src 'self'");
+        for hash in &self.script_hashes {
+            directive.push(' ');
+            directive.push_str(hash);
+        }
+        directive.push_str(" 'wasm-unsafe-eval'");
+        let origin = app_bridge_url.and_then(|u| url::Url::parse(u).ok()).map(|u| u.origin());
+        if let Some(origin) = origin.filter(|o| o.is_tuple()) {
+            directive.push(' ');
+            directive.push_str(&origin.ascii_serialization());
+        }
+        directive.push(';');
+        directive
     }
 
     pub fn is_built(&self) -> bool {
@@ -173,5 +221,30 @@ mod tests {
             ("application/wasm", Some(&b"b"[..]), None)
         );
         assert!(built.asset("panel-1.wasm.br").is_none(), "siblings are not assets of their own");
+    }
+
+    #[test]
+    fn script_src_allows_exactly_the_inline_boot_script_by_hash_and_app_bridge_by_origin() {
+        let boot = r#"import init from "/app/assets/panel-1.js"; init();"#;
+        let html = format!(
+            "<head><script src=\"https://cdn.example/x.js\"></script></head><body><script type=\"module\">{boot}</script></body>"
+        );
+        let expected =
+            format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(boot.as_bytes())));
+        assert_eq!(inline_script_hashes(&html), [expected.clone()]);
+        // Known answer: sha256("") in base64.
+        assert_eq!(
+            inline_script_hashes("<script></script>"),
+            ["'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), &html).unwrap();
+        let built = PanelAssets::load(dir.path());
+        assert_eq!(
+            built.script_src(Some("https://cdn.shopify.com/shopifycloud/app-bridge.js")),
+            format!("script-src 'self' {expected} 'wasm-unsafe-eval' https://cdn.shopify.com;")
+        );
+        assert_eq!(built.script_src(None), format!("script-src 'self' {expected} 'wasm-unsafe-eval';"));
     }
 }

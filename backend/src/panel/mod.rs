@@ -3,4 +3,5 @@
 //! signals with their rule explainers. The HTTP handlers are in `api/panel/`.
 
 pub mod assets;
+pub mod maps;
 pub mod present;

@@ -90,6 +90,24 @@ impl Cutoffs {
     }
 }
 
+/// Everything stored about one visitor, with encrypted event payloads opened
+/// (`keys::events`): what the panel's export and `ghosttrack privacy export` return.
+pub async fn export_visitor(
+    db: &DatabaseConnection,
+    keys: &crate::keys::EventKeys,
+    scope: TenantScope,
+    visitor: crate::domain::VisitorId,
+) -> Result<privacy::VisitorExport, crate::keys::KeyError> {
+    let mut export = privacy::export_visitor(db, scope, visitor).await?;
+    for event in &mut export.events {
+        if let Some(serde_json::Value::String(stored)) = &event.props {
+            let plain = keys.open(db, scope, stored).await?;
+            event.props = Some(serde_json::from_str(&plain).unwrap_or(serde_json::Value::String(plain)));
+        }
+    }
+    Ok(export)
+}
+
 /// Rows one pass deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {

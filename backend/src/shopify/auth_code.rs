@@ -193,6 +193,7 @@ mod tests {
             api_base: "https://{shop}".into(),
             app_url: Some(url::Url::parse("https://app.example.com").unwrap()),
             cipher: None,
+            previous_cipher: None,
             cookie_key: Some(signing::derive_key(b"0123456789abcdef0123456789abcdef", "cookie/v1")),
         }
     }

@@ -166,6 +166,7 @@ mod tests {
             api_base: "https://{shop}".into(),
             app_url: Some(url::Url::parse("https://app.example.com").unwrap()),
             cipher: None,
+            previous_cipher: None,
             cookie_key: None,
         }
     }

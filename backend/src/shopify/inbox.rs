@@ -42,6 +42,8 @@ pub struct Worker {
     pub shopify: Option<Arc<Shopify>>,
     /// Plans: `app_subscriptions/update` changes the tenant's plan.
     pub billing: Arc<BillingSettings>,
+    /// Opens blind indexes of encrypted tenants' cart and checkout tokens (the order join).
+    pub event_keys: Arc<crate::keys::EventKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,9 @@ pub enum HandlerError {
     /// Worth retrying later.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A tenant's data key cannot be read (database, or a missing secret): retry later.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
 }
 
 /// Delay before attempt `attempts + 1`: 2, 4, 8 … seconds, at most an hour.
@@ -98,7 +103,7 @@ pub async fn drain(worker: &Worker, now: UnixMillis) -> Result<usize, StorageErr
                     tracing::warn!(webhook.topic = %row.topic, webhook.row = row.id, error = %reason, "webhook parked");
                     webhook_inbox::mark_failed(db, row.id, &reason, None).await
                 }
-                Err(HandlerError::Storage(error)) => {
+                Err(error @ (HandlerError::Storage(_) | HandlerError::Keys(_))) => {
                     let retry = (row.attempts < MAX_ATTEMPTS).then(|| UnixMillis(now.0 + backoff_ms(row.attempts)));
                     tracing::warn!(
                         webhook.topic = %row.topic, webhook.row = row.id, attempts = row.attempts,
@@ -135,14 +140,12 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
             let browser_ip =
                 order.browser_ip.as_deref().or(order.client_details.as_ref().and_then(|c| c.browser_ip.as_deref()));
             let ip_prefix = signals::ip_prefix(browser_ip);
-            let session = shopify_orders::tracked_session(
-                db,
-                found.scope(),
-                order.cart_token.as_deref(),
-                order.checkout_token.as_deref(),
-                UnixMillis(ts - LINK_WINDOW_MS),
-            )
-            .await?;
+            let keys = &worker.event_keys;
+            let cart = keys.join_needles(db, found.scope(), "ct", order.cart_token.as_deref()).await?;
+            let checkout = keys.join_needles(db, found.scope(), "ck", order.checkout_token.as_deref()).await?;
+            let session =
+                shopify_orders::tracked_session(db, found.scope(), &cart, &checkout, UnixMillis(ts - LINK_WINDOW_MS))
+                    .await?;
             let link = OrderLink {
                 session,
                 ip_prefix,
@@ -266,13 +269,15 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
             let Some(found) = shops::find(db, &shop).await?.filter(|s| s.active) else {
                 return Ok(());
             };
+            let keys = &worker.event_keys;
             let cart_token = if is_cart { Some(token.as_str()) } else { payload.cart_token.as_deref() };
             let checkout_token = (!is_cart).then_some(token.as_str());
+            let cart = keys.join_needles(db, found.scope(), "ct", cart_token).await?;
+            let checkout = keys.join_needles(db, found.scope(), "ck", checkout_token).await?;
             // A checkout counts as tracked when its cart was, or when the pixel reported it (`ck`).
-            let tracked =
-                shopify_orders::tracked_session(db, found.scope(), cart_token, checkout_token, UnixMillis(i64::MIN))
-                    .await?
-                    .is_some();
+            let tracked = shopify_orders::tracked_session(db, found.scope(), &cart, &checkout, UnixMillis(i64::MIN))
+                .await?
+                .is_some();
             let seen = shopify_orders::CartSeen {
                 kind: if is_cart { "cart" } else { "checkout" },
                 token,

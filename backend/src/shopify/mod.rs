@@ -61,6 +61,9 @@ pub struct ShopifyConfig {
     pub app_url: Option<url::Url>,
     /// `None` without `GHOSTTRACK_SECRET_KEY`: verification works, installs are refused.
     pub cipher: Option<TokenCipher>,
+    /// From `GHOSTTRACK_SECRET_KEY_PREVIOUS`: still opens tokens sealed before the secret
+    /// changed, until `ghosttrack keys rotate` re-seals them.
+    pub previous_cipher: Option<TokenCipher>,
     /// Key for our own cookies (OAuth state), derived from the server secret, never the client secret.
     pub cookie_key: Option<[u8; 32]>,
 }
@@ -90,6 +93,8 @@ impl ShopifyConfig {
             return Err(ConfigError::BadApiBase);
         }
         let cipher = settings.secret_key.as_ref().map(|k| TokenCipher::new(k.expose())).transpose()?;
+        let previous_cipher =
+            settings.secret_key_previous.as_ref().map(|k| TokenCipher::new(k.expose())).transpose()?;
         let cookie_key = settings.secret_key.as_ref().map(|k| signing::derive_key(k.expose().as_bytes(), "cookie/v1"));
         Ok(Some(ShopifyConfig {
             api_key,
@@ -97,6 +102,7 @@ impl ShopifyConfig {
             api_base: settings.shopify_api_base.trim_end_matches('/').to_owned(),
             app_url: settings.app_url.clone(),
             cipher,
+            previous_cipher,
             cookie_key,
         }))
     }

@@ -2,18 +2,16 @@
 //! `GHOSTTRACK_SECRET_KEY`. Each ciphertext is stored with the id of the key that sealed it
 //! (so a key rotation can tell old rows from new ones) and is bound to its shop and purpose
 //! through the associated data, so a ciphertext copied to another shop's row does not decrypt.
+//! The same key, as the master key, wraps tenants' event data keys (`keys::master`).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::signing::derive_key;
+use crate::keys::aead::AeadKey;
 
 /// Smallest accepted `GHOSTTRACK_SECRET_KEY`, in bytes.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
-const NONCE_LEN: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CipherError {
@@ -35,7 +33,7 @@ pub struct Sealed {
 }
 
 pub struct TokenCipher {
-    cipher: Aes256Gcm,
+    cipher: AeadKey,
     key_id: String,
 }
 
@@ -54,7 +52,7 @@ impl TokenCipher {
         // The key id is a fingerprint of the derived key: public, stable, and different for
         // every secret.
         let key_id = format!("k1-{}", &hex::encode(Sha256::digest(key))[..12]);
-        let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
+        let cipher = AeadKey::new(&key);
         Ok(TokenCipher { cipher, key_id })
     }
 
@@ -64,15 +62,8 @@ impl TokenCipher {
 
     /// Encrypts `plaintext` bound to `context` (e.g. `acme.myshopify.com/access`).
     pub fn seal(&self, context: &str, plaintext: &str) -> Sealed {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let ciphertext = self
-            .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
-            .expect("AES-GCM encryption of a short token cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ciphertext);
-        Sealed { key_id: self.key_id.clone(), ciphertext: base64::engine::general_purpose::STANDARD.encode(out) }
+        let raw = self.cipher.seal(context.as_bytes(), plaintext.as_bytes());
+        Sealed { key_id: self.key_id.clone(), ciphertext: base64::engine::general_purpose::STANDARD.encode(raw) }
     }
 
     pub fn open(&self, context: &str, sealed: &Sealed) -> Result<String, CipherError> {
@@ -81,15 +72,7 @@ impl TokenCipher {
         }
         let raw =
             base64::engine::general_purpose::STANDARD.decode(&sealed.ciphertext).map_err(|_| CipherError::Corrupt)?;
-        if raw.len() <= NONCE_LEN {
-            return Err(CipherError::Corrupt);
-        }
-        let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CipherError::Corrupt)?;
-        let plain = self
-            .cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
-            .map_err(|_| CipherError::Corrupt)?;
+        let plain = self.cipher.open(context.as_bytes(), &raw).map_err(|_| CipherError::Corrupt)?;
         String::from_utf8(plain).map_err(|_| CipherError::Corrupt)
     }
 }

@@ -127,8 +127,13 @@ impl Tokens {
             let tokens = current.tokens.clone().ok_or(TokenError::NotInstalled)?;
             let now = UnixMillis::now();
             let fresh = tokens.access_expires_at.is_none_or(|at| at.0 > now.0 + REFRESH_MARGIN_MS);
+            // Tokens sealed before a change of the server secret open with the previous key.
+            let sealer = match &self.config.previous_cipher {
+                Some(previous) if previous.key_id() == tokens.key_id => previous,
+                _ => cipher,
+            };
             let open = |ciphertext: &str, kind: &str| {
-                cipher.open(
+                sealer.open(
                     &context(shop, kind),
                     &Sealed { key_id: tokens.key_id.clone(), ciphertext: ciphertext.to_owned() },
                 )

@@ -20,8 +20,9 @@ use tokio::sync::watch;
 use super::signals;
 use crate::detect::service::Detector;
 use crate::domain::UnixMillis;
+use crate::keys::{EventKeys, KeyError};
 use crate::storage::entities::shopify_carts;
-use crate::storage::{StorageError, TenantScope, shopify_orders};
+use crate::storage::{TenantScope, shopify_orders};
 
 /// Grace period when no loaded rule names one.
 pub const DEFAULT_GRACE_SECS: u64 = 600;
@@ -54,7 +55,12 @@ pub struct Judged {
 }
 
 /// Judges every row past its grace period at `now`.
-pub async fn judge(db: &DatabaseConnection, detector: &Detector, now: UnixMillis) -> Result<Judged, StorageError> {
+pub async fn judge(
+    db: &DatabaseConnection,
+    keys: &EventKeys,
+    detector: &Detector,
+    now: UnixMillis,
+) -> Result<Judged, KeyError> {
     let grace = grace_ms(detector);
     let mut judged = Judged::default();
     loop {
@@ -63,18 +69,19 @@ pub async fn judge(db: &DatabaseConnection, detector: &Detector, now: UnixMillis
             return Ok(judged);
         }
         for row in rows {
-            judge_row(db, detector, &row, now, &mut judged).await?;
+            judge_row(db, keys, detector, &row, now, &mut judged).await?;
         }
     }
 }
 
 async fn judge_row(
     db: &DatabaseConnection,
+    keys: &EventKeys,
     detector: &Detector,
     row: &shopify_carts::Model,
     now: UnixMillis,
     judged: &mut Judged,
-) -> Result<(), StorageError> {
+) -> Result<(), KeyError> {
     // The judge is an internal job: the tenant is the row's own.
     let scope = TenantScope::verified(row.site_id);
     let (cart_token, checkout_token) = match row.kind.as_str() {
@@ -82,7 +89,10 @@ async fn judge_row(
         _ => (row.cart_token.as_deref(), Some(row.token.as_str())),
     };
     let since = UnixMillis(row.first_seen_at.0 - LINK_WINDOW_MS);
-    let tracked = shopify_orders::tracked_session(db, scope, cart_token, checkout_token, since).await?.is_some();
+    // Encrypted tenants' payloads hold keyed hashes of the tokens: match those too.
+    let cart = keys.join_needles(db, scope, "ct", cart_token).await?;
+    let checkout = keys.join_needles(db, scope, "ck", checkout_token).await?;
+    let tracked = shopify_orders::tracked_session(db, scope, &cart, &checkout, since).await?.is_some();
     if !shopify_orders::mark_judged(db, scope, &row.kind, &row.token, tracked, now).await? {
         return Ok(()); // another node judged it
     }
@@ -99,12 +109,13 @@ async fn judge_row(
 /// Runs [`judge`] every `interval` (`detect.untracked_judge_interval_secs`) until `stopped` flips.
 pub async fn run(
     db: DatabaseConnection,
+    keys: Arc<EventKeys>,
     detector: Arc<Detector>,
     interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        match judge(&db, &detector, UnixMillis::now()).await {
+        match judge(&db, &keys, &detector, UnixMillis::now()).await {
             Ok(j) if j.untracked > 0 => tracing::info!(untracked = j.untracked, tracked = j.tracked, "carts judged"),
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "untracked-cart judge failed; will retry"),
@@ -133,13 +144,14 @@ mod tests {
         let (site, _) = sites::create(&db, "a.example", SiteKind::Standalone).await.unwrap();
         let scope = TenantScope::verified(site.id);
         let (detector, _rx) = Detector::new(crate::detect::commands::load_rules(None).unwrap(), 1000, None).unwrap();
+        let keys = EventKeys::new(None);
         assert_eq!(grace_ms(&detector), 600_000, "the embedded rules' grace_secs");
         for token in ["late", "scripted"] {
             let cart = CartSeen { kind: "cart", token: token.into(), cart_token: None, ip_prefix: None };
             record_cart(&db, scope, &cart, false).await.unwrap();
         }
         let now = UnixMillis::now();
-        assert_eq!(judge(&db, &detector, now).await.unwrap(), Judged::default(), "nothing before the grace");
+        assert_eq!(judge(&db, &keys, &detector, now).await.unwrap(), Judged::default(), "nothing before the grace");
 
         // The tracker's add-to-cart of "late" lands after the webhook, within the grace.
         let add = EventRow {
@@ -155,8 +167,12 @@ mod tests {
         insert_events(&db, &[add]).await.unwrap();
 
         let later = UnixMillis(now.0 + grace_ms(&detector) + 1_000);
-        assert_eq!(judge(&db, &detector, later).await.unwrap(), Judged { tracked: 1, untracked: 1 });
-        assert_eq!(judge(&db, &detector, UnixMillis(later.0 + 1)).await.unwrap(), Judged::default(), "judged once");
+        assert_eq!(judge(&db, &keys, &detector, later).await.unwrap(), Judged { tracked: 1, untracked: 1 });
+        assert_eq!(
+            judge(&db, &keys, &detector, UnixMillis(later.0 + 1)).await.unwrap(),
+            Judged::default(),
+            "judged once"
+        );
         let rows = shopify_carts::Entity::find().all(&db).await.unwrap();
         let tracked: Vec<(String, bool)> = rows.iter().map(|r| (r.token.clone(), r.tracked)).collect();
         assert!(tracked.contains(&("late".into(), true)) && tracked.contains(&("scripted".into(), false)));

@@ -136,6 +136,33 @@ pub async fn insert_channel(
     alert_channels::Entity::insert(model).exec_with_returning(db).await
 }
 
+/// Channels of every tenant whose destination was sealed with a key other than `key_id` (what a
+/// change of `GHOSTTRACK_SECRET_KEY` leaves for `ghosttrack keys rotate`).
+pub async fn channels_sealed_with_other_key(db: &impl ConnectionTrait, key_id: &str) -> Result<Vec<ChannelRow>, DbErr> {
+    alert_channels::Entity::find()
+        .filter(alert_channels::Column::KeyId.ne(key_id))
+        .order_by_asc(alert_channels::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Replaces a channel's sealed destination unless it changed since `row` was read.
+pub async fn reseal_channel(
+    db: &impl ConnectionTrait,
+    row: &ChannelRow,
+    key_id: &str,
+    sealed: &str,
+) -> Result<bool, DbErr> {
+    let res = alert_channels::Entity::update_many()
+        .col_expr(alert_channels::Column::KeyId, sea_orm::sea_query::Expr::value(key_id))
+        .col_expr(alert_channels::Column::Sealed, sea_orm::sea_query::Expr::value(sealed))
+        .filter(alert_channels::Column::Id.eq(row.id))
+        .filter(alert_channels::Column::Sealed.eq(row.sealed.as_str()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
 pub async fn channels(db: &impl ConnectionTrait, scope: TenantScope) -> Result<Vec<ChannelRow>, DbErr> {
     alert_channels::Entity::find()
         .filter(alert_channels::Column::SiteId.eq(scope.site_id()))

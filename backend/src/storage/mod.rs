@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod billing;
+pub mod data_keys;
 pub mod drops;
 pub mod entities;
 pub mod events;

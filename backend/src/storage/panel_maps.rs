@@ -183,6 +183,69 @@ pub async fn page_map(
     Ok(rows)
 }
 
+/// The click and scroll events of one page over the range, with their stored props: the input
+/// of [`aggregate_page_map`] for tenants whose props are encrypted (the SQL of [`page_map`]
+/// cannot look inside an envelope).
+pub async fn page_map_events(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+    path: &str,
+) -> Result<Vec<(String, i64, Option<String>)>, DbErr> {
+    let sql = r#"SELECT "kind", "session_id", "props" FROM "events"
+        WHERE "site_id" = ? AND "kind" IN ('cl', 'sc') AND "ts" >= ? AND "ts" < ? AND "path" = ?"#;
+    let values = vec![Value::from(scope.site_id().0), range.from.0.into(), range.to.0.into(), path.into()];
+    db.query_all_raw(stmt(db, sql, values))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("", "kind")?, get_i64(row, "session_id")?, row.try_get("", "props")?)))
+        .collect()
+}
+
+/// [`page_map`]'s arithmetic over plain props in Rust: the same grid cells, means and bands.
+pub fn aggregate_page_map<'a>(events: impl IntoIterator<Item = (&'a str, i64, &'a serde_json::Value)>) -> PageMapRows {
+    let int = |p: &serde_json::Value, name: &str| p.get(name).and_then(serde_json::Value::as_i64);
+    let mut rows = PageMapRows::default();
+    let (mut sum_w, mut sum_h) = (0i64, 0i64);
+    let mut deepest_of: BTreeMap<i64, i64> = BTreeMap::new();
+    for (kind, session, p) in events {
+        match kind {
+            "cl" => {
+                let (Some(x), Some(y), Some(pw), Some(ph)) = (int(p, "x"), int(p, "y"), int(p, "pw"), int(p, "ph"))
+                else {
+                    continue;
+                };
+                if pw <= 0 || ph <= 0 || x < 0 || y < 0 {
+                    continue;
+                }
+                let cell = (((x * GRID_COLS) / pw).min(GRID_COLS - 1), ((y * GRID_ROWS) / ph).min(GRID_ROWS - 1));
+                *rows.cells.entry(cell).or_default() += 1;
+                rows.clicks += 1;
+                sum_w += pw;
+                sum_h += ph;
+            }
+            "sc" => {
+                if let Some(d) = int(p, "d") {
+                    let deepest = deepest_of.entry(session).or_insert(d);
+                    *deepest = (*deepest).max(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    if rows.clicks > 0 {
+        rows.page_width = sum_w / rows.clicks;
+        rows.page_height = sum_h / rows.clicks;
+    }
+    let mut deepest = [0i64; BANDS + 1];
+    for d in deepest_of.into_values() {
+        deepest[(d / 10).clamp(0, BANDS as i64) as usize] += 1;
+    }
+    rows.scroll_sessions = deepest.iter().sum();
+    rows.reach = reach(&deepest);
+    rows
+}
+
 /// Sessions reaching each band from the count of sessions whose deepest band is each index
 /// (`deepest[10]`: 100 %): a session that reached 70 % also reached 10 % … 60 %.
 pub fn reach(deepest: &[i64; BANDS + 1]) -> [i64; BANDS] {
@@ -215,5 +278,27 @@ mod tests {
         deepest[10] = 1;
         assert_eq!(reach(&deepest), [2, 2, 2, 1, 1, 1, 1, 1, 1, 1]);
         assert_eq!(reach(&[0; BANDS + 1]), [0; BANDS]);
+    }
+
+    #[test]
+    fn the_rust_aggregation_counts_cells_means_and_deepest_scrolls_like_the_sql() {
+        let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        let events = [
+            ("cl", 1, v(r#"{"x":0,"y":0,"pw":1000,"ph":2000}"#)),
+            ("cl", 1, v(r#"{"x":999,"y":1999,"pw":1000,"ph":2000}"#)),
+            // Past the edge: the last cell.
+            ("cl", 2, v(r#"{"x":1500,"y":10,"pw":500,"ph":1000}"#)),
+            // No page size: not counted.
+            ("cl", 2, v(r#"{"x":5,"y":5}"#)),
+            ("sc", 1, v(r#"{"d":35}"#)),
+            ("sc", 1, v(r#"{"d":72}"#)),
+            ("sc", 2, v(r#"{"d":100}"#)),
+        ];
+        let rows = aggregate_page_map(events.iter().map(|(k, s, p)| (*k, *s, p)));
+        assert_eq!(rows.clicks, 3);
+        assert_eq!(rows.cells, BTreeMap::from([((0, 0), 1), ((23, 47), 1), ((23, 0), 1)]));
+        assert_eq!((rows.page_width, rows.page_height), ((1000 + 1000 + 500) / 3, (2000 + 2000 + 1000) / 3));
+        assert_eq!(rows.scroll_sessions, 2);
+        assert_eq!(rows.reach, [2, 2, 2, 2, 2, 2, 2, 1, 1, 1]);
     }
 }

@@ -155,7 +155,8 @@ pub async fn export_visitor(
                 ts: e.ts.0,
                 kind: e.kind,
                 path: e.path,
-                props: e.props.and_then(|p| serde_json::from_str(&p).ok()),
+                // An encrypted payload stays a string here; `privacy::export_visitor` opens it.
+                props: e.props.map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p))),
             })
             .collect(),
         threats: threats

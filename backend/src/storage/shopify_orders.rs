@@ -111,39 +111,63 @@ pub async fn find_order(
 }
 
 /// The tracked session that produced a cart or checkout: the latest session whose add-to-cart
-/// carried `cart_token` (the tracker's `ct`) or whose checkout pixel events carried
-/// `checkout_token` (`ck`), among events since `since` (event time, ms).
+/// carried the cart token (the tracker's `ct`) or whose checkout pixel events carried the
+/// checkout token (`ck`), among events since `since` (event time, ms). A token is looked for
+/// by its needles ([`JoinNeedles`]): the plain JSON member, and for tenants that encrypt
+/// payloads its blind index under each of their data keys (`keys::events`).
 pub async fn tracked_session(
     db: &impl ConnectionTrait,
     scope: TenantScope,
-    cart_token: Option<&str>,
-    checkout_token: Option<&str>,
+    cart: &JoinNeedles,
+    checkout: &JoinNeedles,
     since: UnixMillis,
 ) -> Result<Option<i64>, StorageError> {
     let backend = db.get_database_backend();
-    let member = |key: &str, value: &str| {
-        let json = serde_json::json!({ key: value }).to_string();
-        json.trim_start_matches('{').trim_end_matches('}').to_owned()
-    };
-    let probes = [
-        cart_token.map(|t| ("'ac'", member("ct", t))),
-        checkout_token.map(|t| ("'co','pi','al','cc'", member("ck", t))),
-    ];
-    for (kinds, needle) in probes.into_iter().flatten() {
-        let sql = match backend {
-            sea_orm::DbBackend::Postgres => format!(
-                r#"SELECT "session_id" FROM "events" WHERE "site_id" = $1 AND "ts" >= $2 AND "kind" IN ({kinds}) AND strpos("props", $3) > 0 ORDER BY "ts" DESC LIMIT 1"#
-            ),
-            _ => format!(
-                r#"SELECT "session_id" FROM "events" WHERE "site_id" = ? AND "ts" >= ? AND "kind" IN ({kinds}) AND instr("props", ?) > 0 ORDER BY "ts" DESC LIMIT 1"#
-            ),
+    for (kinds, needles) in [("'ac'", &cart.0), ("'co','pi','al','cc'", &checkout.0)] {
+        if needles.is_empty() {
+            continue;
+        }
+        let (sql, values) = match backend {
+            sea_orm::DbBackend::Postgres => {
+                let any = (0..needles.len()).map(|i| format!(r#"strpos("props", ${}) > 0"#, i + 3)).collect::<Vec<_>>();
+                (
+                    format!(
+                        r#"SELECT "session_id" FROM "events" WHERE "site_id" = $1 AND "ts" >= $2 AND "kind" IN ({kinds}) AND ({}) ORDER BY "ts" DESC LIMIT 1"#,
+                        any.join(" OR ")
+                    ),
+                    needles,
+                )
+            }
+            _ => {
+                let any = vec![r#"instr("props", ?) > 0"#; needles.len()];
+                (
+                    format!(
+                        r#"SELECT "session_id" FROM "events" WHERE "site_id" = ? AND "ts" >= ? AND "kind" IN ({kinds}) AND ({}) ORDER BY "ts" DESC LIMIT 1"#,
+                        any.join(" OR ")
+                    ),
+                    needles,
+                )
+            }
         };
-        let values = [scope.site_id().0.into(), since.0.into(), needle.into()];
-        if let Some(row) = db.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let mut params: Vec<sea_orm::Value> = vec![scope.site_id().0.into(), since.0.into()];
+        params.extend(values.iter().map(|n| n.clone().into()));
+        if let Some(row) = db.query_one_raw(Statement::from_sql_and_values(backend, sql, params)).await? {
             return Ok(Some(row.try_get_by_index::<i64>(0)?));
         }
     }
     Ok(None)
+}
+
+/// The substrings a stored `props` carrying one join token contains (none: no token).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinNeedles(pub Vec<String>);
+
+impl JoinNeedles {
+    /// The plain JSON member `"name":"value"` only (tenants that never encrypted).
+    pub fn plain(name: &str, value: &str) -> Self {
+        let json = serde_json::json!({ name: value }).to_string();
+        JoinNeedles(vec![json.trim_start_matches('{').trim_end_matches('}').to_owned()])
+    }
 }
 
 fn customer_filter(customer_id: Option<u64>, order_ids: &[u64]) -> sea_orm::Condition {
@@ -235,6 +259,7 @@ const TENANT_TABLES: &[&str] = &[
     "invitations",
     "users",
     "stats_rollups",
+    "event_data_keys",
 ];
 
 /// Deletes a tenant and everything it owns (`shop/redact`), in one transaction. Returns the
@@ -271,6 +296,16 @@ pub struct CartSeen {
     pub cart_token: Option<String>,
     /// For an order, the buyer's network (already truncated).
     pub ip_prefix: Option<String>,
+}
+
+/// Whether any add-to-cart event of the tenant carried the cart token (the tracker sends it
+/// as `ct` in the event's props): [`tracked_session`] over all time.
+pub async fn cart_was_tracked(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    cart: &JoinNeedles,
+) -> Result<bool, StorageError> {
+    Ok(tracked_session(db, scope, cart, &JoinNeedles::default(), UnixMillis(i64::MIN)).await?.is_some())
 }
 
 /// Records a cart or checkout; `tracked` only ever goes from false to true (the tracker's event

@@ -210,3 +210,16 @@ pub async fn audit(
     .await?;
     Ok(())
 }
+
+/// Shops whose stored tokens were sealed with a key other than `key_id` (what a change of
+/// `GHOSTTRACK_SECRET_KEY` leaves for `ghosttrack keys rotate` to re-seal).
+pub async fn sealed_with_other_key(db: &impl ConnectionTrait, key_id: &str) -> Result<Vec<Shop>, StorageError> {
+    Ok(shops::Entity::find()
+        .filter(shops::Column::TokenKeyId.is_not_null())
+        .filter(shops::Column::TokenKeyId.ne(key_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(from_model)
+        .collect())
+}

@@ -8,6 +8,7 @@ mod browser;
 mod collect;
 mod demo;
 mod detect;
+mod encryption;
 mod extension;
 mod hardening;
 mod infra;

@@ -204,6 +204,11 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "events",
         &["id", "site_id", "session_id", "visitor_id", "ts", "kind", "path", "props"],
     ),
+    (
+        "create_event_data_keys",
+        "event_data_keys",
+        &["id", "site_id", "key_id", "wrapped_key", "master_key_id", "created_at", "retired_at"],
+    ),
     ("judge_shopify_carts", "shopify_carts", &["judged_at", "ip_prefix"]),
     ("drop_sessions_last_seen_index", "sessions", &["id", "site_id", "last_seen_at"]),
 ];

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 const API_KEY: &str = "gt-panel-client-id";
 const API_SECRET: &str = "gt-panel-client-secret";
-const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef-panel";
+pub(super) const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef-panel";
 const SHOP_A: &str = "alpha.myshopify.com";
 const SHOP_B: &str = "bravo.myshopify.com";
 const HEADLESS_UA: &str =
@@ -25,6 +25,15 @@ pub(super) struct Env {
 }
 
 pub(super) async fn start(db: TestDb, dist: Option<std::path::PathBuf>) -> Env {
+    start_with(db, dist, |_| {}).await
+}
+
+/// [`start`] with more settings changed by `configure`.
+pub(super) async fn start_with(
+    db: TestDb,
+    dist: Option<std::path::PathBuf>,
+    configure: impl FnOnce(&mut ghosttrack::settings::Settings) + Send + 'static,
+) -> Env {
     let fake =
         FakeShopify::start(AppRegistration::new(API_KEY, API_SECRET), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = fake.api_base_template();
@@ -41,6 +50,7 @@ pub(super) async fn start(db: TestDb, dist: Option<std::path::PathBuf>) -> Env {
             if let Some(dist) = dist {
                 s.panel.dist_dir = dist;
             }
+            configure(s);
         })
         .start()
         .await;
@@ -340,8 +350,8 @@ async fn app_serves_the_panel_with_app_bridge_first_and_hashed_assets_immutable_
     assert_eq!(
         resp.headers()["content-security-policy"],
         format!(
-            "frame-ancestors https://{SHOP_A} https://admin.shopify.com {}; base-uri 'self'; object-src 'none';",
-            env.fake.base_url
+            "frame-ancestors https://{SHOP_A} https://admin.shopify.com {base}; script-src 'self' 'wasm-unsafe-eval' {base}; base-uri 'self'; object-src 'none';",
+            base = env.fake.base_url
         )
     );
     let page = resp.text().await.unwrap();
@@ -357,7 +367,7 @@ async fn app_serves_the_panel_with_app_bridge_first_and_hashed_assets_immutable_
     let resp = env.app.client.get(env.app.url("/app/sessions")).send().await.unwrap();
     assert_eq!(
         resp.headers()["content-security-policy"],
-        "frame-ancestors 'none'; base-uri 'self'; object-src 'none';"
+        "frame-ancestors 'none'; script-src 'self' 'wasm-unsafe-eval'; base-uri 'self'; object-src 'none';"
     );
     assert!(!resp.text().await.unwrap().contains("shopify-api-key"));
 
@@ -438,6 +448,7 @@ async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default();
     assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(summary["cspViolations"], serde_json::json!([]), "the page's CSP blocked something: {summary}");
     assert_eq!(summary["serious"], serde_json::json!([]), "{summary}");
     assert_eq!(summary["adminTitle"], "Overview", "the title bar reached the admin");
     for page in [

@@ -42,7 +42,7 @@ pub(super) async fn human_visit(env: &Env, shop: &str, ip: &str, path: &str, dep
 }
 
 /// Polls `path` until `ready` holds (the ingest writes in the background).
-async fn until(env: &Env, shop: &str, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+pub(super) async fn until(env: &Env, shop: &str, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let mut body = Value::Null;
     for _ in 0..200 {
         body = env.get_json(shop, path).await;
@@ -132,7 +132,13 @@ async fn geography_and_page_maps_count_only_the_token_shop_on_postgres() {
     .await;
 }
 
-async fn send(env: &Env, shop: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+pub(super) async fn send(
+    env: &Env,
+    shop: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut req = env.app.client.request(method, env.app.url(path)).bearer_auth(env.fake.mint_id_token(shop, 1));
     if let Some(body) = body {
         req = req.json(&body);

@@ -145,7 +145,7 @@ async fn install_by_embedded_load_then_refresh_uninstall_and_reinstall() {
     assert_eq!(
         resp.headers()["content-security-policy"],
         format!(
-            "frame-ancestors https://acme.myshopify.com https://admin.shopify.com {}; base-uri 'self'; object-src 'none';",
+            "frame-ancestors https://acme.myshopify.com https://admin.shopify.com {}; script-src 'self' 'wasm-unsafe-eval' https://cdn.shopify.com; base-uri 'self'; object-src 'none';",
             env.fake.base_url
         )
     );
@@ -1103,35 +1103,9 @@ async fn orders_without_protected_customer_data_access_are_stored_without_ip_or_
     assert_eq!(env.app.count("SELECT COUNT(*) FROM webhook_inbox WHERE status = 'parked'").await, 0);
 }
 
-/// Every log line of this test binary, at every level (one global subscriber for all tests).
-fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
-    use std::sync::{Mutex, OnceLock};
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        struct Writer(&'static Mutex<Vec<u8>>);
-        impl std::io::Write for Writer {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Writer(logs))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the e2e binary");
-        logs
-    })
-}
-
 #[tokio::test]
 async fn no_token_secret_email_or_raw_ip_reaches_the_logs() {
-    let logs = captured_logs();
+    ghosttrack_tests::logs::install();
     let mut registration = AppRegistration::new(API_KEY, API_SECRET);
     registration.redirect_urls = vec!["https://ghosttrack.test/auth/callback".into()];
     let env = start_with(registration).await;
@@ -1179,7 +1153,7 @@ async fn no_token_secret_email_or_raw_ip_reaches_the_logs() {
         approved.headers()["location"].to_str().unwrap().replace("https://ghosttrack.test", &env.app.base_url);
     assert_eq!(client.get(&callback).header("cookie", &cookie).send().await.unwrap().status(), 302);
 
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let text = ghosttrack_tests::logs::text();
     assert!(text.contains("shop installed via token exchange"), "the capture works");
     let mut secrets: Vec<String> = env.fake.issued_tokens();
     secrets.extend([

@@ -45,6 +45,16 @@ wire! {
         pub can_manage: bool,
         /// The newest privacy actions, newest first.
         pub audit: Vec<AuditEntry>,
+        /// Whether new event payloads are encrypted at rest with the site's data key
+        /// (docs/PRIVACY.md, "Encryption at rest").
+        pub encrypted_at_rest: bool,
+    }
+}
+
+wire! {
+    /// Turn encryption of event payloads at rest on or off.
+    pub struct EncryptionChange {
+        pub enabled: bool,
     }
 }
 

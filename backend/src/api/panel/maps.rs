@@ -118,7 +118,7 @@ impl PanelMapsApi {
         }
         let range_param = range.0.unwrap_or_default();
         let (window, _) = range_param.window(UnixMillis::now());
-        match store::page_map(&state.db, u.scope, window, &path).await {
+        match crate::panel::maps::page_map(&state.db, &state.event_keys, u.scope, window, &path).await {
             Ok(m) => PageMapResponse::Ok(Json(PageMap {
                 path,
                 range: range_param.name().into(),

@@ -297,7 +297,10 @@ impl PanelApi {
             Err(e) => return e.into(),
         };
         match store::session_detail(&state.db, u.scope, SessionId(id.0)).await {
-            Ok(Some((session, events, verdicts))) => {
+            Ok(Some((session, mut events, verdicts))) => {
+                if let Err(e) = state.event_keys.open_events(&state.db, u.scope, &mut events).await {
+                    return SessionResponse::storage(e);
+                }
                 let (pointer, clicks, page_width, page_height) = present::replay(&events);
                 SessionResponse::Ok(Json(Box::new(SessionDetail {
                     session: present::session(&session, verdicts.first()),

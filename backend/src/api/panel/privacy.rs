@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use ghosttrack_wire::{
-    AuditEntry, PanelError as ApiError, PrivacyModeChange, PrivacyView, RetentionView, VisitorDeleted,
+    AuditEntry, EncryptionChange, PanelError as ApiError, PrivacyModeChange, PrivacyView, RetentionView, VisitorDeleted,
 };
 use poem::Request;
 use poem::web::Data;
@@ -97,6 +97,8 @@ async fn view(state: &AppState, u: &PanelUser, mode: PrivacyMode) -> Result<Priv
         (None, None)
     };
     let audit = panel_audit::recent(&state.db, u.scope, AUDIT_SHOWN).await.map_err(|e| e.to_string())?;
+    let encrypted_at_rest =
+        crate::storage::data_keys::active(&state.db, u.scope).await.map_err(|e| e.to_string())?.is_some();
     Ok(PrivacyView {
         mode: mode.as_str().into(),
         retention: RetentionView {
@@ -112,6 +114,7 @@ async fn view(state: &AppState, u: &PanelUser, mode: PrivacyMode) -> Result<Priv
             .into_iter()
             .map(|a| AuditEntry { at: a.created_at.0, actor: a.actor, action: a.action, detail: a.detail })
             .collect(),
+        encrypted_at_rest,
     })
 }
 
@@ -192,6 +195,51 @@ impl PanelPrivacyApi {
         }
     }
 
+    /// Turns encryption of the site's event payloads at rest on or off (owners). Off keeps what
+    /// was encrypted readable. 400 when the server has no `GHOSTTRACK_SECRET_KEY`.
+    #[oai(path = "/privacy/encryption", method = "put", operation_id = "set_panel_privacy_encryption")]
+    async fn set_encryption(
+        &self,
+        req: &Request,
+        Data(state): Data<&Arc<AppState>>,
+        body: Json<EncryptionChange>,
+    ) -> PrivacyResponse {
+        let u = match user(state, req).await {
+            Ok(u) => u,
+            Err(e) => return e.into(),
+        };
+        if !u.allows(Action::ManagePrivacy) {
+            return PrivacyResponse::forbidden();
+        }
+        if state.event_keys.master().is_none() {
+            return PrivacyResponse::BadRequest(error_body(
+                "no_secret_key",
+                "this server has no GHOSTTRACK_SECRET_KEY, so it cannot encrypt event payloads",
+            ));
+        }
+        let enabled = body.0.enabled;
+        let changed = async {
+            let key_id = if enabled {
+                Some(state.event_keys.enable(&state.db, u.scope).await.map_err(|e| e.to_string())?.key_id)
+            } else {
+                state.event_keys.disable(&state.db, u.scope).await.map_err(|e| e.to_string())?;
+                None
+            };
+            let detail = json!({ "enabled": enabled, "key_id": key_id });
+            panel_audit::record(&state.db, u.scope, &u.actor, "payload_encryption", &detail)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = changed.await {
+            return PrivacyResponse::storage(e);
+        }
+        tracing::info!(site = u.scope.site_id().0, enabled, "event payload encryption changed in the panel");
+        match view(state, &u, u.site.privacy).await {
+            Ok(v) => PrivacyResponse::Ok(Json(v)),
+            Err(e) => PrivacyResponse::storage(e),
+        }
+    }
+
     /// Everything stored about one visitor (owners): the visitor, its sessions (truncated network
     /// only), events and verdicts, as JSON. Name the visitor by id or by one of its sessions.
     #[oai(path = "/privacy/visitor", method = "get", operation_id = "export_panel_visitor")]
@@ -217,7 +265,7 @@ impl PanelPrivacyApi {
             Ok(Subject::NoSession) => return ExportResponse::NotFound(no_session()),
             Err(e) => return ExportResponse::storage(e),
         };
-        let export = match store::export_visitor(&state.db, u.scope, visitor).await {
+        let export = match crate::privacy::export_visitor(&state.db, &state.event_keys, u.scope, visitor).await {
             Ok(x) if x.is_empty() => return ExportResponse::NotFound(no_visitor()),
             Ok(x) => x,
             Err(e) => return ExportResponse::storage(e),

@@ -7,6 +7,7 @@ pub mod alert_policies;
 pub mod billing_notices;
 pub mod daily_salts;
 pub mod drop_counters;
+pub mod event_data_keys;
 pub mod events;
 pub mod invitations;
 pub mod login_attempts;
