@@ -18,7 +18,15 @@ fn manifest(path: &str) -> String {
 fn rules_check_passes_on_the_shipped_rules_and_fails_naming_file_field_and_constraint() {
     let ok = ghosttrack().args(["rules", "check", &manifest("rules")]).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("34 rules OK"));
+    // One rule per `.toml` file under backend/rules/<family>/.
+    let shipped = std::fs::read_dir(manifest("rules"))
+        .unwrap()
+        .flat_map(|family| std::fs::read_dir(family.unwrap().path()).into_iter().flatten())
+        .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "toml"))
+        .count();
+    assert!(shipped >= 36, "{shipped} rule files");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.contains(&format!("{shipped} rules OK")), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("rate")).unwrap();
