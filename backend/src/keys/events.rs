@@ -292,21 +292,29 @@ impl EventKeys {
         Ok(())
     }
 
-    /// Substrings a stored `props` holding join token `name = value` contains: the plain JSON
-    /// member, and its blind index under each of the tenant's keys.
+    /// Substrings a stored `props` holding a join token contains, for the cart token (`ct`) and
+    /// the checkout token (`ck`): the plain JSON member, and its blind index under each of the
+    /// tenant's keys. The tenant's keys are listed once for both.
     pub async fn join_needles(
         &self,
         db: &impl ConnectionTrait,
         scope: TenantScope,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<JoinNeedles, KeyError> {
-        let Some(value) = value else { return Ok(JoinNeedles::default()) };
-        let mut needles = JoinNeedles::plain(name, value);
-        for row in data_keys::of_site(db, scope).await? {
-            needles.0.push(self.key(db, scope, &row.key_id).await?.needle(name, value));
+        cart: Option<&str>,
+        checkout: Option<&str>,
+    ) -> Result<(JoinNeedles, JoinNeedles), KeyError> {
+        let tokens = [("ct", cart), ("ck", checkout)];
+        let mut needles = tokens.map(|(name, value)| value.map(|v| JoinNeedles::plain(name, v)).unwrap_or_default());
+        let rows = if cart.is_some() || checkout.is_some() { data_keys::of_site(db, scope).await? } else { vec![] };
+        for row in rows {
+            let key = self.key(db, scope, &row.key_id).await?;
+            for ((name, value), found) in tokens.iter().zip(needles.iter_mut()) {
+                if let Some(value) = value {
+                    found.0.push(key.needle(name, value));
+                }
+            }
         }
-        Ok(needles)
+        let [cart, checkout] = needles;
+        Ok((cart, checkout))
     }
 
     /// Turns encryption on for the tenant (a new data key), or returns its active key.

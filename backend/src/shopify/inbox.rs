@@ -141,8 +141,9 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
                 order.browser_ip.as_deref().or(order.client_details.as_ref().and_then(|c| c.browser_ip.as_deref()));
             let ip_prefix = signals::ip_prefix(browser_ip);
             let keys = &worker.event_keys;
-            let cart = keys.join_needles(db, found.scope(), "ct", order.cart_token.as_deref()).await?;
-            let checkout = keys.join_needles(db, found.scope(), "ck", order.checkout_token.as_deref()).await?;
+            let (cart, checkout) = keys
+                .join_needles(db, found.scope(), order.cart_token.as_deref(), order.checkout_token.as_deref())
+                .await?;
             let session =
                 shopify_orders::tracked_session(db, found.scope(), &cart, &checkout, UnixMillis(ts - LINK_WINDOW_MS))
                     .await?;
@@ -272,8 +273,7 @@ pub async fn process(worker: &Worker, row: &InboxRow) -> Result<(), HandlerError
             let keys = &worker.event_keys;
             let cart_token = if is_cart { Some(token.as_str()) } else { payload.cart_token.as_deref() };
             let checkout_token = (!is_cart).then_some(token.as_str());
-            let cart = keys.join_needles(db, found.scope(), "ct", cart_token).await?;
-            let checkout = keys.join_needles(db, found.scope(), "ck", checkout_token).await?;
+            let (cart, checkout) = keys.join_needles(db, found.scope(), cart_token, checkout_token).await?;
             // A checkout counts as tracked when its cart was, or when the pixel reported it (`ck`).
             let tracked = shopify_orders::tracked_session(db, found.scope(), &cart, &checkout, UnixMillis(i64::MIN))
                 .await?

@@ -90,8 +90,7 @@ async fn judge_row(
     };
     let since = UnixMillis(row.first_seen_at.0 - LINK_WINDOW_MS);
     // Encrypted tenants' payloads hold keyed hashes of the tokens: match those too.
-    let cart = keys.join_needles(db, scope, "ct", cart_token).await?;
-    let checkout = keys.join_needles(db, scope, "ck", checkout_token).await?;
+    let (cart, checkout) = keys.join_needles(db, scope, cart_token, checkout_token).await?;
     let tracked = shopify_orders::tracked_session(db, scope, &cart, &checkout, since).await?.is_some();
     if !shopify_orders::mark_judged(db, scope, &row.kind, &row.token, tracked, now).await? {
         return Ok(()); // another node judged it

@@ -65,7 +65,7 @@ async fn wait_for(env: &Env, shop: &str, ready: impl Fn(&[String]) -> bool) -> V
 
 async fn tracked(env: &Env, keys: &EventKeys, cart: &str) -> Option<i64> {
     let scope = scope_of(env, SHOP_A).await;
-    let needles = keys.join_needles(&env.app.db, scope, "ct", Some(cart)).await.unwrap();
+    let (needles, _) = keys.join_needles(&env.app.db, scope, Some(cart), None).await.unwrap();
     shopify_orders::tracked_session(&env.app.db, scope, &needles, &JoinNeedles::default(), UnixMillis(0)).await.unwrap()
 }
 
