@@ -1006,7 +1006,7 @@ mod calibration {
     /// SapiMouse users the quality harness (tests/quality) replays as its human-like visitors:
     /// held out of the calibration, so the harness measures the rule on movement it was not fitted to.
     fn held_out(user: u32) -> bool {
-        user % 5 == 0
+        user.is_multiple_of(5)
     }
 
     /// Share of exactly repeated steps per SapiMouse block (calibration users only), after the
