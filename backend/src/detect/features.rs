@@ -26,10 +26,41 @@ pub struct SessionFeatures {
     pub dwell_pairs: u32,
     /// Pageview gaps under 2 s, 5 s and 10 s (the dwell limits rules may choose).
     pub dwells_under: [u32; 3],
+    /// Pointer windows ([`POINTER_WINDOW_STEPS`] steps of one movement, at least
+    /// [`POINTER_WINDOW_MIN_PX`] long), and those that are near-perfect lines and those at a
+    /// near-constant speed (see [`pointer_windows`]).
+    #[serde(default)]
+    pub pointer_windows: u32,
+    #[serde(default)]
+    pub straight_windows: u32,
+    #[serde(default)]
+    pub steady_windows: u32,
 }
 
 /// Dwell limits tracked per session (ms); `short_dwell` rules must use one of them.
 pub const DWELL_LIMITS_MS: [u64; 3] = [2_000, 5_000, 10_000];
+
+/// Steps per pointer window. Straightness and speed are judged over windows of this many
+/// consecutive steps of one movement (~200 ms at the browser's frame rate): short enough that a
+/// hand's curve or its acceleration shows inside a window, long enough that the tracker's 2 px
+/// quantisation does not dominate. Calibrated with the thresholds below (docs/DETECTION.md).
+pub const POINTER_WINDOW_STEPS: usize = 12;
+/// A window shorter than this path length (px) is not judged: at under 4 px per step the 2 px
+/// quantisation, not the mover, decides straightness and speed.
+pub const POINTER_WINDOW_MIN_PX: f64 = 48.0;
+/// A gap between two samples longer than this (ms) ends a movement: the pointer rested. The
+/// tracker samples a moving pointer every 16–33 ms (frame rate, ≥ 16 ms apart).
+pub const POINTER_PAUSE_MS: i32 = 100;
+/// A window is a near-perfect line when displacement / path length is at least this. Human
+/// windows computed from SapiMouse (signs lost, so an upper bound of their straightness) reach it
+/// in ~10 % of windows; a quantised straight line at ≥ 25 px per step always does (at 16 px per
+/// step ~90 % of its windows, at 12 px ~40 %: the 2 px grid zigzags).
+pub const STRAIGHT_MIN: f64 = 0.998;
+/// A window moves at a near-constant speed when the coefficient of variation (std / mean) of its
+/// step lengths is at most this. Humans accelerate and decelerate: ~1 % of SapiMouse windows are
+/// this steady; a quantised interpolated line at ≥ 10 px per step always is (at 8 px, 99 % of
+/// its windows).
+pub const STEADY_CV_MAX: f64 = 0.15;
 
 impl SessionFeatures {
     pub fn update(&mut self, event: &DetectEvent) {
@@ -67,6 +98,10 @@ impl SessionFeatures {
                 let (steps, repeats) = repeated_steps(samples);
                 self.pointer_steps = self.pointer_steps.saturating_add(steps);
                 self.pointer_repeats = self.pointer_repeats.saturating_add(repeats);
+                let w = pointer_windows(samples);
+                self.pointer_windows = self.pointer_windows.saturating_add(w.windows);
+                self.straight_windows = self.straight_windows.saturating_add(w.straight);
+                self.steady_windows = self.steady_windows.saturating_add(w.steady);
                 self.interactions = self.interactions.saturating_add(steps + 1);
             }
             _ => {}
@@ -87,6 +122,30 @@ impl SessionFeatures {
                         format!(
                             "{} of {} pointer steps repeat the previous step exactly",
                             self.pointer_repeats, self.pointer_steps
+                        ),
+                    )
+                })
+            }
+            Feature::StraightPointer { min_windows, min_share } => {
+                let s = share(self.straight_windows, self.pointer_windows);
+                (self.pointer_windows >= min_windows && s >= min_share).then(|| {
+                    (
+                        self.straight_windows,
+                        format!(
+                            "{} of {} pointer movement windows are straight lines (displacement / path ≥ {STRAIGHT_MIN})",
+                            self.straight_windows, self.pointer_windows
+                        ),
+                    )
+                })
+            }
+            Feature::SteadyPointer { min_windows, min_share } => {
+                let s = share(self.steady_windows, self.pointer_windows);
+                (self.pointer_windows >= min_windows && s >= min_share).then(|| {
+                    (
+                        self.steady_windows,
+                        format!(
+                            "{} of {} pointer movement windows keep a constant speed (step-length variation ≤ {STEADY_CV_MAX})",
+                            self.steady_windows, self.pointer_windows
                         ),
                     )
                 })
@@ -145,9 +204,159 @@ pub fn repeated_steps(samples: &[i32]) -> (u32, u32) {
     (steps, repeats)
 }
 
+/// Judged pointer windows of one path and how many of them were straight or steady.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PointerWindows {
+    pub windows: u32,
+    pub straight: u32,
+    pub steady: u32,
+}
+
+/// Splits one self-contained `[dt,dx,dy, …]` path into movements (a gap over
+/// [`POINTER_PAUSE_MS`] or a zero step ends one), cuts each movement into consecutive windows of
+/// [`POINTER_WINDOW_STEPS`] steps (a shorter rest is not judged), and judges each window at
+/// least [`POINTER_WINDOW_MIN_PX`] long: straight (displacement / path length ≥
+/// [`STRAIGHT_MIN`]) and steady (coefficient of variation of step lengths ≤ [`STEADY_CV_MAX`]).
+pub fn pointer_windows(samples: &[i32]) -> PointerWindows {
+    let mut out = PointerWindows::default();
+    // The open window: step count, summed dx and dy, summed step lengths and their squares.
+    let (mut n, mut sx, mut sy, mut len, mut len2) = (0usize, 0i64, 0i64, 0f64, 0f64);
+    for triple in samples.chunks_exact(3).skip(1) {
+        let (dt, dx, dy) = (triple[0], triple[1], triple[2]);
+        if dt > POINTER_PAUSE_MS || (dx, dy) == (0, 0) {
+            n = 0;
+            if (dx, dy) == (0, 0) {
+                continue;
+            }
+        }
+        if n == 0 {
+            (sx, sy, len, len2) = (0, 0, 0.0, 0.0);
+        }
+        let step = f64::from(dx).hypot(f64::from(dy));
+        n += 1;
+        sx += i64::from(dx);
+        sy += i64::from(dy);
+        len += step;
+        len2 += step * step;
+        if n == POINTER_WINDOW_STEPS {
+            n = 0;
+            if len < POINTER_WINDOW_MIN_PX {
+                continue;
+            }
+            out.windows += 1;
+            if (sx as f64).hypot(sy as f64) / len >= STRAIGHT_MIN {
+                out.straight += 1;
+            }
+            let mean = len / POINTER_WINDOW_STEPS as f64;
+            let variance = (len2 / POINTER_WINDOW_STEPS as f64 - mean * mean).max(0.0);
+            if variance.sqrt() / mean <= STEADY_CV_MAX {
+                out.steady += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A path from (400, 300) of `steps` steps `dt` ms apart.
+    fn path(steps: usize, dt: i32, mut step: impl FnMut(usize) -> (i32, i32)) -> Vec<i32> {
+        let mut p = vec![0, 400, 300];
+        for i in 0..steps {
+            let (dx, dy) = step(i);
+            p.extend([dt, dx, dy]);
+        }
+        p
+    }
+
+    /// A straight line at `speed` px per step and `angle`, quantised to 2 px like the tracker.
+    fn line(steps: usize, speed: f64, angle: f64, accelerate: bool) -> Vec<i32> {
+        let q = |v: f64| (2.0 * (v / 2.0).round()) as i32;
+        let (mut x, mut y, mut qx, mut qy) = (400.0, 300.0, 400, 300);
+        path(steps, 16, |i| {
+            let v = if accelerate { speed * (0.2 + 1.6 * (i % 12) as f64 / 11.0) } else { speed };
+            x += v * angle.cos();
+            y += v * angle.sin();
+            let (nx, ny) = (q(x), q(y));
+            let step = (nx - qx, ny - qy);
+            (qx, qy) = (nx, ny);
+            step
+        })
+    }
+
+    #[test]
+    fn an_interpolated_line_is_straight_and_steady() {
+        // From 25 px per step every window of a quantised line is straight (slower lines are
+        // straight less often: the 2 px grid zigzags), and from 8 px per step steady.
+        for angle in [0.1, 0.7, 1.3, 2.5, 4.0, 5.5] {
+            let w = pointer_windows(&line(60, 25.0, angle, false));
+            assert_eq!(w, PointerWindows { windows: 5, straight: 5, steady: 5 }, "angle {angle}");
+        }
+    }
+
+    #[test]
+    fn an_accelerating_line_is_not_steady() {
+        let w = pointer_windows(&line(60, 20.0, 0.7, true));
+        assert_eq!((w.windows, w.steady), (5, 0));
+        let w = pointer_windows(&line(60, 8.0, 0.7, false));
+        assert_eq!((w.windows, w.steady), (5, 5), "the same line at a constant 8 px per step is steady");
+    }
+
+    #[test]
+    fn a_curve_is_not_straight() {
+        // A quarter circle of radius ~300 px over 48 steps.
+        let mut p = vec![0, 400, 300];
+        let (mut px, mut py) = (300i32, 0i32);
+        for i in 1..=48 {
+            let a = std::f64::consts::FRAC_PI_2 * f64::from(i) / 48.0;
+            let (x, y) = ((300.0 * a.cos()).round() as i32, (300.0 * a.sin()).round() as i32);
+            p.extend([16, x - px, y - py]);
+            (px, py) = (x, y);
+        }
+        let w = pointer_windows(&p);
+        assert_eq!((w.windows, w.straight), (4, 0), "{w:?}");
+        assert_eq!(w.steady, 4, "a constant-speed arc is steady though not straight");
+    }
+
+    #[test]
+    fn pauses_and_short_movements_are_not_judged() {
+        // 11 steps, a rest, 11 steps: no window is complete.
+        let mut p = path(11, 16, |_| (10, 4));
+        p.extend([400, 10, 4]);
+        p.extend(path(10, 16, |_| (10, 4))[3..].iter());
+        assert_eq!(pointer_windows(&p).windows, 0);
+        // A zero step ends the movement too.
+        let mut z = path(6, 16, |_| (10, 4));
+        z.extend([16, 0, 0]);
+        z.extend(path(6, 16, |_| (10, 4))[3..].iter());
+        assert_eq!(pointer_windows(&z).windows, 0);
+        // Twelve 2 px steps are 24 px: too short to judge; twelve 4 px steps are judged.
+        assert_eq!(pointer_windows(&path(12, 16, |_| (2, 0))).windows, 0);
+        assert_eq!(pointer_windows(&path(12, 16, |_| (4, 0))).windows, 1);
+        // The gap limit itself still continues the movement.
+        let mut edge = path(6, 16, |_| (10, 4));
+        edge.extend([POINTER_PAUSE_MS, 10, 4]);
+        edge.extend(path(5, 16, |_| (10, 4))[3..].iter());
+        assert_eq!(pointer_windows(&edge).windows, 1);
+    }
+
+    #[test]
+    fn features_stored_before_the_window_counters_still_load() {
+        // A session's features in Redis written by a node without the window counters.
+        let old = r#"{"pageviews":2,"interactions":40,"clicks":1,"clicks_without_approach":0,"touches":0,
+            "scrolls":3,"pointer_steps":30,"pointer_repeats":2,"last_pageview_ts":5,"dwell_pairs":1,
+            "dwells_under":[0,0,1]}"#;
+        let f: SessionFeatures = serde_json::from_str(old).unwrap();
+        assert_eq!((f.pointer_steps, f.pointer_windows, f.straight_windows, f.steady_windows), (30, 0, 0, 0));
+    }
+
+    #[test]
+    fn a_wobbly_hand_is_neither() {
+        let w = pointer_windows(&path(48, 17, |i| (8 + (i % 5) as i32 * 4, ((i * 7) % 9) as i32 - 4)));
+        assert_eq!((w.windows, w.straight, w.steady), (4, 0, 0), "{w:?}");
+    }
 
     #[test]
     fn a_straight_scripted_path_repeats_every_step() {

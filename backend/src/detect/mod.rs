@@ -14,6 +14,7 @@
 //! - `bus`: `ThreatBus`, live-feed wake-ups after recorded verdicts, across nodes through Redis pub/sub.
 //! - `guard`: `DetectGuard`, a poem middleware enforcing BLOCK with 429 + `Retry-After`.
 //! - `accesslog`: combined/nginx access-log lines → request events (`ingest-log`).
+//! - `mix`: the synthetic event mix of the bench and the state budget test.
 //!
 //! docs/DETECTION.md explains the rules, the scoring and the file formats.
 
@@ -28,6 +29,7 @@ pub mod features;
 mod filter;
 pub mod guard;
 mod keys;
+pub mod mix;
 pub mod redis_store;
 pub mod replay;
 pub mod rules;

@@ -232,6 +232,10 @@ impl VerdictState {
     /// or the set of reasons changed.
     pub fn apply(&mut self, subject: &str, now: i64, new: Vec<Signal>, policy: &Policy) -> Option<Verdict> {
         self.active.retain(|s| s.ts + s.ttl_ms > now);
+        // Room for exactly the new rules: a `push` would round the buffer up to 4 signals
+        // (~700 bytes) for the one most subjects ever hold (state budget, issue 4 §7).
+        let added = new.iter().filter(|s| !self.active.iter().any(|a| a.rule == s.rule)).count();
+        self.active.reserve_exact(added);
         for s in new {
             match self.active.iter_mut().find(|a| a.rule == s.rule) {
                 Some(a) => *a = s,

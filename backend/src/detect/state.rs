@@ -151,28 +151,27 @@ impl MemoryStore {
     /// Approximate bytes held: map entries plus each state's heap (for the memory budget).
     pub fn approx_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(StateKey, Slot)>() + 1;
-        let heap = |s: &KeyState| match s {
-            KeyState::Empty => 0,
-            KeyState::Times(t) => t.capacity() * 8,
-            KeyState::Values(v) => v.capacity() * 16,
-            KeyState::Sequence(q) => {
-                std::mem::size_of::<SequenceState>() + q.pending.capacity() * 16 + q.cycles.capacity() * 8
-            }
-            KeyState::Ratio(r) => {
-                std::mem::size_of::<RatioState>()
-                    + (r.short.buckets.capacity() + r.long.as_ref().map_or(0, |l| l.buckets.capacity())) * 16
-            }
-            KeyState::Features(_) => std::mem::size_of::<SessionFeatures>(),
-            KeyState::Verdict(v) => {
-                std::mem::size_of::<VerdictState>()
-                    + v.active.capacity() * std::mem::size_of::<super::score::Signal>()
-                    + v.active
-                        .iter()
-                        .map(|s| s.behavior.len() + s.key.len() + s.reason.len() + s.sample.len())
-                        .sum::<usize>()
-            }
-        };
-        self.slots.capacity() * entry + self.slots.values().map(|s| heap(&s.state)).sum::<usize>()
+        self.slots.capacity() * entry + self.slots.values().map(|s| heap_bytes(&s.state)).sum::<usize>()
+    }
+
+    /// Per kind of state: (slots, heap bytes), for finding where the memory goes.
+    pub fn heap_by_kind(&self) -> std::collections::BTreeMap<&'static str, (usize, usize)> {
+        let mut out = std::collections::BTreeMap::new();
+        for slot in self.slots.values() {
+            let kind = match &slot.state {
+                KeyState::Empty => "empty",
+                KeyState::Times(_) => "times",
+                KeyState::Values(_) => "values",
+                KeyState::Sequence(_) => "sequence",
+                KeyState::Ratio(_) => "ratio",
+                KeyState::Features(_) => "features",
+                KeyState::Verdict(_) => "verdict",
+            };
+            let e: &mut (usize, usize) = out.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += heap_bytes(&slot.state);
+        }
+        out
     }
 
     /// Sweeps expired slots; if still over the cap, drops those expiring soonest down to 90 %.
@@ -187,6 +186,35 @@ impl MemoryStore {
             expiries.select_nth_unstable(cut);
             let limit = expiries[cut];
             self.slots.retain(|_, s| s.expires_at > limit);
+        }
+    }
+}
+
+/// Heap bytes of one state (the slot itself is counted with the map entry).
+fn heap_bytes(s: &KeyState) -> usize {
+    match s {
+        KeyState::Empty => 0,
+        KeyState::Times(t) => t.capacity() * 8,
+        KeyState::Values(v) => v.capacity() * 16,
+        KeyState::Sequence(q) => {
+            std::mem::size_of::<SequenceState>() + q.pending.capacity() * 16 + q.cycles.capacity() * 8
+        }
+        KeyState::Ratio(r) => {
+            std::mem::size_of::<RatioState>()
+                + (r.short.buckets.capacity() + r.long.as_ref().map_or(0, |l| l.buckets.capacity())) * 16
+        }
+        KeyState::Features(_) => std::mem::size_of::<SessionFeatures>(),
+        KeyState::Verdict(v) => {
+            std::mem::size_of::<VerdictState>()
+                    + v.active.capacity() * std::mem::size_of::<super::score::Signal>()
+                    + v.active
+                        .iter()
+                        .map(|s| s.behavior.len() + s.key.len() + s.reason.len() + s.sample.len())
+                        .sum::<usize>()
+                    // The rule ids of the last verdict, to tell changes from repeats.
+                    + v.last.as_ref().map_or(0, |(_, _, rules)| {
+                        rules.capacity() * std::mem::size_of::<String>() + rules.iter().map(String::len).sum::<usize>()
+                    })
         }
     }
 }

@@ -303,6 +303,81 @@ fn behavior_robotic_pointer() {
     );
 }
 
+/// A pointer path of `steps` steps 16 ms apart from positions `at(i)` (i = 0..=steps), quantised
+/// to 2 px like the tracker.
+fn traced(steps: usize, at: impl Fn(usize) -> (f64, f64)) -> Body {
+    let q = |v: f64| (2.0 * (v / 2.0).round()) as i32;
+    let (x0, y0) = at(0);
+    let (mut px, mut py) = (q(x0), q(y0));
+    let mut samples = vec![0, px, py];
+    for i in 1..=steps {
+        let (x, y) = at(i);
+        samples.extend([16, q(x) - px, q(y) - py]);
+        (px, py) = (q(x), q(y));
+    }
+    Body::PointerPath { samples }
+}
+
+/// A straight line at 20 px per step.
+fn scripted_line(steps: usize) -> Body {
+    traced(steps, |i| (100.0 + 18.0 * i as f64, 100.0 + 8.7 * i as f64))
+}
+
+/// A circle of radius 400 px at a constant 20 px per step: steady, never straight.
+fn scripted_arc(steps: usize) -> Body {
+    traced(steps, |i| {
+        let a = i as f64 * 20.0 / 400.0;
+        (500.0 + 400.0 * a.cos(), 500.0 + 400.0 * a.sin())
+    })
+}
+
+/// A straight line whose speed rises and falls within every 12 steps (5 to 35 px per step).
+fn eased_line(steps: usize) -> Body {
+    let speed = |i: usize| 5.0 + 30.0 * ((i % 12) as f64 / 11.0 * std::f64::consts::PI).sin();
+    traced(steps, |i| {
+        let d: f64 = (0..i).map(speed).sum();
+        (100.0 + 0.9 * d, 100.0 + 0.436 * d)
+    })
+}
+
+#[test]
+fn behavior_straight_pointer() {
+    // Two paths of one session: 36 steps of a line then 24 of an arc = 3 straight of 5 windows.
+    let mixed = vec![ev(T0, scripted_line(36)), ev(T0 + 1_000, scripted_arc(24))];
+    let Body::PointerPath { samples: mut rested } = path(66, |_| (18, 8)) else { unreachable!() };
+    for i in (11..66).step_by(11) {
+        rested[3 + 3 * i] = 400;
+    }
+    let rested = Body::PointerPath { samples: rested };
+    check(
+        "behavior/straight-pointer",
+        vec![
+            ("an interpolated line of 60 steps", vec![ev(T0, scripted_line(60))], true),
+            ("an eased line is still a line", vec![ev(T0, eased_line(60))], true),
+            ("59 steps are 4 windows, too few to judge", vec![ev(T0, scripted_line(59))], false),
+            ("an arc", vec![ev(T0, scripted_arc(60))], false),
+            ("3 straight windows of 5", mixed, false),
+            ("identical (18, 8) steps", vec![ev(T0, path(60, |_| (18, 8)))], true),
+            ("a rest every 11 steps leaves no whole window", vec![ev(T0, rested)], false),
+        ],
+    );
+}
+
+#[test]
+fn behavior_steady_pointer() {
+    check(
+        "behavior/steady-pointer",
+        vec![
+            ("an interpolated line of 60 steps", vec![ev(T0, scripted_line(60))], true),
+            ("an arc at constant speed", vec![ev(T0, scripted_arc(60))], true),
+            ("59 steps are 4 windows, too few to judge", vec![ev(T0, scripted_line(59))], false),
+            ("an eased line accelerates", vec![ev(T0, eased_line(60))], false),
+            ("three steady windows of five", vec![ev(T0, scripted_line(36)), ev(T0 + 1_000, eased_line(24))], true),
+            ("two steady windows of five", vec![ev(T0, scripted_line(24)), ev(T0 + 1_000, eased_line(36))], false),
+        ],
+    );
+}
+
 #[test]
 fn behavior_click_without_approach() {
     let click = |ts, approach| ev(ts, Body::Click { approach });
@@ -931,7 +1006,7 @@ mod calibration {
     /// SapiMouse users the quality harness (tests/quality) replays as its human-like visitors:
     /// held out of the calibration, so the harness measures the rule on movement it was not fitted to.
     fn held_out(user: u32) -> bool {
-        user % 5 == 0
+        user.is_multiple_of(5)
     }
 
     /// Share of exactly repeated steps per SapiMouse block (calibration users only), after the
@@ -958,6 +1033,93 @@ mod calibration {
         }
         shares.sort_by(f64::total_cmp);
         shares
+    }
+
+    /// The SapiMouse calibration blocks as (|dx|, |dy|) per raw event.
+    fn human_blocks() -> Vec<Vec<(f64, f64)>> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/sapimouse/sapimouse_ABS_dx_dy_1min.csv");
+        let text = std::fs::read_to_string(path).expect("tests/data/sapimouse is committed");
+        let mut blocks = Vec::new();
+        for line in text.lines() {
+            let values: Vec<f64> = line.split(',').take(256).filter_map(|v| v.trim().parse().ok()).collect();
+            let user = line.split(',').nth(256).and_then(|u| u.trim().parse::<f64>().ok());
+            if values.len() != 256 || user.is_none_or(|u| held_out(u as u32)) {
+                continue;
+            }
+            blocks.push((0..128).map(|i| (values[i], values[128 + i])).collect());
+        }
+        blocks
+    }
+
+    /// A block as the tracker would send it: positions summed from the steps (all in one quadrant,
+    /// the signs being lost), quantised to 2 px, one sample per `merge` raw events, and a zero
+    /// step where the quantised position did not move (it ends a movement, like a rest).
+    fn tracker_path(block: &[(f64, f64)], merge: usize) -> Vec<i32> {
+        let q = |v: f64| (2.0 * (v / 2.0).round()) as i32;
+        let mut samples = vec![0, 0, 0];
+        let (mut x, mut y, mut px, mut py) = (0.0, 0.0, 0, 0);
+        for chunk in block.chunks(merge) {
+            for (dx, dy) in chunk {
+                x += dx;
+                y += dy;
+            }
+            samples.extend([16 * merge as i32, q(x) - px, q(y) - py]);
+            (px, py) = (q(x), q(y));
+        }
+        samples
+    }
+
+    #[test]
+    fn straight_and_steady_pointer_thresholds_leave_humans_alone() {
+        use crate::detect::features::{STEADY_CV_MAX, STRAIGHT_MIN, SessionFeatures, pointer_windows};
+        let blocks = human_blocks();
+        assert!(blocks.len() > 1_500, "{} blocks", blocks.len());
+        let rule_set = rules();
+        for id in ["behavior/straight-pointer", "behavior/steady-pointer"] {
+            let Condition::Behaviour { feature } = &rule_set.get(id).unwrap().condition else {
+                panic!("{id} is a behaviour rule")
+            };
+            let (Feature::StraightPointer { min_windows, min_share }
+            | Feature::SteadyPointer { min_windows, min_share }) = feature
+            else {
+                panic!("{id} is a pointer-window rule")
+            };
+            // merge 2: the tracker's 16 ms gate on a source faster than the frame rate.
+            for merge in [1, 2] {
+                let (mut windows, mut hits, mut fired) = (0u32, 0u32, 0usize);
+                let mut shares = Vec::new();
+                for block in &blocks {
+                    let samples = tracker_path(block, merge);
+                    let w = pointer_windows(&samples);
+                    let hit = if matches!(feature, Feature::StraightPointer { .. }) { w.straight } else { w.steady };
+                    windows += w.windows;
+                    hits += hit;
+                    if w.windows >= *min_windows {
+                        shares.push(f64::from(hit) / f64::from(w.windows));
+                    }
+                    let mut f = SessionFeatures::default();
+                    f.update(&ev(T0, Body::PointerPath { samples }));
+                    fired += usize::from(f.check(feature).is_some());
+                }
+                shares.sort_by(f64::total_cmp);
+                let rate = fired as f64 / blocks.len() as f64;
+                println!(
+                    "{id} (merge {merge}): {} blocks, {windows} windows, {:.1} % of windows hit \
+                     (straight ≥ {STRAIGHT_MIN} / steady CV ≤ {STEADY_CV_MAX}); per-block share over {} blocks \
+                     with ≥ {min_windows} windows: median {:.2}, p99 {:.2}, max {:.2}; the rule fires on {:.2} %",
+                    blocks.len(),
+                    100.0 * f64::from(hits) / f64::from(windows.max(1)),
+                    shares.len(),
+                    shares[shares.len() / 2],
+                    shares[shares.len() * 99 / 100],
+                    shares[shares.len() - 1],
+                    rate * 100.0
+                );
+                assert!(windows > 5_000, "{id}: the blocks must give windows to judge ({windows})");
+                assert!(rate <= 0.01, "{id}: {:.2} % of human blocks would fire (merge {merge})", rate * 100.0);
+                assert!(*min_share > shares[shares.len() * 99 / 100], "{id}: min_share must exceed the human p99");
+            }
+        }
     }
 
     #[test]
@@ -1006,4 +1168,30 @@ fn plan_limits_run_only_the_core_families_for_limited_tenants() {
     engine.set_plan_limits(None, Default::default());
     let later = series(10, 6_000, |i, t| add(t + 3_600_000, &format!("w{i}"), 1));
     assert!(run(&mut engine, 1, &later).iter().any(|r| r == "cart/add-burst"));
+}
+
+/// Issue 4 §7: at most this many bytes of engine state per active key (map entry + heap, verdict
+/// slots included), on the bench's realistic mix.
+const STATE_BYTES_PER_KEY: usize = 256;
+
+#[test]
+fn state_budget_per_active_key() {
+    use super::StateStore;
+    let mut engine = Engine::in_memory(rules(), 2_000_000);
+    for e in super::mix::event_mix(400_000) {
+        engine.observe(SiteId(1), &e);
+    }
+    let store = engine.store();
+    let slots = store.len();
+    let bytes = store.approx_bytes();
+    println!(
+        "state: {slots} slots, {bytes} bytes, {} bytes per slot; entry {} bytes (key {}, slot {}); heap by kind {:?}",
+        bytes / slots,
+        std::mem::size_of::<(super::state::StateKey, super::state::Slot)>() + 1,
+        std::mem::size_of::<super::state::StateKey>(),
+        std::mem::size_of::<super::state::Slot>(),
+        store.heap_by_kind()
+    );
+    assert!(slots > 50_000, "the mix keeps many keys alive ({slots})");
+    assert!(bytes / slots <= STATE_BYTES_PER_KEY, "{} bytes per key", bytes / slots);
 }

@@ -424,6 +424,13 @@ impl RuleSet {
                         }
                         share("condition.feature.min_share", *min_share, errors);
                     }
+                    Feature::StraightPointer { min_windows, min_share }
+                    | Feature::SteadyPointer { min_windows, min_share } => {
+                        if *min_windows < 3 {
+                            errors.push(err(path, "condition.feature.min_windows", "must be at least 3"));
+                        }
+                        share("condition.feature.min_share", *min_share, errors);
+                    }
                     Feature::ClicksWithoutApproach { min_clicks, min_share } => {
                         if *min_clicks == 0 {
                             errors.push(err(path, "condition.feature.min_clicks", "must be at least 1"));

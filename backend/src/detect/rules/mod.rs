@@ -193,6 +193,10 @@ pub enum Feature {
     NoInteraction { min_pageviews: u32 },
     /// Share of pointer steps that exactly repeat the previous (dx, dy).
     RepeatedPointerSteps { min_steps: u32, min_share: f64 },
+    /// Share of pointer windows (12 steps of one movement) that are near-perfect lines.
+    StraightPointer { min_windows: u32, min_share: f64 },
+    /// Share of pointer windows whose step lengths hardly vary (constant speed).
+    SteadyPointer { min_windows: u32, min_share: f64 },
     /// Share of clicks with no pointer movement in the 500 ms before them.
     ClicksWithoutApproach { min_clicks: u32, min_share: f64 },
     /// At least `min_clicks` clicks over at least `min_pageviews` pages with no scroll, wheel or touch.
