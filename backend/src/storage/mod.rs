@@ -13,6 +13,7 @@ pub mod invitations;
 pub mod login_attempts;
 pub mod panel;
 pub mod panel_audit;
+pub mod page_rollups;
 pub mod panel_maps;
 pub mod partitions;
 pub mod pg_writer;
