@@ -241,8 +241,9 @@ async fn write(db: &DatabaseConnection, site: i64, b: Batch) -> anyhow::Result<(
     }
     for chunk in b.events.chunks(ROWS_PER_STATEMENT) {
         let mut q = Query::insert();
-        q.into_table(Alias::new("events"))
-            .columns(["site_id", "session_id", "visitor_id", "ts", "received_at", "kind", "path", "props"].map(Alias::new));
+        q.into_table(Alias::new("events")).columns(
+            ["site_id", "session_id", "visitor_id", "ts", "received_at", "kind", "path", "props"].map(Alias::new),
+        );
         for e in chunk {
             q.values_panic([
                 site.into(),

@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 
 use super::TenantScope;
-use super::panel_maps::{BANDS, CELL_KIND_CLICK, CELL_KIND_SCROLL, GRID_COLS, GRID_ROWS, MapAccumulator, MapSums, prop};
+use super::panel_maps::{
+    BANDS, CELL_KIND_CLICK, CELL_KIND_SCROLL, GRID_COLS, GRID_ROWS, MapAccumulator, MapSums, prop,
+};
 use super::rollups::{HOUR_MS, RollupError, stmt};
 use crate::domain::{SiteId, UnixMillis};
 use crate::keys::events::ENVELOPE_PREFIX;
@@ -73,8 +75,14 @@ pub(crate) async fn step(
     let (x, y, pw, ph, d) =
         (prop(backend, "x"), prop(backend, "y"), prop(backend, "pw"), prop(backend, "ph"), prop(backend, "d"));
     // The cell of `storage::panel_maps::grid_cell`: past the edge goes to the last cell.
-    let col = format!("(CASE WHEN (c.x * {GRID_COLS}) / c.pw > {l} THEN {l} ELSE (c.x * {GRID_COLS}) / c.pw END)", l = GRID_COLS - 1);
-    let row = format!("(CASE WHEN (c.y * {GRID_ROWS}) / c.ph > {l} THEN {l} ELSE (c.y * {GRID_ROWS}) / c.ph END)", l = GRID_ROWS - 1);
+    let col = format!(
+        "(CASE WHEN (c.x * {GRID_COLS}) / c.pw > {l} THEN {l} ELSE (c.x * {GRID_COLS}) / c.pw END)",
+        l = GRID_COLS - 1
+    );
+    let row = format!(
+        "(CASE WHEN (c.y * {GRID_ROWS}) / c.ph > {l} THEN {l} ELSE (c.y * {GRID_ROWS}) / c.ph END)",
+        l = GRID_ROWS - 1
+    );
     let cells = format!(
         "INSERT INTO page_rollup_cells (site_id, grain, hour, path, kind, cell, n, sum_width, sum_height) \
          SELECT c.site_id, 'h', c.hour, c.path, '{CELL_KIND_CLICK}', {row} * {GRID_COLS} + {col}, COUNT(*), SUM(c.pw), SUM(c.ph) \
@@ -171,7 +179,10 @@ async fn sealed_site(
     let mut pending = 0;
     for ((hour, path), acc) in maps {
         let sums: MapSums = acc.finish();
-        let cells = sums.cells.iter().map(|((c, r), s)| (CELL_KIND_CLICK, r * GRID_COLS + c, s.clicks, s.sum_width, s.sum_height));
+        let cells = sums
+            .cells
+            .iter()
+            .map(|((c, r), s)| (CELL_KIND_CLICK, r * GRID_COLS + c, s.clicks, s.sum_width, s.sum_height));
         let bands = sums
             .deepest
             .iter()

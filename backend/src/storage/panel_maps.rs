@@ -141,7 +141,9 @@ pub async fn pages(
         .into_iter()
         .map(|(path, (clicks, scroll_sessions))| PageActivityRow { path, clicks, scroll_sessions })
         .collect();
-    rows.sort_by(|a, b| b.clicks.cmp(&a.clicks).then(b.scroll_sessions.cmp(&a.scroll_sessions)).then(a.path.cmp(&b.path)));
+    rows.sort_by(|a, b| {
+        b.clicks.cmp(&a.clicks).then(b.scroll_sessions.cmp(&a.scroll_sessions)).then(a.path.cmp(&b.path))
+    });
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)
 }
@@ -329,13 +331,8 @@ pub async fn rolled_page_map(
     if let Some(rolled) = plan.rolled {
         for (part, grain) in stats::grains(rolled, true, plan.days_until) {
             let sql = PAGE_MAP_ROLLUP_SQL;
-            let values = vec![
-                Value::from(scope.site_id().0),
-                grain.into(),
-                path.into(),
-                part.from.0.into(),
-                part.to.0.into(),
-            ];
+            let values =
+                vec![Value::from(scope.site_id().0), grain.into(), path.into(), part.from.0.into(), part.to.0.into()];
             for row in db.query_all_raw(stmt(db, sql, values)).await? {
                 let kind: String = row.try_get("", "kind")?;
                 let cell = get_i64(&row, "cell")?;

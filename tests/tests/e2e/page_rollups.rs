@@ -89,11 +89,9 @@ async fn insert_visits(
         None => None,
     };
     for (i, visit) in visits.iter().enumerate() {
-        let start = if visit.hours_ago == 0 {
-            now - 5 * 60_000
-        } else {
-            hour_of(now) - visit.hours_ago * HOUR + 10 * 60_000
-        } + i as i64 * 20_000;
+        let start =
+            if visit.hours_ago == 0 { now - 5 * 60_000 } else { hour_of(now) - visit.hours_ago * HOUR + 10 * 60_000 }
+                + i as i64 * 20_000;
         let session = tenant.site * 1_000_000 + i as i64;
         let visitor = tenant.site * 1_000_000 + 500_000 + i as i64;
         db.execute_unprepared(&format!(
@@ -109,11 +107,8 @@ async fn insert_visits(
         .unwrap();
         let mut events: Vec<(&str, Option<String>)> = vec![("pv", None)];
         for (x, y, pw, ph) in visit.clicks {
-            let props = if *pw == 0 {
-                json!({ "x": x, "y": y })
-            } else {
-                json!({ "x": x, "y": y, "pw": pw, "ph": ph })
-            };
+            let props =
+                if *pw == 0 { json!({ "x": x, "y": y }) } else { json!({ "x": x, "y": y, "pw": pw, "ph": ph }) };
             events.push(("cl", Some(props.to_string())));
         }
         for d in visit.depths {
@@ -203,7 +198,9 @@ async fn rolled_up_pages_equal_raw_pages(url: String) {
     // The encrypted tenant's oldest visits predate encryption: plain rows among sealed ones.
     insert_visits(&db, &sealed, now, TRAFFIC, Some((&keys, 70))).await;
     insert_visits(&db, &other, now, &[v(30, "/secret", &[(1, 1, 10, 10)], &[50])], None).await;
-    let sealed_rows = count(&db, &format!("SELECT COUNT(*) FROM events WHERE site_id = {} AND props LIKE 'gtenc:%'", sealed.site)).await;
+    let sealed_rows =
+        count(&db, &format!("SELECT COUNT(*) FROM events WHERE site_id = {} AND props LIKE 'gtenc:%'", sealed.site))
+            .await;
     assert!(sealed_rows > 20, "{sealed_rows} sealed rows");
 
     let raw = pages_view(&db, &keys, &plain, now).await;
@@ -219,11 +216,9 @@ async fn rolled_up_pages_equal_raw_pages(url: String) {
     assert!(hours >= 75, "rolled up {hours} hours");
     let rolled = count(&db, "SELECT COUNT(*) FROM page_rollups WHERE grain = 'd'").await;
     assert!(rolled > 0, "daily page rows");
-    let sealed_cells = count(
-        &db,
-        &format!("SELECT COUNT(*) FROM page_rollup_cells WHERE site_id = {} AND kind = 'c'", sealed.site),
-    )
-    .await;
+    let sealed_cells =
+        count(&db, &format!("SELECT COUNT(*) FROM page_rollup_cells WHERE site_id = {} AND kind = 'c'", sealed.site))
+            .await;
     assert!(sealed_cells > 0, "the encrypted tenant's clicks were opened and rolled up");
     assert_eq!(pages_view(&db, &keys, &plain, now).await, raw, "rolled up = raw");
     assert_eq!(pages_view(&db, &keys, &sealed, now).await, raw, "encrypted tenant rolled up = raw");
