@@ -297,7 +297,7 @@ pub async fn run(db: DatabaseConnection, keys: Arc<EventKeys>, mut stopped: watc
             Ok(0) if first => tracing::info!("stats rollups are up to date"),
             Ok(0) => {}
             Ok(hours) => tracing::info!(hours, duration_ms = started.elapsed().as_millis() as u64, "stats rolled up"),
-            Err(error) => tracing::warn!(error = %error, "could not roll up stats; will retry"),
+            Err(error) => tracing::warn!(error = %error, "could not roll up stats or pages; will retry"),
         }
     }
 }
