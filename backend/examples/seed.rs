@@ -1,6 +1,6 @@
 //! Seeds a database with realistic traffic for the dashboard benchmark (`bench/dashboard`):
 //! one site, sessions spread over the last `--days` days (busier in the evening, quieter at
-//! night), pageviews, clicks and scrolls per session, the visitor-days behind them, and threat
+//! night), pageviews, clicks (with positions and page sizes) and scrolls (with depths) per session, the visitor-days behind them, and threat
 //! records for the automated share. Writes with large multi-row inserts in big transactions.
 //!
 //!   cargo run --release -p ghosttrack --example seed -- --events 10000000 --db sqlite:///tmp/gt/ghosttrack.db
@@ -25,7 +25,7 @@ const BROWSERS: &[&str] = &["Chrome", "Safari", "Firefox", "Edge", "Samsung Inte
 const OSES: &[&str] = &["Windows", "macOS", "iOS", "Android", "Linux"];
 const DEVICES: &[&str] = &["desktop", "mobile", "tablet"];
 const REFERRERS: &[&str] = &["google.com", "bing.com", "facebook.com", "instagram.com", "news.example", "t.co"];
-/// Rows per INSERT statement (SQLite allows 32 766 bound values; events have 8 columns).
+/// Rows per INSERT statement (SQLite allows 32 766 bound values; events have 9 columns here).
 const ROWS_PER_STATEMENT: usize = 2_000;
 
 struct Args {
@@ -64,7 +64,8 @@ type SessionRow = (i64, i64, i64, i64, i32, i32, String, String, Option<String>,
 #[derive(Default)]
 struct Batch {
     sessions: Vec<SessionRow>,
-    events: Vec<(i64, i64, i64, i64, &'static str, String)>,
+    /// session, visitor, ts, received, kind, path, props (clicks' position and page size, scroll depths).
+    events: Vec<(i64, i64, i64, i64, &'static str, String, Option<String>)>,
     visitors: Vec<(i64, i64, i64)>,
     threats: Vec<(String, i64)>,
 }
@@ -129,7 +130,18 @@ async fn main() -> anyhow::Result<()> {
                     first_path = path.clone();
                 }
             }
-            batch.events.push((id, visitor_id, ts, ts + 40, kind, path.clone()));
+            // Clicks cluster towards the top left of a desktop- or phone-sized page, as real
+            // ones do; scrolls report how far down the page the session got.
+            let props = match kind {
+                "cl" => {
+                    let (pw, ph) = if rng.random_bool(0.6) { (1280, 3200) } else { (390, 5200) };
+                    let (x, y) = (skewed(&mut rng, pw as usize), skewed(&mut rng, ph as usize));
+                    Some(format!(r#"{{"x":{x},"y":{y},"pw":{pw},"ph":{ph}}}"#))
+                }
+                "sc" => Some(format!(r#"{{"d":{}}}"#, 100 - skewed(&mut rng, 101))),
+                _ => None,
+            };
+            batch.events.push((id, visitor_id, ts, ts + 40, kind, path.clone(), props));
             ts += rng.random_range(1_000..45_000);
         }
         events += (pageviews + others) as u64;
@@ -229,8 +241,9 @@ async fn write(db: &DatabaseConnection, site: i64, b: Batch) -> anyhow::Result<(
     }
     for chunk in b.events.chunks(ROWS_PER_STATEMENT) {
         let mut q = Query::insert();
-        q.into_table(Alias::new("events"))
-            .columns(["site_id", "session_id", "visitor_id", "ts", "received_at", "kind", "path"].map(Alias::new));
+        q.into_table(Alias::new("events")).columns(
+            ["site_id", "session_id", "visitor_id", "ts", "received_at", "kind", "path", "props"].map(Alias::new),
+        );
         for e in chunk {
             q.values_panic([
                 site.into(),
@@ -240,6 +253,7 @@ async fn write(db: &DatabaseConnection, site: i64, b: Batch) -> anyhow::Result<(
                 e.3.into(),
                 e.4.into(),
                 e.5.clone().into(),
+                e.6.clone().into(),
             ]);
         }
         tx.execute(&q).await?;

@@ -280,7 +280,7 @@ impl Application {
             stopped.clone(),
         ));
         let stopped_alerts = stopped.clone();
-        let rollups = tokio::spawn(storage::rollups::run(db.clone(), stopped.clone()));
+        let rollups = tokio::spawn(storage::rollups::run(db.clone(), state.event_keys.clone(), stopped.clone()));
         let partitions = tokio::spawn(storage::partitions::run(
             db.clone(),
             longest_retention_days(&state.settings),

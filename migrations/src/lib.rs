@@ -39,6 +39,8 @@ mod m20261124_600001_partition_events_by_day;
 mod m20261125_700001_create_event_data_keys;
 mod m20261125_710001_judge_shopify_carts;
 mod m20261125_720001_drop_sessions_last_seen_index;
+mod m20261126_810001_create_page_rollups;
+mod m20261126_810002_create_page_rollup_cells;
 
 /// The day partitions of `events` on PostgreSQL, for the maintenance job (`storage::partitions`).
 pub use m20261124_600001_partition_events_by_day::{create_partition_sql, partition_name};
@@ -84,6 +86,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_700001_create_event_data_keys::Migration),
             Box::new(m20261125_710001_judge_shopify_carts::Migration),
             Box::new(m20261125_720001_drop_sessions_last_seen_index::Migration),
+            Box::new(m20261126_810001_create_page_rollups::Migration),
+            Box::new(m20261126_810002_create_page_rollup_cells::Migration),
         ]
     }
 }

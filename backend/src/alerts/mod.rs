@@ -9,9 +9,11 @@
 //! - `worker`: claims and delivers outbox rows.
 //! - `channels`: the wire formats of each channel.
 //! - `service`: what the API calls (policy, channels, test alert, deliveries).
+//! - `invitation`: the invitation email, queued in the same outbox (no channel, sealed payload).
 
 pub mod channels;
 pub mod engine;
+pub mod invitation;
 pub mod policy;
 pub mod record;
 pub mod redact;

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use super::channels::email::Mailer;
 use super::channels::{self, DeliveryError, Destination, Envelope, chat, webhook};
 use super::engine::Alert;
+use super::invitation;
 use super::service;
 use crate::domain::UnixMillis;
 use crate::settings::{AlertSettings, Settings};
@@ -153,6 +154,9 @@ impl Worker {
     }
 
     async fn deliver(&self, row: &DeliveryRow) -> Result<(), DeliveryError> {
+        if row.kind == invitation::KIND {
+            return self.deliver_invitation(row).await;
+        }
         let db_err = |e: DbErr| DeliveryError::Transient(format!("database: {e}"));
         let channel = store::channel_of_delivery(&self.db, row)
             .await
@@ -206,6 +210,20 @@ impl Worker {
                 channels::post_json(&self.http, url, body, env.idempotency_key, &headers).await
             }
         }
+    }
+}
+
+impl Worker {
+    /// An invitation email: the sealed payload opened with the server key, sent to the invitee.
+    async fn deliver_invitation(&self, row: &DeliveryRow) -> Result<(), DeliveryError> {
+        let cipher = self
+            .cipher
+            .as_ref()
+            .ok_or_else(|| DeliveryError::Transient("secret_key is not set; the invitation cannot be opened".into()))?;
+        let email = invitation::open(cipher, row.site_id.0, &row.alert_id, &row.payload).ok_or_else(|| {
+            DeliveryError::Permanent("the invitation email does not open with this server key".into())
+        })?;
+        self.mailer.send_invitation(&email, &row.idempotency_key).await
     }
 }
 

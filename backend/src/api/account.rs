@@ -101,6 +101,11 @@ struct InvitationCreated {
     token: String,
     /// The link to send to the invitee (the token is in the fragment, so it reaches no server log).
     accept_url: String,
+    /// Whether an email with the link was queued to the invitee (delivered by the alert worker,
+    /// with retries). When `false`, `email_note` says why and the inviter sends the link.
+    email_sent: bool,
+    /// Why no email was sent (absent when it was queued).
+    email_note: Option<String>,
 }
 
 #[derive(Object)]
@@ -417,13 +422,41 @@ impl AccountApi {
             Ok(inv) => {
                 let base = state.settings.public_url();
                 let accept_url = format!("{base}app/accept-invitation#token={}", inv.token.expose());
+                let role: RoleParam = inv.role.into();
+                let status = crate::alerts::invitation::enqueue(
+                    &state.db,
+                    &state.settings,
+                    principal.scope,
+                    inv.id.0,
+                    crate::alerts::invitation::InvitationEmail {
+                        to: inv.email.as_str().to_owned(),
+                        site: String::new(),
+                        role: inv.role.as_str().to_owned(),
+                        accept_url: accept_url.clone(),
+                        expires_at: inv.expires_at.0,
+                    },
+                )
+                .await;
+                let (email_sent, email_note) = match status {
+                    Ok(crate::alerts::invitation::EmailStatus::Queued) => {
+                        state.alerts_notify.notify_one();
+                        (true, None)
+                    }
+                    Ok(crate::alerts::invitation::EmailStatus::NotSent(why)) => (false, Some(why.to_owned())),
+                    Err(error) => {
+                        tracing::warn!(invitation.id = inv.id.0, error = %error, "could not queue the invitation email");
+                        (false, Some("the email could not be queued: send the link to the invitee yourself".to_owned()))
+                    }
+                };
                 InviteResponse::Created(Json(InvitationCreated {
                     id: inv.id.0,
                     email: inv.email.as_str().to_owned(),
-                    role: inv.role.into(),
+                    role,
                     expires_at: DateTime::from_timestamp_millis(inv.expires_at.0).unwrap_or_default(),
                     token: inv.token.expose().to_owned(),
                     accept_url,
+                    email_sent,
+                    email_note,
                 }))
             }
             Err(e @ AccountError::InvalidEmail(_)) => {

@@ -292,6 +292,9 @@ pub(super) async fn add_channel(
 
 /// The alert's title stored in a delivery's payload.
 pub(super) fn delivery_title(r: &DeliveryRow) -> String {
+    if r.kind == crate::alerts::invitation::KIND {
+        return "Invitation email".into();
+    }
     serde_json::from_str::<crate::alerts::Alert>(&r.payload).map(|a| a.title).unwrap_or_default()
 }
 

@@ -11,6 +11,7 @@ pub mod entities;
 pub mod events;
 pub mod invitations;
 pub mod login_attempts;
+pub mod page_rollups;
 pub mod panel;
 pub mod panel_audit;
 pub mod panel_maps;

@@ -259,6 +259,8 @@ const TENANT_TABLES: &[&str] = &[
     "invitations",
     "users",
     "stats_rollups",
+    "page_rollups",
+    "page_rollup_cells",
     "event_data_keys",
 ];
 

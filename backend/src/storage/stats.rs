@@ -281,23 +281,28 @@ async fn raw_top_pages(
 
 /// Which parts of a range are read from rollups (whole hours before the watermark) and which
 /// from raw rows (the partial hours at the edges and anything not rolled up yet).
-struct Plan {
-    raw: Vec<Range>,
-    rolled: Option<Range>,
+pub(crate) struct Plan {
+    pub(crate) raw: Vec<Range>,
+    pub(crate) rolled: Option<Range>,
     /// Daily rows exist for whole days before this (the final watermark).
-    days_until: i64,
+    pub(crate) days_until: i64,
 }
 
 async fn plan(db: &impl ConnectionTrait, range: Range) -> Result<Plan, DbErr> {
-    let Some(marks) = rollups::watermarks(db).await? else {
-        return Ok(Plan { raw: vec![range], rolled: None, days_until: 0 });
+    Ok(plan_from(rollups::watermarks(db).await?, range))
+}
+
+/// The plan of `range` for a rollup family with watermarks `marks` (`None`: never rolled up).
+pub(crate) fn plan_from(marks: Option<rollups::Watermarks>, range: Range) -> Plan {
+    let Some(marks) = marks else {
+        return Plan { raw: vec![range], rolled: None, days_until: 0 };
     };
     let watermark = marks.readable_until;
     let first_whole =
         range.from.0.div_euclid(HOUR_MS) * HOUR_MS + if range.from.0.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
     let end_whole = std::cmp::min(range.to.0.div_euclid(HOUR_MS) * HOUR_MS, watermark);
     if first_whole >= end_whole {
-        return Ok(Plan { raw: vec![range], rolled: None, days_until: 0 });
+        return Plan { raw: vec![range], rolled: None, days_until: 0 };
     }
     let mut raw = Vec::new();
     if range.from.0 < first_whole {
@@ -307,7 +312,7 @@ async fn plan(db: &impl ConnectionTrait, range: Range) -> Result<Plan, DbErr> {
         raw.push(Range { from: UnixMillis(end_whole), to: range.to });
     }
     let rolled = Some(Range { from: UnixMillis(first_whole), to: UnixMillis(end_whole) });
-    Ok(Plan { raw, rolled, days_until: marks.final_until })
+    Plan { raw, rolled, days_until: marks.final_until }
 }
 
 /// `SELECT … FROM stats_rollups WHERE site_id = ? AND grain = ? AND dim IN (…) AND hour in range`.
@@ -324,7 +329,7 @@ fn rollups_in(scope: TenantScope, (range, grain): (Range, &str), dims: &[&str]) 
 
 /// The rolled-up range as hourly rows at the edges and daily rows for the whole UTC days in
 /// between (when `days` allows: hourly charts need hourly rows).
-fn grains(rolled: Range, days: bool, days_until: i64) -> Vec<(Range, &'static str)> {
+pub(crate) fn grains(rolled: Range, days: bool, days_until: i64) -> Vec<(Range, &'static str)> {
     let day = UnixMillis::DAY;
     let first_day = rolled.from.0.div_euclid(day) * day + if rolled.from.0.rem_euclid(day) == 0 { 0 } else { day };
     let end_day = std::cmp::min(rolled.to.0, days_until).div_euclid(day) * day;

@@ -13,6 +13,7 @@ mod extension;
 mod hardening;
 mod infra;
 mod migrations;
+mod page_rollups;
 mod panel;
 mod panel_login;
 mod panel_manage;

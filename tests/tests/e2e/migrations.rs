@@ -211,6 +211,12 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ),
     ("judge_shopify_carts", "shopify_carts", &["judged_at", "ip_prefix"]),
     ("drop_sessions_last_seen_index", "sessions", &["id", "site_id", "last_seen_at"]),
+    ("create_page_rollups", "page_rollups", &["site_id", "grain", "hour", "path", "clicks", "scroll_sessions"]),
+    (
+        "create_page_rollup_cells",
+        "page_rollup_cells",
+        &["site_id", "grain", "hour", "path", "kind", "cell", "n", "sum_width", "sum_height"],
+    ),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).

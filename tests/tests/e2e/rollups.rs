@@ -4,6 +4,7 @@
 //! when configured, PostgreSQL.
 
 use ghosttrack::domain::{ApiToken, UnixMillis};
+use ghosttrack::keys::EventKeys;
 use ghosttrack::settings::DatabaseUrl;
 use ghosttrack::storage::sites::{self, SiteKind};
 use ghosttrack::storage::stats::{self, Bucket, Dimension, Range};
@@ -13,6 +14,11 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
+
+/// No tenant here encrypts payloads.
+fn keys() -> EventKeys {
+    EventKeys::new(None)
+}
 
 /// Sessions (and their pageviews) on `site` at `hours_ago`, each its own visitor.
 async fn insert_sessions(db: &DatabaseConnection, site: i64, sessions: &[(i64, &str, &str, i32)]) {
@@ -87,7 +93,7 @@ async fn rolled_up_stats_equal_raw_stats(url: String) {
     insert_sessions(&db, b.id.0, &[(40, "JP", "/secret", 9)]).await;
     let raw = dashboard(&db, token.expose()).await;
 
-    let hours = rollups::roll_up(&db, now_ms()).await.unwrap();
+    let hours = rollups::roll_up(&db, &keys(), now_ms()).await.unwrap();
     let rolled = dashboard(&db, token.expose()).await;
 
     assert!(hours >= 60, "rolled up {hours} hours");
@@ -98,10 +104,10 @@ async fn rolled_up_stats_equal_raw_stats(url: String) {
     assert!(!rolled.to_string().contains("/secret"), "another site's pages never appear");
     assert!(rollups::watermark(&db).await.unwrap().is_some());
     // A second run finalises nothing new; rerunning the provisional hours counts nothing twice.
-    assert_eq!(rollups::roll_up(&db, now_ms()).await.unwrap(), 0);
+    assert_eq!(rollups::roll_up(&db, &keys(), now_ms()).await.unwrap(), 0);
     assert_eq!(dashboard(&db, token.expose()).await, raw);
     // Three hours later the provisional hours are final, still counted once.
-    assert!(rollups::roll_up(&db, now_ms() + 3 * HOUR).await.unwrap() >= 2);
+    assert!(rollups::roll_up(&db, &keys(), now_ms() + 3 * HOUR).await.unwrap() >= 2);
     assert_eq!(dashboard(&db, token.expose()).await, raw);
 }
 
@@ -126,11 +132,11 @@ async fn without_sessions_the_job_does_not_start_so_older_data_loaded_later_is_r
     let db =
         storage::connect(&DatabaseUrl::new(format!("sqlite://{}/r.db?mode=rwc", dir.path().display()))).await.unwrap();
     storage::migrate(&db).await.unwrap();
-    assert_eq!(rollups::roll_up(&db, now_ms()).await.unwrap(), 0);
+    assert_eq!(rollups::roll_up(&db, &keys(), now_ms()).await.unwrap(), 0);
     assert_eq!(rollups::watermark(&db).await.unwrap(), None);
 
     let (a, token) = sites::create(&db, "a.example", SiteKind::Standalone).await.unwrap();
     insert_sessions(&db, a.id.0, &[(50, "GB", "/", 2)]).await;
-    assert!(rollups::roll_up(&db, now_ms()).await.unwrap() >= 48);
+    assert!(rollups::roll_up(&db, &keys(), now_ms()).await.unwrap() >= 48);
     assert_eq!(dashboard(&db, token.expose()).await["summary"][2], 2);
 }

@@ -63,10 +63,44 @@ impl Mailer {
     }
 
     pub async fn send(&self, to: &[String], env: &Envelope<'_>) -> Result<(), DeliveryError> {
+        let message = self.message(to, env)?;
+        self.send_message(message).await
+    }
+
+    /// Sends the invitation email (`alerts::invitation`) to the invitee.
+    pub async fn send_invitation(
+        &self,
+        email: &crate::alerts::invitation::InvitationEmail,
+        idempotency_key: &str,
+    ) -> Result<(), DeliveryError> {
+        let message = self.invitation_message(email, idempotency_key)?;
+        self.send_message(message).await
+    }
+
+    /// The invitation message (public for tests of headers and bodies).
+    pub fn invitation_message(
+        &self,
+        email: &crate::alerts::invitation::InvitationEmail,
+        idempotency_key: &str,
+    ) -> Result<Message, DeliveryError> {
+        use crate::alerts::invitation;
+        let to: Mailbox = email
+            .to
+            .parse()
+            .map_err(|_| DeliveryError::Permanent("the invitee's address is not an email address".into()))?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(invitation::subject(email))
+            .message_id(Some(format!("<{idempotency_key}@{}>", self.domain)))
+            .multipart(MultiPart::alternative_plain_html(invitation::text_body(email), invitation::html_body(email)))
+            .map_err(|e| DeliveryError::Permanent(format!("cannot build the email: {e}")))
+    }
+
+    async fn send_message(&self, message: Message) -> Result<(), DeliveryError> {
         let Some(transport) = &self.transport else {
             return Err(DeliveryError::Transient("no SMTP server configured (set alerts.smtp_host)".into()));
         };
-        let message = self.message(to, env)?;
         transport.send(message).await.map(|_| ()).map_err(|e| {
             // Server replies can echo the recipient; the error is stored and logged.
             let text = crate::alerts::redact::scrub(&format!("SMTP: {e}"));
@@ -176,6 +210,6 @@ pub fn html_body(env: &Envelope<'_>) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

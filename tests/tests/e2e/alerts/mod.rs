@@ -464,3 +464,90 @@ async fn storm(db: TestDb) {
     );
     sink.stop().await;
 }
+
+/// An owner's logged-in session on `domain`: (cookie, CSRF token).
+async fn owner_session(app: &ghosttrack_tests::TestApp, domain: &str, email: &str) -> (String, String) {
+    use ghosttrack::accounts::{self, Role, password::Password};
+    const PASSWORD: &str = "correct horse battery staple";
+    app.create_site(domain).await;
+    accounts::create_user(&app.db, domain, email, Password::new(PASSWORD), Role::Owner).await.unwrap();
+    let resp = app
+        .client
+        .post(app.url("/api/account/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+async fn invite(app: &ghosttrack_tests::TestApp, session: &(String, String), email: &str) -> Value {
+    let resp = app
+        .client
+        .post(app.url("/api/account/invitations"))
+        .header("cookie", &session.0)
+        .header("x-csrf-token", &session.1)
+        .json(&json!({ "email": email, "role": "analyst" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_invitation_email_with_the_accept_link_reaches_the_invitee_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = SmtpSink::start(port, dir.path(), None).await;
+    let app = spawn(port, TestDb::Sqlite).await;
+    let owner = owner_session(&app, "a.example", "ann@a.example").await;
+
+    let created = invite(&app, &owner, "Dora@A.example").await;
+    assert_eq!(created["email_sent"], true, "{created}");
+    assert!(created.get("email_note").is_none_or(Value::is_null), "{created}");
+    let accept_url = created["accept_url"].as_str().unwrap().to_owned();
+    let token = created["token"].as_str().unwrap().to_owned();
+    wait_for("the invitation email", || async { sink.messages().len() == 1 }).await;
+
+    let m = &sink.messages()[0];
+    assert_eq!(m["rcpt_tos"], json!(["dora@a.example"]));
+    let h = &m["headers"];
+    assert_eq!(h["subject"], "You are invited to a.example on GhostTrack");
+    assert_eq!(h["from"], "GhostTrack <alerts@ghosttrack.test>");
+    assert_eq!(h["message-id"], format!("<gt-invitation-{}@ghosttrack.test>", created["id"]));
+    let text = m["text"].as_str().unwrap();
+    assert!(text.lines().any(|l| l.trim_end() == accept_url), "{text}");
+    assert!(text.contains("as analyst"), "{text}");
+    assert!(m["html"].as_str().unwrap().contains(&format!("<a href=\"{accept_url}\">")));
+    // The stored outbox row is sealed: neither the token nor the address is readable.
+    let sql = format!(
+        "SELECT COUNT(*) FROM alert_outbox WHERE kind = 'invitation' AND status = 'delivered' AND payload NOT LIKE '%{token}%' AND payload NOT LIKE '%dora%'"
+    );
+    assert_eq!(app.count(&sql).await, 1);
+    // The link in the email works.
+    let emailed = text.lines().find(|l| l.contains("#token=")).unwrap().split("#token=").nth(1).unwrap().trim_end();
+    let accepted = app
+        .client
+        .post(app.url("/api/account/invitations/accept"))
+        .json(&json!({ "token": emailed, "password": "dora's long passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    sink.stop().await;
+}
+
+#[tokio::test]
+async fn without_smtp_the_invitation_returns_the_link_and_says_no_email_was_sent() {
+    let app = Spawn::default().start().await;
+    let owner = owner_session(&app, "b.example", "bob@b.example").await;
+    let created = invite(&app, &owner, "carl@b.example").await;
+    assert_eq!(created["email_sent"], false, "{created}");
+    assert!(created["email_note"].as_str().unwrap().contains("alerts.smtp_host"), "{created}");
+    assert!(created["accept_url"].as_str().unwrap().contains("/app/accept-invitation#token="));
+    assert_eq!(app.count("SELECT COUNT(*) FROM alert_outbox").await, 0);
+}
