@@ -523,11 +523,12 @@ async fn an_invitation_email_with_the_accept_link_reaches_the_invitee_through_th
     assert!(text.lines().any(|l| l.trim_end() == accept_url), "{text}");
     assert!(text.contains("as analyst"), "{text}");
     assert!(m["html"].as_str().unwrap().contains(&format!("<a href=\"{accept_url}\">")));
-    // The stored outbox row is sealed: neither the token nor the address is readable.
+    // The stored outbox row is sealed: neither the token nor the address is readable. The worker
+    // marks the row delivered after the SMTP server has the message, so wait for that too.
     let sql = format!(
         "SELECT COUNT(*) FROM alert_outbox WHERE kind = 'invitation' AND status = 'delivered' AND payload NOT LIKE '%{token}%' AND payload NOT LIKE '%dora%'"
     );
-    assert_eq!(app.count(&sql).await, 1);
+    wait_for("the sealed outbox row marked delivered", || async { app.count(&sql).await == 1 }).await;
     // The link in the email works.
     let emailed = text.lines().find(|l| l.contains("#token=")).unwrap().split("#token=").nth(1).unwrap().trim_end();
     let accepted = app
