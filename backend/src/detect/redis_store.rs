@@ -401,12 +401,9 @@ mod tests {
             assert!(decode(&other).is_none());
             assert!(decode(&[]).is_none());
         }
-        let truncated = encode(&Slot {
-            expires_at: 5,
-            cooldown_until: 6,
-            state: KeyState::Values(vec![(1, 2), (3, 4)]),
-        })
-        .expect("encodes");
+        let truncated =
+            encode(&Slot { expires_at: 5, cooldown_until: 6, state: KeyState::Values(vec![(1, 2), (3, 4)]) })
+                .expect("encodes");
         assert!(decode(&truncated[..truncated.len() - 1]).is_none());
     }
 
