@@ -29,11 +29,10 @@ pub struct SessionFeatures {
     /// Pointer windows ([`POINTER_WINDOW_STEPS`] steps of one movement, at least
     /// [`POINTER_WINDOW_MIN_PX`] long), and those that are near-perfect lines and those at a
     /// near-constant speed (see [`pointer_windows`]).
-    #[serde(default)]
+    /// Shared state holds these in `Slot`s; a change of this struct's fields needs a new
+    /// `redis_store::SLOT_FORMAT` (postcard is not self-describing).
     pub pointer_windows: u32,
-    #[serde(default)]
     pub straight_windows: u32,
-    #[serde(default)]
     pub steady_windows: u32,
 }
 
@@ -340,16 +339,6 @@ mod tests {
         edge.extend([POINTER_PAUSE_MS, 10, 4]);
         edge.extend(path(5, 16, |_| (10, 4))[3..].iter());
         assert_eq!(pointer_windows(&edge).windows, 1);
-    }
-
-    #[test]
-    fn features_stored_before_the_window_counters_still_load() {
-        // A session's features in Redis written by a node without the window counters.
-        let old = r#"{"pageviews":2,"interactions":40,"clicks":1,"clicks_without_approach":0,"touches":0,
-            "scrolls":3,"pointer_steps":30,"pointer_repeats":2,"last_pageview_ts":5,"dwell_pairs":1,
-            "dwells_under":[0,0,1]}"#;
-        let f: SessionFeatures = serde_json::from_str(old).unwrap();
-        assert_eq!((f.pointer_steps, f.pointer_windows, f.straight_windows, f.steady_windows), (30, 0, 0, 0));
     }
 
     #[test]
