@@ -41,9 +41,11 @@ mod m20261125_710001_judge_shopify_carts;
 mod m20261125_720001_drop_sessions_last_seen_index;
 mod m20261126_810001_create_page_rollups;
 mod m20261126_810002_create_page_rollup_cells;
+mod m20261127_900001_threat_read_paths;
 
 /// The day partitions of `events` on PostgreSQL, for the maintenance job (`storage::partitions`).
 pub use m20261124_600001_partition_events_by_day::{create_partition_sql, partition_name};
+pub use m20261127_900001_threat_read_paths::CARD_VERDICT_PREDICATE;
 
 pub struct Migrator;
 
@@ -88,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_720001_drop_sessions_last_seen_index::Migration),
             Box::new(m20261126_810001_create_page_rollups::Migration),
             Box::new(m20261126_810002_create_page_rollup_cells::Migration),
+            Box::new(m20261127_900001_threat_read_paths::Migration),
         ]
     }
 }

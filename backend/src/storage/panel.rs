@@ -14,10 +14,8 @@ use super::entities::{events, sessions, shopify_payment_attempts, threats};
 use super::stats::{self, Bucket, BucketRow, Range, Summary};
 use crate::domain::{SessionId, UnixMillis};
 
-/// How far back verdicts count as possibly still in force (the longest rule TTL is far shorter).
-const OPEN_LOOKBACK_MS: i64 = 7 * UnixMillis::DAY;
-/// Most verdict rows read to decide which subjects are open.
-const OPEN_SCAN_LIMIT: u64 = 20_000;
+/// Most verdict rows read to find the sessions a decision or rule filter matches.
+const VERDICT_SCAN_LIMIT: u64 = 20_000;
 /// Most events of one session returned to the panel.
 pub const SESSION_EVENTS_LIMIT: u64 = 2_000;
 
@@ -39,22 +37,9 @@ pub async fn overview(
 ) -> Result<OverviewRows, DbErr> {
     let summary = stats::summary(db, scope, range).await?;
     let series = stats::timeseries(db, scope, range, bucket).await?;
-    let recent = threats::Entity::find()
-        .filter(threats::Column::SiteId.eq(scope.site_id()))
-        .filter(threats::Column::At.gte(UnixMillis(now.0 - OPEN_LOOKBACK_MS)))
-        .order_by_desc(threats::Column::At)
-        .order_by_desc(threats::Column::Id)
-        .limit(OPEN_SCAN_LIMIT)
-        .all(db)
-        .await?;
-    let open_threats = open_subjects(&recent, now);
-    let card_bursts = threats::Entity::find()
-        .filter(threats::Column::SiteId.eq(scope.site_id()))
-        .filter(threats::Column::At.gte(range.from))
-        .filter(threats::Column::At.lt(range.to))
-        .filter(threats::Column::Reasons.like("%\"rule\":\"card/%"))
-        .count(db)
-        .await? as i64;
+    let open_threats = count(db, OPEN_SUBJECTS_SQL, vec![scope.site_id().0.into(), now.0.into()]).await?;
+    let card_bursts =
+        count(db, &card_bursts_sql(), vec![scope.site_id().0.into(), range.from.0.into(), range.to.0.into()]).await?;
     use shopify_payment_attempts::Column as P;
     let mut q = Query::select();
     q.expr(Expr::col(P::TransactionId).count())
@@ -70,14 +55,30 @@ pub async fn overview(
     Ok(OverviewRows { summary, series, open_threats, card_bursts, failed_payments })
 }
 
-/// Subjects whose newest verdict (rows newest first) is CHALLENGE or BLOCK and has not expired.
-pub fn open_subjects(newest_first: &[threats::Model], now: UnixMillis) -> i64 {
-    let mut seen = std::collections::HashSet::new();
-    newest_first
-        .iter()
-        .filter(|t| seen.insert(t.subject.as_str()))
-        .filter(|t| t.decision != "ALLOW" && t.at.0.saturating_add(t.ttl_secs.saturating_mul(1000)) > now.0)
-        .count() as i64
+/// Subjects whose newest verdict is CHALLENGE or BLOCK and has not expired at `now` (site, now).
+/// The candidates come from `idx_threats_site_expires` (verdicts still in force, whatever their
+/// age); each is kept only when no newer verdict of its subject exists (`idx_threats_site_subject_at`),
+/// so a subject counts once, and not at all when a later ALLOW replaced its verdict.
+pub const OPEN_SUBJECTS_SQL: &str = r#"SELECT COUNT(*) FROM "threats" t
+    WHERE t."site_id" = ? AND t."at" + t."ttl_secs" * 1000 > ? AND t."decision" <> 'ALLOW'
+      AND NOT EXISTS (SELECT 1 FROM "threats" n
+        WHERE n."site_id" = t."site_id" AND n."subject" = t."subject"
+          AND (n."at" > t."at" OR (n."at" = t."at" AND n."id" > t."id")))"#;
+
+/// Verdict changes in `[from, to)` that name a card-testing rule (site, from, to), through the
+/// partial index `idx_threats_site_card_at`: the predicate must be the index's, as a literal.
+pub fn card_bursts_sql() -> String {
+    format!(
+        r#"SELECT COUNT(*) FROM "threats" WHERE "site_id" = ? AND "at" >= ? AND "at" < ? AND {}"#,
+        migration::CARD_VERDICT_PREDICATE
+    )
+}
+
+async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<i64, DbErr> {
+    match db.query_one_raw(super::rollups::stmt(db, sql, values)).await? {
+        Some(row) => row.try_get_by_index::<i64>(0),
+        None => Ok(0),
+    }
 }
 
 /// Verdict changes with an id above `after`, oldest first (the live feed's cursor).
@@ -147,7 +148,7 @@ pub async fn sessions(
             candidates =
                 candidates.filter(threats::Column::Reasons.like(format!("%\"rule\":\"{}\"%", like_escape(rule))));
         }
-        let rows = candidates.order_by_desc(threats::Column::At).limit(OPEN_SCAN_LIMIT).all(db).await?;
+        let rows = candidates.order_by_desc(threats::Column::At).limit(VERDICT_SCAN_LIMIT).all(db).await?;
         let mut latest: HashMap<i64, threats::Model> = HashMap::new();
         for t in rows {
             if let Some(id) = session_of(&t.subject) {

@@ -8,8 +8,8 @@
 //! and the tail not rolled up yet. Approximation: a session's deepest scroll on a page is taken
 //! per bucket (an hour, a day, a raw part), so a session that scrolled the page in two buckets
 //! counts once in each — in `scroll_sessions` and in the reach. Clicks are exact. Countries
-//! come from the dashboard rollups (`stats::breakdown`) plus the verdicts of the range joined
-//! to their sessions.
+//! come from the dashboard rollups (`stats::breakdown`), and flagged sessions per country from the
+//! same rollups (`stats::flagged_sessions_by_country`: the verdicts joined to their sessions, per hour).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,18 +49,7 @@ pub async fn countries(db: &impl ConnectionTrait, scope: TenantScope, range: Ran
             (r.value.clone(), CountryRow { country: r.value, visitors: r.visitors, sessions: r.sessions, threats: 0 })
         })
         .collect();
-    // Verdicts name sessions as `session:<id>`; the join reads each flagged session's country
-    // by primary key. Only the range's verdict rows are scanned (`idx_threats_site_at`).
-    let sql = r#"SELECT s."country" AS country, COUNT(DISTINCT s."id") AS n
-        FROM "threats" t JOIN "sessions" s
-          ON s."id" = CAST(SUBSTR(t."subject", 9) AS BIGINT) AND s."site_id" = t."site_id"
-        WHERE t."site_id" = ? AND t."at" >= ? AND t."at" < ? AND t."decision" <> 'ALLOW'
-          AND t."subject" LIKE 'session:%'
-        GROUP BY s."country""#;
-    let values = vec![Value::from(scope.site_id().0), range.from.0.into(), range.to.0.into()];
-    for row in db.query_all_raw(stmt(db, sql, values)).await? {
-        let country: Option<String> = row.try_get("", "country")?;
-        let n = get_i64(&row, "n")?;
+    for (country, n) in stats::flagged_sessions_by_country(db, scope, range).await? {
         rows.entry(country.clone()).or_insert(CountryRow { country, visitors: 0, sessions: 0, threats: 0 }).threats +=
             n;
     }

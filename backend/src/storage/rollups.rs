@@ -253,6 +253,17 @@ async fn step(txn: &impl ConnectionTrait, from: i64, to: i64, days: bool) -> Res
          WHERE ts >= ? AND ts < ? AND kind = 'pv' GROUP BY site_id, {ev_hour}, path"
     );
     txn.execute_raw(stmt(txn, &pages, range())).await?;
+    // Flagged sessions per country, attributed to the hour of the verdict (Geography's threats).
+    let at_hour = format!("(t.\"at\" / {HOUR_MS}) * {HOUR_MS}");
+    let flagged = format!(
+        "{insert} SELECT t.\"site_id\", 'h', {at_hour}, '{dim}', s.\"country\", 0, COUNT(DISTINCT s.\"id\"), 0, 0, 0, 0 \
+         FROM \"threats\" t JOIN \"sessions\" s \
+           ON s.\"id\" = CAST(SUBSTR(t.\"subject\", 9) AS BIGINT) AND s.\"site_id\" = t.\"site_id\" \
+         WHERE t.\"at\" >= ? AND t.\"at\" < ? AND t.\"decision\" <> 'ALLOW' AND t.\"subject\" LIKE 'session:%' \
+         GROUP BY t.\"site_id\", {at_hour}, s.\"country\"",
+        dim = super::stats::FLAGGED_COUNTRY_DIM,
+    );
+    txn.execute_raw(stmt(txn, &flagged, range())).await?;
     // Every UTC day this step completed gets its daily rows: the sums of its hourly rows.
     let day = crate::domain::UnixMillis::DAY;
     let mut d = from.div_euclid(day) * day;

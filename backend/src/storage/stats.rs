@@ -521,6 +521,46 @@ pub async fn breakdown(
     Ok(rows)
 }
 
+/// The `dim` of the rollup rows that count flagged sessions per country (`sessions` column).
+pub(crate) const FLAGGED_COUNTRY_DIM: &str = "flagged_country";
+
+/// Sessions per country that a verdict in `[from, to)` challenged or blocked, from raw rows:
+/// verdicts name sessions as `session:<id>`, and the join reads each flagged session's country by
+/// primary key. The rollup job stores the same query per hour (dim [`FLAGGED_COUNTRY_DIM`]).
+pub(crate) const FLAGGED_COUNTRY_SQL: &str = r#"SELECT s."country" AS country, COUNT(DISTINCT s."id") AS n
+    FROM "threats" t JOIN "sessions" s
+      ON s."id" = CAST(SUBSTR(t."subject", 9) AS BIGINT) AND s."site_id" = t."site_id"
+    WHERE t."site_id" = ? AND t."at" >= ? AND t."at" < ? AND t."decision" <> 'ALLOW'
+      AND t."subject" LIKE 'session:%'
+    GROUP BY s."country""#;
+
+/// Sessions a verdict in the range challenged or blocked, per country: rolled-up hours from
+/// `stats_rollups` (attributed to the hour of the verdict), the edges from raw rows. Like the
+/// other rolled-up distinct counts, a session flagged in two hours of the range counts in both.
+pub async fn flagged_sessions_by_country(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    range: Range,
+) -> Result<HashMap<Option<String>, i64>, DbErr> {
+    let plan = plan(db, range).await?;
+    let mut merged: HashMap<Option<String>, i64> = HashMap::new();
+    if let Some(rolled) = plan.rolled {
+        for (country, (_, sessions, _)) in
+            rolled_values(db, scope, rolled, FLAGGED_COUNTRY_DIM, plan.days_until).await?
+        {
+            *merged.entry(country).or_default() += sessions;
+        }
+    }
+    for part in &plan.raw {
+        let values = vec![scope.site_id().0.into(), part.from.0.into(), part.to.0.into()];
+        for row in db.query_all_raw(rollups::stmt(db, FLAGGED_COUNTRY_SQL, values)).await? {
+            *merged.entry(row.try_get("", "country")?).or_default() += get_i64(&row, "n")?;
+        }
+    }
+    merged.retain(|_, n| *n > 0);
+    Ok(merged)
+}
+
 /// Most viewed paths (then by path).
 pub async fn top_pages(
     db: &impl ConnectionTrait,

@@ -24,3 +24,4 @@ mod rollups;
 mod shopify;
 mod stats;
 mod storage_story;
+mod threat_reads;

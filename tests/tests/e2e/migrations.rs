@@ -217,6 +217,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
         "page_rollup_cells",
         &["site_id", "grain", "hour", "path", "kind", "cell", "n", "sum_width", "sum_height"],
     ),
+    ("threat_read_paths", "threats", &["site_id", "at", "ttl_secs", "reasons"]),
 ];
 
 /// Steps that change an existing table instead of creating one (checked by their own test).
@@ -227,6 +228,7 @@ const ALTERS: &[&str] = &[
     "partition_events_by_day",
     "judge_shopify_carts",
     "drop_sessions_last_seen_index",
+    "threat_read_paths",
 ];
 
 fn alters(suffix: &str) -> bool {
@@ -334,12 +336,14 @@ async fn index_around_step(db: &DatabaseConnection, suffix: &str, index: &str) -
 
 /// `index_events_site_kind_ts` adds the Pages maps' index on both backends and removes it on
 /// down; `drop_sessions_last_seen_index` removes the sessions' last-seen index and restores it
-/// on down.
+/// on down; `threat_read_paths` adds the verdicts' expiry and card-testing indexes.
 #[tokio::test]
 async fn the_index_steps_apply_and_revert() {
     let steps = [
         ("index_events_site_kind_ts", "idx_events_site_kind_ts_path", [false, true, false]),
         ("drop_sessions_last_seen_index", "idx_sessions_site_last_seen", [true, false, true]),
+        ("threat_read_paths", "idx_threats_site_expires", [false, true, false]),
+        ("threat_read_paths", "idx_threats_site_card_at", [false, true, false]),
     ];
     for (suffix, index, expected) in steps {
         let dir = tempfile::tempdir().unwrap();
