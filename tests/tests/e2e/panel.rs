@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fake_shopify::{AppRegistration, FakeShopify};
 use ghosttrack::settings::Secret;
-use ghosttrack_tests::{Spawn, TestApp, TestDb, batch, now_ms};
+use ghosttrack_tests::{Spawn, TestApp, TestDb, batch, install_by_reloading, now_ms};
 use serde_json::Value;
 
 const API_KEY: &str = "gt-panel-client-id";
@@ -58,26 +58,15 @@ pub(super) async fn start_with(
 }
 
 impl Env {
-    /// Installs `shop` the way the admin does: an embedded load of the app home.
+    /// Installs `shop` the way the admin does: an embedded load of the app home (reloaded on the
+    /// 503 try-again page, see [`install_by_reloading`]).
     pub async fn install(&self, shop: &str) {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        // A 503 page asks the merchant to try again (the install did not complete, nothing is
-        // half-written); under a fully loaded CI machine the token exchange has, rarely, needed
-        // that. Three tries, each with a freshly minted id token, as the admin would reload.
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let url = self.fake.embedded_load_url(&self.app.url("/app"), shop);
-            let resp = client.get(url).send().await.unwrap();
-            let status = resp.status();
-            if status == 200 {
-                return;
-            }
-            last = format!("{status}: {}", resp.text().await.unwrap_or_default());
-            assert_eq!(status, 503, "install {shop}: {last}");
-            eprintln!("install {shop}: attempt {attempt} answered {last}; trying again");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-        panic!("install {shop} failed three times: {last}");
+        install_by_reloading(shop, || {
+            let load = client.get(self.fake.embedded_load_url(&self.app.url("/app"), shop));
+            async move { load.send().await.unwrap() }
+        })
+        .await;
     }
 
     /// The public key of the shop's site (what the app embed puts on the storefront).
