@@ -61,11 +61,13 @@ fn skewed(rng: &mut SmallRng, n: usize) -> usize {
 /// id, visitor, start, last seen, pageviews, events, entry, exit, referrer, country, browser, os, device, automated.
 type SessionRow = (i64, i64, i64, i64, i32, i32, String, String, Option<String>, String, String, String, String, bool);
 
+/// session, visitor, ts, received, kind, path, props (clicks' position and page size, scroll depths).
+type EventRow = (i64, i64, i64, i64, &'static str, String, Option<String>);
+
 #[derive(Default)]
 struct Batch {
     sessions: Vec<SessionRow>,
-    /// session, visitor, ts, received, kind, path, props (clicks' position and page size, scroll depths).
-    events: Vec<(i64, i64, i64, i64, &'static str, String, Option<String>)>,
+    events: Vec<EventRow>,
     visitors: Vec<(i64, i64, i64)>,
     threats: Vec<(String, i64)>,
 }

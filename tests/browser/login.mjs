@@ -1,6 +1,7 @@
-// The standalone panel's sign-in in headless Chromium: an invitation link (set a password → signed in), the
-// login page (axe-core), a wrong password, a good one (cookie session → the panel), sign out, and the login rate
-// limit's message. Screenshots go to <screenshots dir>.
+// The standalone panel's sign-in in headless Chromium: an invitation link (set a password → signed in as an
+// analyst, who sees the Privacy page's encryption switch disabled with the reason), the login page (axe-core), a
+// wrong password, a good one (cookie session → the panel), sign out, and the login rate limit's message.
+// Screenshots go to <screenshots dir>.
 //
 //   node login.mjs <app-url> <email> <password> <invitation-url> <screenshots-dir>
 //
@@ -61,6 +62,15 @@ try {
   await ip.click('form button[type=submit]');
   await ip.waitForSelector('nav.sidebar', { timeout: 10_000 });
   summary.invitationSignedIn = !(await ip.url()).includes('token=');
+  // The invitee is an analyst: the Privacy page shows the encryption state with the switch disabled and why.
+  await ip.click('nav.sidebar a:text-is("Privacy")');
+  await ip.waitForSelector('#encryption-switch', { timeout: 10_000 });
+  summary.analystEncryption = await ip.$eval('#encryption-switch', (b) => ({
+    disabled: b.disabled,
+    checked: b.getAttribute('aria-checked'),
+    reason: document.querySelector('#encryption-locked')?.textContent ?? null,
+  }));
+  await audit(ip, 'privacy-analyst');
   await invited.close();
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

@@ -1,10 +1,12 @@
 // Drives the admin panel inside the fake Shopify admin (tests/fake-shopify, /store/<shop>/apps/<app>) in a real
 // headless Chromium: every page renders with seeded data, axe-core checks each one, a screenshot of each goes to
-// <screenshots dir>, and a threat caused while Live threats is open must appear there without a reload.
+// <screenshots dir>, a threat caused while Live threats is open must appear there without a reload, and the
+// owner turns payload encryption on with the Privacy page's switch.
 //
 //   node panel.mjs <admin-url> <collect-url> <site-key> <screenshots-dir>
 //
-// Prints one JSON line: {"ok":true,"firstRenderMs":…,"pages":{"overview":{"violations":[…]},…},"liveAppearedMs":…}
+// Prints one JSON line: {"ok":true,"firstRenderMs":…,"pages":{"overview":{"violations":[…]},…},"liveAppearedMs":…,
+// "encryptionToast":…}
 // and exits non-zero on a page error, a failed step, or a serious/critical accessibility violation.
 // Chromium: /usr/bin/chromium (Debian package), or GHOSTTRACK_CHROMIUM.
 
@@ -141,8 +143,24 @@ try {
   }));
   await audit('page-map');
 
-  // Privacy: the modes, then "delete this visitor" from a shopper's session detail page.
+  // Privacy: the modes; payload encryption turned on through its switch and confirmation step (the Rust side
+  // then checks that new events are stored encrypted); then "delete this visitor" from a shopper's session
+  // detail page.
   await open('Privacy', 'privacy', 'input[name="privacy-mode"]');
+  summary.encryptionBefore = await frame.getAttribute('#encryption-switch', 'aria-checked');
+  await frame.click('#encryption-switch');
+  await frame.waitForSelector('#confirm-encryption', { timeout: 5_000 });
+  await frame.$eval('#encryption-title', (h) => h.scrollIntoView());
+  await audit('privacy-encryption-confirm');
+  await frame.click('#confirm-encryption');
+  await frame.waitForSelector('#encryption-switch[aria-checked="true"]', { timeout: 10_000 });
+  const encryptionToast = () => [...document.querySelectorAll('#admin-toasts .toast')]
+    .map((t) => t.textContent).find((t) => t.startsWith('Encryption'));
+  await page.waitForFunction(encryptionToast, null, { timeout: 5_000 });
+  summary.encryptionToast = await page.evaluate(encryptionToast);
+  summary.encryptionState = await frame.textContent('#encryption-state');
+  await frame.$eval('#encryption-title', (h) => h.scrollIntoView());
+  await audit('privacy-encrypted');
   await open('Sessions', 'sessions-before-delete', 'table#sessions tr.session');
   await frame.click('table#sessions tr.session:last-child a');
   await frame.waitForSelector('#visitor-privacy', { timeout: 10_000 });

@@ -208,6 +208,35 @@ impl TestApp {
     }
 }
 
+/// How many times [`install_by_reloading`] loads the app before it gives up.
+pub const INSTALL_ATTEMPTS: usize = 3;
+
+/// Installs `shop` the way a merchant does: an embedded load of the app, made by `load` (with a
+/// freshly minted id token each time, as a reload of the admin would), until it answers 200. A
+/// 503 page asks the merchant to try again (the install did not complete, nothing is
+/// half-written); on a fully loaded CI machine the token exchange has, rarely, needed that, so a
+/// 503 is retried after a second, up to [`INSTALL_ATTEMPTS`] loads. Any other status, or a 503
+/// every time, fails the test with the last answer.
+pub async fn install_by_reloading<F, Fut>(shop: &str, mut load: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let mut last = String::new();
+    for attempt in 1..=INSTALL_ATTEMPTS {
+        let resp = load().await;
+        let status = resp.status();
+        if status == 200 {
+            return;
+        }
+        last = format!("{status}: {}", resp.text().await.unwrap_or_default());
+        assert_eq!(status, 503, "install {shop}: {last}");
+        eprintln!("install {shop}: attempt {attempt} answered {last}; trying again");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("install {shop} failed {INSTALL_ATTEMPTS} times: {last}");
+}
+
 /// A batch as the tracker sends it, with `events` already JSON.
 pub fn batch(site_key: &str, url: &str, events: &[String]) -> String {
     let now = now_ms();

@@ -231,7 +231,7 @@ mod tests {
         );
         let expected =
             format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(boot.as_bytes())));
-        assert_eq!(inline_script_hashes(&html), [expected.clone()]);
+        assert_eq!(inline_script_hashes(&html), std::slice::from_ref(&expected));
         // Known answer: sha256("") in base64.
         assert_eq!(
             inline_script_hashes("<script></script>"),

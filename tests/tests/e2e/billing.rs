@@ -10,7 +10,9 @@ use fake_shopify::billing::{FakeSubscription, webhook_body};
 use fake_shopify::{AppRegistration, FakeShopify};
 use ghosttrack::settings::{Secret, Settings};
 use ghosttrack::shopify::app_toml::AppToml;
-use ghosttrack_tests::{CHROME_UA, Spawn, TestApp, TestDb, batch, now_ms, pageview, pg, workspace_root};
+use ghosttrack_tests::{
+    CHROME_UA, Spawn, TestApp, TestDb, batch, install_by_reloading, now_ms, pageview, pg, workspace_root,
+};
 use serde_json::Value;
 
 const API_KEY: &str = "gt-billing-client-id";
@@ -52,23 +54,14 @@ async fn start(db: TestDb, configure: impl FnOnce(&mut Settings) + Send + 'stati
     let toml = AppToml::parse(&std::fs::read_to_string(workspace_root().join("shopify.app.toml")).unwrap()).unwrap();
     let env = Env { app, fake, toml };
     env.fake.set_billing_webhook_url(&env.webhook_url("app_subscriptions/update"));
-    // Install: the first embedded load exchanges the id token for offline tokens. A 503 page asks
-    // the merchant to try again (nothing is half-written); on a fully loaded CI machine the token
-    // exchange has, rarely, needed that. Three tries, each with a fresh id token, as in panel.rs.
-    let mut last = String::new();
-    for attempt in 0..3 {
-        let load = env.fake.embedded_load_url(&env.app.url(&env.toml.path_of(&env.toml.application_url)), SHOP);
-        let resp = no_redirects().get(load).send().await.unwrap();
-        let status = resp.status();
-        if status == 200 {
-            return env;
-        }
-        last = format!("{status}: {}", resp.text().await.unwrap_or_default());
-        assert_eq!(status, 503, "install {SHOP}: {last}");
-        eprintln!("install {SHOP}: attempt {attempt} answered {last}; trying again");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    panic!("install {SHOP} failed three times: {last}");
+    // Install: the first embedded load exchanges the id token for offline tokens.
+    let home = env.app.url(&env.toml.path_of(&env.toml.application_url));
+    install_by_reloading(SHOP, || {
+        let load = no_redirects().get(env.fake.embedded_load_url(&home, SHOP));
+        async move { load.send().await.unwrap() }
+    })
+    .await;
+    env
 }
 
 fn no_redirects() -> reqwest::Client {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fake_shopify::{AppRegistration, FakeShopify};
 use ghosttrack::settings::Secret;
-use ghosttrack_tests::{Spawn, TestApp, TestDb, batch, now_ms};
+use ghosttrack_tests::{Spawn, TestApp, TestDb, batch, install_by_reloading, now_ms};
 use serde_json::Value;
 
 const API_KEY: &str = "gt-panel-client-id";
@@ -58,26 +58,15 @@ pub(super) async fn start_with(
 }
 
 impl Env {
-    /// Installs `shop` the way the admin does: an embedded load of the app home.
+    /// Installs `shop` the way the admin does: an embedded load of the app home (reloaded on the
+    /// 503 try-again page, see [`install_by_reloading`]).
     pub async fn install(&self, shop: &str) {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        // A 503 page asks the merchant to try again (the install did not complete, nothing is
-        // half-written); under a fully loaded CI machine the token exchange has, rarely, needed
-        // that. Three tries, each with a freshly minted id token, as the admin would reload.
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let url = self.fake.embedded_load_url(&self.app.url("/app"), shop);
-            let resp = client.get(url).send().await.unwrap();
-            let status = resp.status();
-            if status == 200 {
-                return;
-            }
-            last = format!("{status}: {}", resp.text().await.unwrap_or_default());
-            assert_eq!(status, 503, "install {shop}: {last}");
-            eprintln!("install {shop}: attempt {attempt} answered {last}; trying again");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-        panic!("install {shop} failed three times: {last}");
+        install_by_reloading(shop, || {
+            let load = client.get(self.fake.embedded_load_url(&self.app.url("/app"), shop));
+            async move { load.send().await.unwrap() }
+        })
+        .await;
     }
 
     /// The public key of the shop's site (what the app embed puts on the storefront).
@@ -403,8 +392,9 @@ async fn a_server_without_a_panel_build_says_how_to_make_one() {
 
 /// The real panel (web/dist from `cargo xtask dist`) inside the fake Shopify admin, in Debian
 /// Chromium: every page renders with seeded data, App Bridge's nav menu and title bar reach the
-/// admin, the replay plays, a new threat appears on Live threats without a reload, axe-core
-/// finds no serious or critical violation, screenshots go to target/screenshots/.
+/// admin, the replay plays, a new threat appears on Live threats without a reload, the owner
+/// turns payload encryption on and the shop's next events are stored encrypted, axe-core finds
+/// no serious or critical violation, screenshots go to target/screenshots/.
 #[tokio::test]
 async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser() {
     let root = ghosttrack_tests::workspace_root();
@@ -464,15 +454,53 @@ async fn the_panel_renders_every_page_inside_the_shopify_admin_in_a_real_browser
         "pages",
         "page-map",
         "privacy",
+        "privacy-encryption-confirm",
+        "privacy-encrypted",
         "privacy-found",
         "privacy-deleted",
         "geography-360",
     ] {
         assert!(shots.join(format!("panel-{page}.png")).exists(), "{page} screenshot");
     }
+    assert_eq!(summary["encryptionBefore"], "false", "{summary}");
+    assert_eq!(summary["encryptionToast"], "Encryption of event details turned on", "{summary}");
+    assert_eq!(summary["encryptionState"], "On: the details of new events are stored encrypted.");
+    assert_eq!(env.get_json(SHOP_A, "/api/panel/privacy").await["encrypted_at_rest"], true);
+    let audited = "SELECT COUNT(*) FROM panel_audit_log WHERE action = 'payload_encryption' \
+                   AND actor LIKE 'shopify-user:%' AND detail LIKE '%\"enabled\":true%'";
+    assert_eq!(env.app.count(audited).await, 1, "the switch is audit-logged");
+    // The shop's next events: every payload at rest is an envelope, no plaintext left.
+    let before = env.app.count("SELECT COALESCE(MAX(id), 0) FROM events").await;
+    super::panel_maps::human_visit(&env, SHOP_A, super::panel_maps::SE_IP, "/products/c", 50).await;
+    let sealed = props_after(&env, SHOP_A, before, 5).await;
+    for props in &sealed {
+        assert!(props.starts_with("gtenc:v1:") && !props.contains("a.cart"), "not sealed: {props}");
+    }
     // Measured, not asserted (see docs/BENCHMARKS.md).
     println!(
         "panel first render: {} ms; live threat shown after {} ms",
         summary["firstRenderMs"], summary["liveAppearedMs"]
     );
+}
+
+/// The shop's stored event payloads (`props` as the database holds them) after event id `after`,
+/// waiting until at least `at_least` are written (the ingest writes in the background).
+async fn props_after(env: &Env, shop: &str, after: i64, at_least: usize) -> Vec<String> {
+    let backend = env.app.db.get_database_backend();
+    let sql = format!(
+        "SELECT e.props FROM events e JOIN sites s ON s.id = e.site_id \
+         WHERE s.domain = '{shop}' AND e.id > {after} AND e.props IS NOT NULL ORDER BY e.id"
+    );
+    let mut props = Vec::new();
+    for _ in 0..200 {
+        let rows = sea_orm::ConnectionTrait::query_all_raw(&env.app.db, sea_orm::Statement::from_string(backend, &sql))
+            .await
+            .unwrap();
+        props = rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect();
+        if props.len() >= at_least {
+            return props;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{shop}: {at_least} payloads never stored after event {after}: {props:?}");
 }

@@ -1,5 +1,6 @@
 //! The standalone panel's sign-in in a real browser (tests/browser/login.mjs): an invitation
-//! link sets a password and signs the invitee in; the login page passes axe-core; a wrong
+//! link sets a password and signs the invitee (an analyst) in, whose Privacy page shows the
+//! payload-encryption switch disabled with the reason; the login page passes axe-core; a wrong
 //! password says so; the right one opens the panel on a cookie session; sign-out ends it; the
 //! login rate limit's message says when to retry.
 
@@ -64,6 +65,15 @@ async fn the_standalone_login_invitation_and_rate_limit_work_in_a_real_browser()
     assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(summary["serious"], json!([]), "{summary}");
     assert_eq!(summary["invitationSignedIn"], true, "{summary}");
+    assert_eq!(
+        summary["analystEncryption"],
+        json!({
+            "disabled": true,
+            "checked": "false",
+            "reason": "Only an owner of this site can turn encryption on or off.",
+        }),
+        "{summary}"
+    );
     assert_eq!(summary["wrongPassword"], "The email or password is wrong.");
     assert_eq!(
         (summary["cookie"]["httpOnly"].as_bool(), summary["cookie"]["sameSite"].as_str()),
@@ -73,7 +83,7 @@ async fn the_standalone_login_invitation_and_rate_limit_work_in_a_real_browser()
         summary["rateLimited"].as_str().is_some_and(|t| t.starts_with("Too many attempts. Try again in")),
         "{summary}"
     );
-    for page in ["accept-invitation", "login", "standalone-overview", "login-rate-limited"] {
+    for page in ["accept-invitation", "privacy-analyst", "login", "standalone-overview", "login-rate-limited"] {
         assert!(shots.join(format!("panel-{page}.png")).exists(), "{page} screenshot");
     }
     // The invitee's account exists with the invited role.

@@ -160,6 +160,11 @@ async fn privacy_mode_export_and_delete(db: TestDb) {
     assert_eq!(view["retention"]["raw_event_days"], 90);
     assert_eq!(view["retention"]["unflagged_pointer_path_hours"], 24);
     assert_eq!(view["audit"], json!([]));
+    assert_eq!(
+        (view["encrypted_at_rest"].as_bool(), view["encryption_available"].as_bool()),
+        (Some(false), Some(true)),
+        "off by default; this server has a secret key"
+    );
 
     let resp = send(&env, SHOP_A, Method::PUT, "/api/panel/privacy/mode", Some(json!({ "mode": "paranoid" }))).await;
     assert_eq!(resp.status(), 400);
@@ -217,7 +222,8 @@ async fn privacy_mode_export_and_delete_are_tenant_scoped_and_audited_on_postgre
     privacy_mode_export_and_delete(TestDb::Postgres(ghosttrack_tests::pg::fresh_database(&server).await)).await;
 }
 
-/// Standalone: viewers read the page but may not change anything; owners need the CSRF header.
+/// Standalone: viewers read the page but may not change anything; owners need the CSRF header;
+/// a server without `GHOSTTRACK_SECRET_KEY` says so and refuses to turn payload encryption on.
 #[tokio::test]
 async fn standalone_privacy_changes_need_an_owner_and_the_csrf_token() {
     let app = Spawn::default().database(TestDb::Sqlite).start().await;
@@ -264,6 +270,7 @@ async fn standalone_privacy_changes_need_an_owner_and_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!((view["mode"].as_str(), view["can_manage"].as_bool()), (Some("balanced"), Some(false)));
+    assert_eq!(view["encryption_available"], false, "this server has no GHOSTTRACK_SECRET_KEY");
     let resp = put_mode(viewer.clone(), Some(viewer_csrf)).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "owner_required");
@@ -275,10 +282,22 @@ async fn standalone_privacy_changes_need_an_owner_and_the_csrf_token() {
     let resp = put_mode(owner.clone(), None).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "csrf_rejected");
-    let resp = put_mode(owner, Some(owner_csrf)).await;
+    let resp = put_mode(owner.clone(), Some(owner_csrf.clone())).await;
     assert_eq!(resp.status(), 200);
     let view: Value = resp.json().await.unwrap();
     assert_eq!((view["mode"].as_str(), view["retention"]["raw_event_days"].as_u64()), (Some("forensic"), Some(30)));
     assert!(view["audit"][0]["actor"].as_str().unwrap().starts_with("user:"));
+    // Without a server secret an owner cannot turn payload encryption on: a 400 that says why.
+    let resp = app
+        .client
+        .put(app.url("/api/panel/privacy/encryption"))
+        .header("cookie", owner)
+        .header("x-csrf-token", owner_csrf)
+        .json(&json!({ "enabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_secret_key");
     app.stop().await;
 }

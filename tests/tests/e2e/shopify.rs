@@ -7,7 +7,9 @@ use std::time::Duration;
 use fake_shopify::{AppRegistration, FakeShopify};
 use ghosttrack::settings::Secret;
 use ghosttrack::shopify::app_toml::AppToml;
-use ghosttrack_tests::{CHROME_UA, Spawn, TestApp, TestDb, batch, now_ms, pageview, pg, workspace_root};
+use ghosttrack_tests::{
+    CHROME_UA, Spawn, TestApp, TestDb, batch, install_by_reloading, now_ms, pageview, pg, workspace_root,
+};
 use sea_orm::ConnectionTrait;
 
 const API_KEY: &str = "gt-test-client-id";
@@ -397,21 +399,11 @@ async fn webhooks_are_verified_stored_once_and_rejected_with_shopifys_statuses()
     env.inbox_drained().await;
 }
 
+/// Installs `shop` (reloaded on the 503 try-again page, see [`install_by_reloading`]) and waits
+/// for the post-install setup.
 async fn install(env: &Env, shop: &str) {
-    // A 503 page asks the merchant to try again (nothing is half-written); on a fully loaded CI
-    // machine the token exchange has, rarely, needed that. Three tries, as the admin would reload.
-    for attempt in 0..3 {
-        let resp = env.embedded_load(shop).await;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if status == 200 {
-            env.setup_done(shop, 1).await;
-            return;
-        }
-        assert!(status == 503 && attempt < 2, "install {shop}: {status}: {body}");
-        eprintln!("install {shop}: attempt {attempt} answered {status}: {body}; trying again");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
+    install_by_reloading(shop, move || env.embedded_load(shop)).await;
+    env.setup_done(shop, 1).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The Privacy page: what each mode means for the merchant's shoppers, the retention sentence,
-//! and what an export contains (shown before a deletion is confirmed).
+//! what encrypting event payloads at rest does and what its switch may do, and what an export
+//! contains (shown before a deletion is confirmed).
 
-use ghosttrack_wire::RetentionView;
+use ghosttrack_wire::{EncryptionChange, PrivacyView, RetentionView};
 use serde_json::Value;
 
 /// A privacy mode as the page explains it.
@@ -60,6 +61,106 @@ pub fn retention_lines(r: &RetentionView) -> Vec<String> {
     }
     lines.push("Sessions, verdicts and daily statistics are kept after raw events go, without pointer data.".into());
     lines
+}
+
+/// What payload encryption protects (docs/PRIVACY.md, "Threat model"), in the merchant's words.
+pub const ENCRYPTION_PROTECTS: &str = "It protects the details of each event (referrer, page title, click targets \
+    and positions, cart and checkout tokens, device probes) in database dumps, backups, replicas and disk images, and \
+    from anyone who can read the database but not the server's secret key. Dashboards, page maps, session replays \
+    and exports work the same either way.";
+
+/// What it does not protect: the server itself, and the columns that stay clear.
+pub const ENCRYPTION_DOES_NOT_PROTECT: &str = "It does not protect against a compromised running server or anyone \
+    holding the server's secret key, and it does not hide which page was visited, when, by which daily visitor id, \
+    nor the sessions list (country, browser, truncated network) and verdicts.";
+
+/// What turning it off means for the rows already encrypted: `EventKeys::disable` only retires
+/// the site's data key, so envelopes stay in the database and are opened with the retired key.
+pub const ENCRYPTION_OFF_EFFECT: &str = "Turning it off stores new events as plain text. Events stored while it was \
+    on stay encrypted in the database and stay readable here and in exports: nothing is decrypted in place.";
+
+/// Why the switch is disabled for someone who is not an owner.
+pub const ENCRYPTION_OWNER_ONLY: &str = "Only an owner of this site can turn encryption on or off.";
+
+/// Why the switch is disabled on a server that cannot encrypt (`400 no_secret_key`).
+pub const ENCRYPTION_NO_SECRET_KEY: &str = "This server has no secret key (GHOSTTRACK_SECRET_KEY), so it cannot \
+    encrypt event details. Whoever runs GhostTrack for you can set one.";
+
+/// The payload-encryption card: the site's state and what its switch would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncryptionCard {
+    /// New events of the site are sealed with its data key.
+    pub on: bool,
+    /// Why this user cannot use the switch here, shown next to it; `None` when they can.
+    pub locked: Option<&'static str>,
+}
+
+/// The confirmation step of a change, before anything is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncryptionConfirmation {
+    pub question: &'static str,
+    pub consequences: &'static str,
+    /// The confirming button's label.
+    pub confirm: &'static str,
+}
+
+impl EncryptionCard {
+    pub fn of(view: &PrivacyView) -> EncryptionCard {
+        // The owner reason first: a viewer could not change it on any server.
+        let locked = if !view.can_manage {
+            Some(ENCRYPTION_OWNER_ONLY)
+        } else if !view.encryption_available {
+            Some(ENCRYPTION_NO_SECRET_KEY)
+        } else {
+            None
+        };
+        EncryptionCard { on: view.encrypted_at_rest, locked }
+    }
+
+    /// The state in one sentence, next to the switch.
+    pub fn state_line(&self) -> &'static str {
+        if self.on {
+            "On: the details of new events are stored encrypted."
+        } else {
+            "Off: the details of new events are stored as plain text."
+        }
+    }
+
+    /// The change the switch asks for: the opposite of the current state.
+    pub fn change(&self) -> EncryptionChange {
+        EncryptionChange { enabled: !self.on }
+    }
+
+    /// What the merchant confirms before the change is sent.
+    pub fn confirmation(&self) -> EncryptionConfirmation {
+        if self.on {
+            EncryptionConfirmation {
+                question: "Turn off encryption of event details?",
+                consequences: ENCRYPTION_OFF_EFFECT,
+                confirm: "Turn off encryption",
+            }
+        } else {
+            EncryptionConfirmation {
+                question: "Turn on encryption of event details?",
+                consequences: "New events are stored encrypted from now on; events already stored stay as they are \
+                    (whoever runs GhostTrack can re-encrypt them with `ghosttrack keys rotate --reencrypt`). If the \
+                    server's secret key is ever lost, encrypted details cannot be recovered; sessions, verdicts and \
+                    statistics remain.",
+                confirm: "Turn on encryption",
+            }
+        }
+    }
+}
+
+/// The toast after the server accepted a change.
+pub fn encryption_toast(enabled: bool) -> &'static str {
+    if enabled { "Encryption of event details turned on" } else { "Encryption of event details turned off" }
+}
+
+/// The error shown under the switch when the server refused or could not be reached.
+pub fn encryption_failure(enabled: bool, message: &str) -> String {
+    let verb = if enabled { "turned on" } else { "turned off" };
+    format!("Encryption was not {verb}: {message}")
 }
 
 /// What an export holds, for the confirmation step.
@@ -136,6 +237,65 @@ mod tests {
             plan_retention_days: plan.map(|p| p.1),
             plan: plan.map(|p| p.0.to_owned()),
         }
+    }
+
+    fn privacy(can_manage: bool, encrypted_at_rest: bool, encryption_available: bool) -> PrivacyView {
+        PrivacyView {
+            mode: "balanced".into(),
+            retention: retention(true, Some(24), Some(7), None),
+            can_manage,
+            audit: vec![],
+            encrypted_at_rest,
+            encryption_available,
+        }
+    }
+
+    #[rstest]
+    #[case::owner_turns_it_on(true, false, true, None, true)]
+    #[case::owner_turns_it_off(true, true, true, None, false)]
+    #[case::analyst_sees_it_on(false, true, true, Some(ENCRYPTION_OWNER_ONLY), false)]
+    #[case::analyst_on_a_server_without_a_key(false, false, false, Some(ENCRYPTION_OWNER_ONLY), true)]
+    #[case::owner_on_a_server_without_a_key(true, false, false, Some(ENCRYPTION_NO_SECRET_KEY), true)]
+    fn the_switch_asks_for_the_opposite_state_unless_it_is_locked(
+        #[case] can_manage: bool,
+        #[case] on: bool,
+        #[case] available: bool,
+        #[case] locked: Option<&str>,
+        #[case] asks_to_enable: bool,
+    ) {
+        let card = EncryptionCard::of(&privacy(can_manage, on, available));
+        assert_eq!(card.on, on);
+        assert_eq!(card.locked, locked);
+        assert_eq!(card.change(), EncryptionChange { enabled: asks_to_enable });
+    }
+
+    #[test]
+    fn the_confirmation_says_what_happens_to_the_rows_already_stored() {
+        let off = EncryptionCard::of(&privacy(true, false, true));
+        assert_eq!(off.state_line(), "Off: the details of new events are stored as plain text.");
+        let enabling = off.confirmation();
+        assert_eq!(enabling.confirm, "Turn on encryption");
+        assert!(enabling.consequences.contains("events already stored stay as they are"), "{enabling:?}");
+        assert!(enabling.consequences.contains("secret key is ever lost"), "{enabling:?}");
+
+        let on = EncryptionCard::of(&privacy(true, true, true));
+        assert_eq!(on.state_line(), "On: the details of new events are stored encrypted.");
+        let disabling = on.confirmation();
+        assert_eq!(disabling.confirm, "Turn off encryption");
+        assert_eq!(disabling.consequences, ENCRYPTION_OFF_EFFECT);
+        assert!(ENCRYPTION_OFF_EFFECT.contains("stay encrypted") && ENCRYPTION_OFF_EFFECT.contains("stay readable"));
+    }
+
+    #[test]
+    fn a_refused_change_names_what_did_not_happen_and_why() {
+        assert_eq!(
+            encryption_failure(true, "this server has no GHOSTTRACK_SECRET_KEY, so it cannot encrypt event payloads"),
+            "Encryption was not turned on: this server has no GHOSTTRACK_SECRET_KEY, so it cannot encrypt event payloads"
+        );
+        assert_eq!(
+            encryption_failure(false, "GhostTrack answered 503"),
+            "Encryption was not turned off: GhostTrack answered 503"
+        );
     }
 
     #[test]

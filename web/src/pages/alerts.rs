@@ -32,6 +32,11 @@ fn api_error(e: api::ApiFailure) -> Outcome {
     Outcome::Error { field: field_of(&e.message).map(str::to_owned), message: e.message }
 }
 
+/// Reads one checkbox of the policy form.
+type ReadCheck = Box<dyn Fn(&PolicyForm) -> bool + Send + Sync>;
+/// Writes one checkbox of the policy form.
+type WriteCheck = Box<dyn Fn(&mut PolicyForm, bool) + Send + Sync>;
+
 #[component]
 pub fn Alerts() -> impl IntoView {
     let version = RwSignal::new(0u32);
@@ -83,10 +88,7 @@ fn PolicyCard(policy: AlertPolicyBody, families: Vec<String>, can_edit: bool) ->
             });
         });
     };
-    let check = move |id: String,
-                      label: String,
-                      get: Box<dyn Fn(&PolicyForm) -> bool + Send + Sync>,
-                      set: Box<dyn Fn(&mut PolicyForm, bool) + Send + Sync>| {
+    let check = move |id: String, label: String, get: ReadCheck, set: WriteCheck| {
         let for_id = id.clone();
         view! {
             <label class="check" for=for_id>
@@ -176,7 +178,6 @@ fn Channels(page: AlertsPage, reload: Callback<()>) -> impl IntoView {
     let rows = page
         .channels
         .iter()
-        .cloned()
         .map(|c| {
             let id = c.id;
             let test = move |_| {

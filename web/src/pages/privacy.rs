@@ -1,7 +1,8 @@
-//! Privacy: the site's privacy mode with what each one means, the retention that applies, and
-//! one visitor's data: look it up (by visitor id or session id), download it as JSON, or delete
-//! it after a confirmation step. Changes need the owner role; the server enforces it and
-//! audit-logs each action, listed at the bottom.
+//! Privacy: the site's privacy mode with what each one means, the retention that applies,
+//! encryption of event payloads at rest (a switch with a confirmation step), and one visitor's
+//! data: look it up (by visitor id or session id), download it as JSON, or delete it after a
+//! confirmation step. Changes need the owner role; the server enforces it and audit-logs each
+//! action, listed at the bottom.
 
 use ghosttrack_wire::{AuditEntry, PrivacyModeChange, PrivacyView, VisitorDeleted};
 use leptos::prelude::*;
@@ -12,7 +13,10 @@ use super::{Load, failure, fetch_into, loading};
 use crate::api;
 use crate::logic::filters::encode;
 use crate::logic::format;
-use crate::logic::privacy::{self as logic, ExportSummary, MODES};
+use crate::logic::privacy::{
+    self as logic, ENCRYPTION_DOES_NOT_PROTECT, ENCRYPTION_OFF_EFFECT, ENCRYPTION_PROTECTS, EncryptionCard,
+    ExportSummary, MODES,
+};
 
 #[component]
 pub fn PrivacyPage(query: String) -> impl IntoView {
@@ -27,6 +31,7 @@ pub fn PrivacyPage(query: String) -> impl IntoView {
             view! {
                 <ModeCard state={v.clone()} data=data/>
                 <RetentionCard state={v.clone()}/>
+                <PayloadEncryptionCard state={v.clone()} data=data/>
                 <VisitorCard can_manage=can_manage session=session audit=audit_rows/>
                 {move || audit(audit_rows.get())}
             }
@@ -108,6 +113,74 @@ fn RetentionCard(state: PrivacyView) -> impl IntoView {
             <h2>"Retention"</h2>
             <ul class="plain" id="retention">{lines}</ul>
             <p class="hint">"These numbers come from the server's settings for the current mode; the retention job applies them every hour."</p>
+        </section>
+    }
+}
+
+/// Encryption of event payloads at rest: the state, what it protects and what it does not, and
+/// a switch that asks for confirmation before it sends the change. The answer replaces the
+/// page's data, so the state and the audit list show the change.
+#[component]
+fn PayloadEncryptionCard(state: PrivacyView, data: RwSignal<Load<PrivacyView>>) -> impl IntoView {
+    let card = EncryptionCard::of(&state);
+    let confirming = RwSignal::new(false);
+    let saving = RwSignal::new(false);
+    let error = RwSignal::new(String::new());
+    let send = move |_: leptos::ev::MouseEvent| {
+        let change = card.change();
+        saving.set(true);
+        error.set(String::new());
+        spawn_local(async move {
+            match api::request::<_, PrivacyView>("PUT", "/api/panel/privacy/encryption", Some(&change)).await {
+                Ok(v) => {
+                    api::toast(logic::encryption_toast(v.encrypted_at_rest));
+                    let _ = data.try_set(Load::Ready(v));
+                }
+                Err(e) => {
+                    let _ = error.try_set(logic::encryption_failure(change.enabled, &e.message));
+                    let _ = confirming.try_set(false);
+                    let _ = saving.try_set(false);
+                }
+            }
+        });
+    };
+    let locked = card.locked.map(|reason| view! { <p class="hint" id="encryption-locked">{reason}</p> });
+    let described_by = if card.locked.is_some() { "encryption-state encryption-locked" } else { "encryption-state" };
+    let confirmation = move || {
+        confirming.get().then(|| {
+            let c = card.confirmation();
+            let class = if card.on { "banner critical confirm" } else { "banner warning confirm" };
+            view! {
+                <div class=class role="alertdialog" aria-labelledby="encryption-question" aria-describedby="encryption-consequences">
+                    <p id="encryption-question"><strong>{c.question}</strong></p>
+                    <p id="encryption-consequences">{c.consequences}</p>
+                    <div class="actions">
+                        <button type="button" class="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                        <button type="button" class="button primary" id="confirm-encryption"
+                            disabled=move || saving.get() on:click=send>{c.confirm}</button>
+                    </div>
+                </div>
+            }
+        })
+    };
+    view! {
+        <section class="card" aria-labelledby="encryption-title">
+            <h2 id="encryption-title">"Encryption of event details"</h2>
+            <button type="button" role="switch" class="switch" id="encryption-switch" aria-checked={card.on.to_string()}
+                aria-describedby=described_by disabled=move || card.locked.is_some() || saving.get()
+                on:click=move |_| confirming.set(true)>
+                <span class="track" aria-hidden="true"></span>
+                <span>"Encrypt event details at rest"</span>
+            </button>
+            <p id="encryption-state"><strong>{card.state_line()}</strong></p>
+            {locked}
+            {confirmation}
+            <ul class="plain">
+                <li>{ENCRYPTION_PROTECTS}</li>
+                <li>{ENCRYPTION_DOES_NOT_PROTECT}</li>
+                <li>{ENCRYPTION_OFF_EFFECT}</li>
+            </ul>
+            <p role="status" class="error-text" id="encryption-error">{move || error.get()}</p>
         </section>
     }
 }
@@ -258,7 +331,7 @@ fn audit(entries: Vec<AuditEntry>) -> AnyView {
         return view! {
             <section class="card">
                 <h2>"Privacy actions"</h2>
-                <p class="hint">"Mode changes and visitor exports or deletions made here are listed with who made them."</p>
+                <p class="hint">"Mode and encryption changes and visitor exports or deletions made here are listed with who made them."</p>
             </section>
         }
         .into_any();

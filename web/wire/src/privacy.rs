@@ -28,7 +28,7 @@ wire! {
         pub at: i64,
         /// `user:<id>` or `shopify-user:<id>`.
         pub actor: String,
-        /// `privacy_mode`, `visitor_export` or `visitor_delete`.
+        /// `privacy_mode`, `payload_encryption`, `visitor_export` or `visitor_delete`.
         pub action: String,
         /// Ids and counts (JSON text).
         pub detail: String,
@@ -48,6 +48,9 @@ wire! {
         /// Whether new event payloads are encrypted at rest with the site's data key
         /// (docs/PRIVACY.md, "Encryption at rest").
         pub encrypted_at_rest: bool,
+        /// Whether this server can turn encryption on: it has `GHOSTTRACK_SECRET_KEY`. Without
+        /// it, `PUT /api/panel/privacy/encryption` answers `400 no_secret_key`.
+        pub encryption_available: bool,
     }
 }
 

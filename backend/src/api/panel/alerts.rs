@@ -30,8 +30,9 @@ const PAGE_ROWS: u64 = 50;
 const CHANNEL_KINDS: [&str; 4] = ["email", "slack", "discord", "webhook"];
 
 manage_response!(AlertsPageResponse {
+    /// Boxed: the page is far larger than the error variants (the schema is `AlertsPage`'s).
     #[oai(status = 200)]
-    Ok(Json<AlertsPage>),
+    Ok(Json<Box<AlertsPage>>),
 });
 manage_response!(PolicyResponse {
     #[oai(status = 200)]
@@ -184,7 +185,7 @@ impl PanelAlertsApi {
                 allowed: channel_feature(kind).is_some_and(|f| plan.allows(f)),
             })
             .collect();
-        AlertsPageResponse::Ok(Json(AlertsPage {
+        AlertsPageResponse::Ok(Json(Box::new(AlertsPage {
             policy: policy_body(policy),
             families: FAMILIES.iter().map(|f| f.to_string()).collect(),
             deliveries: deliveries.into_iter().map(|d| delivery_item(d, &channels)).collect(),
@@ -192,7 +193,7 @@ impl PanelAlertsApi {
             channels: channels.into_iter().map(channel_item).collect(),
             channel_kinds,
             can_edit: u.allows(Action::ManageAlerts),
-        }))
+        })))
     }
 
     /// Replaces the alert policy. Every threshold is range-checked; a 422 names the field.

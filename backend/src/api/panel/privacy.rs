@@ -115,6 +115,7 @@ async fn view(state: &AppState, u: &PanelUser, mode: PrivacyMode) -> Result<Priv
             .map(|a| AuditEntry { at: a.created_at.0, actor: a.actor, action: a.action, detail: a.detail })
             .collect(),
         encrypted_at_rest,
+        encryption_available: state.event_keys.master().is_some(),
     })
 }
 
@@ -145,8 +146,9 @@ pub struct PanelPrivacyApi;
 
 #[OpenApi(prefix_path = "/panel", tag = "super::ApiTags::Panel")]
 impl PanelPrivacyApi {
-    /// The site's privacy mode, the retention that applies, whether the user may change them,
-    /// and the newest privacy actions.
+    /// The site's privacy mode, the retention that applies, whether event payloads are encrypted
+    /// at rest (and whether this server can encrypt), whether the user may change them, and the
+    /// newest privacy actions.
     #[oai(path = "/privacy", method = "get", operation_id = "get_panel_privacy")]
     async fn privacy(&self, req: &Request, Data(state): Data<&Arc<AppState>>) -> PrivacyResponse {
         let u = match user(state, req).await {
