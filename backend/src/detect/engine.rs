@@ -12,7 +12,7 @@ use super::features::SessionFeatures;
 use super::filter::matches;
 pub use super::keys::subject_of;
 use super::keys::{field_of, hash_str, key_hash, key_text, subject_hash};
-use super::rules::{CompiledRule, Condition, RuleError, RuleSet};
+use super::rules::{CompiledRule, Condition, KeyKind, RuleError, RuleSet};
 use super::score::{Policy, Signal, Verdict};
 use super::state::{
     Buckets, FEATURES_SLOT, KeyState, MemoryStore, RatioState, SequenceState, StateKey, StateStore, VERDICT_SLOT,
@@ -181,7 +181,9 @@ impl<S: StateStore> Engine<S> {
             Some(ua) if !rules.set.ua_matchers.is_empty() => rules.ua_bits(ua),
             _ => 0,
         };
-        let mut signals = Vec::new();
+        // One hash of the subject per event: the verdict slot and every subject-keyed rule use it.
+        let subject_key = subject_hash(event);
+        let mut hits = Vec::new();
         let set = rules.set.clone();
         for &index in set.rules_for(event.body.event_type()) {
             let rule = &set.rules[index as usize];
@@ -191,28 +193,36 @@ impl<S: StateStore> Engine<S> {
             if families.is_some_and(|f| !f.iter().any(|family| family == rule.id.family())) {
                 continue;
             }
-            if let Some(mut signal) = evaluate(store, site, index, rule, event, ua_bits, features.as_ref(), &set) {
-                signal.shadow = policy.is_shadow(rule.id.as_str());
-                signals.push(signal);
+            if let Some(hit) = evaluate(store, site, index, rule, event, ua_bits, features.as_ref(), subject_key, &set)
+            {
+                hits.push(hit);
             }
         }
-        let verdict = subject_hash(event).and_then(|subject_key| {
-            let key = StateKey { site: site.0, rule: VERDICT_SLOT, key: subject_key };
-            if signals.is_empty() && !store.contains(&key) {
-                return None;
+        let render_all = |hits: &[Hit]| -> Vec<Signal> {
+            hits.iter().map(|hit| render(hit, &set.rules[hit.index as usize], event, policy)).collect()
+        };
+        let Some(subject_key) = subject_key else {
+            return Observation { signals: render_all(&hits), verdict: None };
+        };
+        let key = StateKey { site: site.0, rule: VERDICT_SLOT, key: subject_key };
+        if hits.is_empty() && !store.contains(&key) {
+            return Observation::default();
+        }
+        let mut signals = Vec::new();
+        let verdict = store.update(key, ts, |slot| {
+            if !matches!(slot.state, KeyState::Verdict(_)) {
+                slot.state = KeyState::Verdict(Box::default());
             }
-            let subject = subject_of(event)?;
-            store.update(key, ts, |slot| {
-                if !matches!(slot.state, KeyState::Verdict(_)) {
-                    slot.state = KeyState::Verdict(Box::default());
-                }
-                let KeyState::Verdict(v) = &mut slot.state else { unreachable!() };
-                v.dedupe(ts, &mut signals);
-                let verdict = v.apply(&subject, ts, signals.clone(), policy);
-                let longest = v.active.iter().map(|s| s.ts + s.ttl_ms).max().unwrap_or(ts);
-                slot.expires_at = slot.expires_at.max(longest).max(ts + SESSION_IDLE_MS);
-                verdict
-            })
+            let KeyState::Verdict(v) = &mut slot.state else { unreachable!() };
+            // Window rules keep firing while they hold; the subject is not given a rule's signal
+            // again within its cooldown. Dropped before rendering, which allocates several strings.
+            hits.retain(|hit| !v.holds(&set.rules[hit.index as usize], ts));
+            signals = render_all(&hits);
+            let changed = v.apply_changed(ts, signals.clone(), policy);
+            let longest = v.active.iter().map(|s| s.ts + s.ttl_ms).max().unwrap_or(ts);
+            slot.expires_at = slot.expires_at.max(longest).max(ts + SESSION_IDLE_MS);
+            // The subject has text whenever it has a hash (both come from `write_subject`).
+            changed.then(|| subject_of(event).map(|subject| v.verdict(&subject, ts, policy))).flatten()
         });
         Observation { signals, verdict }
     }
@@ -330,6 +340,13 @@ struct Fired {
     detail: String,
 }
 
+/// A rule whose condition held for an event. Its [`Signal`] (reason sentence, key text, event
+/// summary: several allocations) is rendered only once the subject's verdict state has kept it.
+struct Hit {
+    index: u16,
+    fired: Fired,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn evaluate<S: StateStore>(
     store: &mut S,
@@ -339,8 +356,9 @@ fn evaluate<S: StateStore>(
     event: &DetectEvent,
     ua_bits: u64,
     features: Option<&SessionFeatures>,
+    subject_key: Option<u64>,
     set: &RuleSet,
-) -> Option<Signal> {
+) -> Option<Hit> {
     let ts = event.ts;
     // Cheap rejections before any state lookup.
     let detail = match &rule.condition {
@@ -357,25 +375,43 @@ fn evaluate<S: StateStore>(
             }
             String::new()
         }
-        Condition::Behaviour { feature } => features?.check(feature)?.1,
+        Condition::Behaviour { feature } => {
+            features?.holds(feature)?;
+            // `step` renders the sentence, and only when the rule is not in its cooldown.
+            String::new()
+        }
     };
-    let state_key = StateKey { site: site.0, rule: index, key: key_hash(rule.key, event)? };
-    let (threshold, window_ms) = rule.condition.threshold_and_window();
+    let key = match rule.key {
+        KeyKind::Subject => subject_key?,
+        kind => key_hash(kind, event)?,
+    };
+    let state_key = StateKey { site: site.0, rule: index, key };
+    let (_, window_ms) = rule.condition.threshold_and_window();
     let keep_for = window_ms.max(rule.cooldown_ms).max(1);
     let fired = store.update(state_key, ts, |slot| {
         slot.expires_at = slot.expires_at.max(ts + keep_for);
-        let fired = step(slot, rule, event, ua_bits, features, set, &detail)?;
         // Triggers and behaviour rules are keyed by their subject: a key cooldown is enough.
         // Window rules keep firing while they hold, so that every subject of an attacking
-        // network is judged; the verdict state drops repeats per subject.
-        if matches!(rule.condition, Condition::Trigger { .. } | Condition::Behaviour { .. }) {
-            if ts < slot.cooldown_until {
-                return None;
-            }
+        // network is judged; the verdict state drops repeats per subject. (`step` keeps no state
+        // for triggers and behaviour rules, so the cooldown can be checked before it.)
+        let keyed_cooldown = matches!(rule.condition, Condition::Trigger { .. } | Condition::Behaviour { .. });
+        if keyed_cooldown && ts < slot.cooldown_until {
+            return None;
+        }
+        let fired = step(slot, rule, event, ua_bits, features, set, &detail)?;
+        if keyed_cooldown {
             slot.cooldown_until = ts + rule.cooldown_ms;
         }
         Some(fired)
     })?;
+    Some(Hit { index, fired })
+}
+
+/// The signal of a rule that held: its sentence with the counts filled in, the key as text, a
+/// summary of the event.
+fn render(hit: &Hit, rule: &CompiledRule, event: &DetectEvent, policy: &Policy) -> Signal {
+    let Hit { fired, .. } = hit;
+    let (threshold, window_ms) = rule.condition.threshold_and_window();
     let window = human_window(window_ms);
     let key_text = key_text(rule.key, event);
     let reason = rule
@@ -385,12 +421,12 @@ fn evaluate<S: StateStore>(
         .replace("{window}", &window)
         .replace("{detail}", &fired.detail)
         .replace("{key}", &format!("{} {}", rule.key.as_str(), key_text));
-    Some(Signal {
+    Signal {
         rule: rule.id.clone(),
         behavior: rule.behavior.clone(),
         key_kind: rule.key,
         key: key_text,
-        ts,
+        ts: event.ts,
         count: fired.count,
         threshold,
         window_secs: (window_ms / 1000) as u64,
@@ -398,12 +434,12 @@ fn evaluate<S: StateStore>(
         confidence: rule.confidence,
         spoofable: rule.spoofable,
         attack: rule.attack,
-        shadow: false,
+        shadow: policy.is_shadow(rule.id.as_str()),
         ttl_ms: rule.ttl_ms,
         cooldown_ms: rule.cooldown_ms,
         reason,
         sample: event.summary(),
-    })
+    }
 }
 
 /// Advances one key's state by one event; `Some` when the condition holds now.
@@ -417,9 +453,10 @@ fn step(
     detail: &str,
 ) -> Option<Fired> {
     let ts = event.ts;
-    let detail = detail.to_owned();
+    // The filter's detail is copied only when the condition holds.
+    let owned_detail = || detail.to_owned();
     match &rule.condition {
-        Condition::Trigger { .. } => Some(Fired { count: 1, detail }),
+        Condition::Trigger { .. } => Some(Fired { count: 1, detail: owned_detail() }),
         Condition::Threshold { window_ms, threshold, .. } => {
             if !matches!(slot.state, KeyState::Times(_)) {
                 slot.state = KeyState::Times(Default::default());
@@ -436,7 +473,7 @@ fn step(
             }
             times.push_back(ts);
             let count = times.iter().filter(|t| **t > ts - window_ms).count() as u32;
-            (count >= *threshold).then_some(Fired { count, detail })
+            (count >= *threshold).then(|| Fired { count, detail: owned_detail() })
         }
         Condition::Distinct { field, window_ms, threshold, .. } => {
             let value = field_of(*field, event)?;
@@ -462,7 +499,7 @@ fn step(
                 }
             }
             let count = values.len() as u32;
-            (count >= *threshold).then_some(Fired { count, detail })
+            (count >= *threshold).then(|| Fired { count, detail: owned_detail() })
         }
         Condition::Sequence { first, then, within_ms, same, unless_between, window_ms, threshold } => {
             if !matches!(slot.state, KeyState::Sequence(_)) {
@@ -497,7 +534,7 @@ fn step(
                 cycles.pop_front();
             }
             let count = cycles.len() as u32;
-            (completed && count >= *threshold).then_some(Fired { count, detail })
+            (completed && count >= *threshold).then(|| Fired { count, detail: owned_detail() })
         }
         Condition::Ratio { numerator, window_ms, min_events, min_share, baseline, .. } => {
             let is_num = matches(numerator, event, ua_bits, set).is_some();
@@ -515,7 +552,7 @@ fn step(
             let (num, den) = short.add(ts, is_num, *window_ms);
             let share = f64::from(num) / f64::from(den.max(1));
             let mut holds = den >= *min_events && share >= *min_share;
-            let mut detail = format!("{num} of {den} ({:.0} %)", share * 100.0);
+            let mut baseline_share = None;
             if let (Some(b), Some(long)) = (baseline, long) {
                 slot.expires_at = slot.expires_at.max(ts + b.window_ms);
                 let (lnum, lden) = long.add(ts, is_num, b.window_ms);
@@ -524,9 +561,16 @@ fn step(
                 let base = if bden == 0 { 0.0 } else { f64::from(bnum) / f64::from(bden) };
                 let base = base.max(b.floor);
                 holds &= share > b.multiplier * base;
-                detail = format!("{detail}, baseline {:.0} %", base * 100.0);
+                baseline_share = Some(base);
             }
-            holds.then_some(Fired { count: num, detail })
+            holds.then(|| {
+                let detail = format!("{num} of {den} ({:.0} %)", share * 100.0);
+                let detail = match baseline_share {
+                    Some(base) => format!("{detail}, baseline {:.0} %", base * 100.0),
+                    None => detail,
+                };
+                Fired { count: num, detail }
+            })
         }
         Condition::Behaviour { feature } => {
             let (count, detail) = features?.check(feature)?;

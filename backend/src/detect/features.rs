@@ -94,10 +94,9 @@ impl SessionFeatures {
                 self.touches = self.touches.saturating_add(*touches);
             }
             Body::PointerPath { samples } => {
-                let (steps, repeats) = repeated_steps(samples);
+                let PathSummary { steps, repeats, windows: w } = path_summary(samples);
                 self.pointer_steps = self.pointer_steps.saturating_add(steps);
                 self.pointer_repeats = self.pointer_repeats.saturating_add(repeats);
-                let w = pointer_windows(samples);
                 self.pointer_windows = self.pointer_windows.saturating_add(w.windows);
                 self.straight_windows = self.straight_windows.saturating_add(w.straight);
                 self.steady_windows = self.steady_windows.saturating_add(w.steady);
@@ -109,75 +108,77 @@ impl SessionFeatures {
 
     /// Whether `feature` holds, with the counts for the reason (`count`, `detail`).
     pub fn check(&self, feature: &Feature) -> Option<(u32, String)> {
+        let count = self.holds(feature)?;
+        Some((count, self.detail(feature)))
+    }
+
+    /// Whether `feature` holds, with the count for the reason; without the sentence, which
+    /// [`check`](Self::check) adds. A session keeps holding a feature on each of its events while
+    /// the rule's cooldown silences it, so the engine asks this first.
+    pub fn holds(&self, feature: &Feature) -> Option<u32> {
         let share = |part: u32, whole: u32| if whole == 0 { 0.0 } else { f64::from(part) / f64::from(whole) };
         match *feature {
-            Feature::NoInteraction { min_pageviews } => (self.pageviews >= min_pageviews && self.interactions == 0)
-                .then(|| (self.pageviews, format!("{} pages with no pointer, touch, key or scroll", self.pageviews))),
+            Feature::NoInteraction { min_pageviews } => {
+                (self.pageviews >= min_pageviews && self.interactions == 0).then_some(self.pageviews)
+            }
             Feature::RepeatedPointerSteps { min_steps, min_share } => {
                 let s = share(self.pointer_repeats, self.pointer_steps);
-                (self.pointer_steps >= min_steps && s >= min_share).then(|| {
-                    (
-                        self.pointer_repeats,
-                        format!(
-                            "{} of {} pointer steps repeat the previous step exactly",
-                            self.pointer_repeats, self.pointer_steps
-                        ),
-                    )
-                })
+                (self.pointer_steps >= min_steps && s >= min_share).then_some(self.pointer_repeats)
             }
             Feature::StraightPointer { min_windows, min_share } => {
                 let s = share(self.straight_windows, self.pointer_windows);
-                (self.pointer_windows >= min_windows && s >= min_share).then(|| {
-                    (
-                        self.straight_windows,
-                        format!(
-                            "{} of {} pointer movement windows are straight lines (displacement / path ≥ {STRAIGHT_MIN})",
-                            self.straight_windows, self.pointer_windows
-                        ),
-                    )
-                })
+                (self.pointer_windows >= min_windows && s >= min_share).then_some(self.straight_windows)
             }
             Feature::SteadyPointer { min_windows, min_share } => {
                 let s = share(self.steady_windows, self.pointer_windows);
-                (self.pointer_windows >= min_windows && s >= min_share).then(|| {
-                    (
-                        self.steady_windows,
-                        format!(
-                            "{} of {} pointer movement windows keep a constant speed (step-length variation ≤ {STEADY_CV_MAX})",
-                            self.steady_windows, self.pointer_windows
-                        ),
-                    )
-                })
+                (self.pointer_windows >= min_windows && s >= min_share).then_some(self.steady_windows)
             }
             Feature::ClicksWithoutApproach { min_clicks, min_share } => {
                 let s = share(self.clicks_without_approach, self.clicks);
-                (self.clicks >= min_clicks && self.touches == 0 && s >= min_share).then(|| {
-                    (
-                        self.clicks_without_approach,
-                        format!(
-                            "{} of {} clicks had no pointer movement before them",
-                            self.clicks_without_approach, self.clicks
-                        ),
-                    )
-                })
+                (self.clicks >= min_clicks && self.touches == 0 && s >= min_share)
+                    .then_some(self.clicks_without_approach)
             }
             Feature::ClicksWithoutScroll { min_clicks, min_pageviews } => {
-                (self.clicks >= min_clicks && self.pageviews >= min_pageviews && self.scrolls == 0).then(|| {
-                    (
-                        self.clicks,
-                        format!(
-                            "{} clicks over {} pages and never a scroll, wheel or touch",
-                            self.clicks, self.pageviews
-                        ),
-                    )
-                })
+                (self.clicks >= min_clicks && self.pageviews >= min_pageviews && self.scrolls == 0)
+                    .then_some(self.clicks)
             }
             Feature::ShortDwell { min_pageviews, max_dwell_ms, min_share } => {
                 let i = DWELL_LIMITS_MS.iter().position(|l| *l == max_dwell_ms)?;
                 let short = self.dwells_under[i];
-                (self.pageviews >= min_pageviews && share(short, self.dwell_pairs) >= min_share).then(|| {
-                    (short, format!("{short} of {} pages left within {} s", self.dwell_pairs, max_dwell_ms / 1000))
-                })
+                (self.pageviews >= min_pageviews && share(short, self.dwell_pairs) >= min_share).then_some(short)
+            }
+        }
+    }
+
+    /// The sentence of a reason for `feature` (see [`check`](Self::check)).
+    fn detail(&self, feature: &Feature) -> String {
+        match *feature {
+            Feature::NoInteraction { .. } => {
+                format!("{} pages with no pointer, touch, key or scroll", self.pageviews)
+            }
+            Feature::RepeatedPointerSteps { .. } => format!(
+                "{} of {} pointer steps repeat the previous step exactly",
+                self.pointer_repeats, self.pointer_steps
+            ),
+            Feature::StraightPointer { .. } => format!(
+                "{} of {} pointer movement windows are straight lines (displacement / path ≥ {STRAIGHT_MIN})",
+                self.straight_windows, self.pointer_windows
+            ),
+            Feature::SteadyPointer { .. } => format!(
+                "{} of {} pointer movement windows keep a constant speed (step-length variation ≤ {STEADY_CV_MAX})",
+                self.steady_windows, self.pointer_windows
+            ),
+            Feature::ClicksWithoutApproach { .. } => format!(
+                "{} of {} clicks had no pointer movement before them",
+                self.clicks_without_approach, self.clicks
+            ),
+            Feature::ClicksWithoutScroll { .. } => {
+                format!("{} clicks over {} pages and never a scroll, wheel or touch", self.clicks, self.pageviews)
+            }
+            Feature::ShortDwell { max_dwell_ms, .. } => {
+                // `holds` found this limit among DWELL_LIMITS_MS.
+                let i = DWELL_LIMITS_MS.iter().position(|l| *l == max_dwell_ms).unwrap_or(0);
+                format!("{} of {} pages left within {} s", self.dwells_under[i], self.dwell_pairs, max_dwell_ms / 1000)
             }
         }
     }
@@ -186,21 +187,8 @@ impl SessionFeatures {
 /// (steps, exact repeats) of one self-contained `[dt,dx,dy, …]` path; the first triple is an
 /// absolute position, not a step.
 pub fn repeated_steps(samples: &[i32]) -> (u32, u32) {
-    let mut steps = 0;
-    let mut repeats = 0;
-    let mut previous: Option<(i32, i32)> = None;
-    for triple in samples.chunks_exact(3).skip(1) {
-        let step = (triple[1], triple[2]);
-        if step == (0, 0) {
-            continue;
-        }
-        steps += 1;
-        if previous == Some(step) {
-            repeats += 1;
-        }
-        previous = Some(step);
-    }
-    (steps, repeats)
+    let p = path_summary(samples);
+    (p.steps, p.repeats)
 }
 
 /// Judged pointer windows of one path and how many of them were straight or steady.
@@ -211,26 +199,50 @@ pub struct PointerWindows {
     pub steady: u32,
 }
 
+/// What one pointer path adds to its session: [`repeated_steps`] and [`pointer_windows`],
+/// computed in one pass over the samples (paths are a sixth of the tracker's events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathSummary {
+    pub steps: u32,
+    pub repeats: u32,
+    pub windows: PointerWindows,
+}
+
 /// Splits one self-contained `[dt,dx,dy, …]` path into movements (a gap over
 /// [`POINTER_PAUSE_MS`] or a zero step ends one), cuts each movement into consecutive windows of
 /// [`POINTER_WINDOW_STEPS`] steps (a shorter rest is not judged), and judges each window at
 /// least [`POINTER_WINDOW_MIN_PX`] long: straight (displacement / path length ≥
 /// [`STRAIGHT_MIN`]) and steady (coefficient of variation of step lengths ≤ [`STEADY_CV_MAX`]).
 pub fn pointer_windows(samples: &[i32]) -> PointerWindows {
-    let mut out = PointerWindows::default();
+    path_summary(samples).windows
+}
+
+/// [`PathSummary`] of one self-contained `[dt,dx,dy, …]` path; the first triple is an absolute
+/// position, not a step. Zero steps are not steps (nor repeats) and end a movement.
+pub fn path_summary(samples: &[i32]) -> PathSummary {
+    let mut out = PathSummary::default();
+    let mut previous: Option<(i32, i32)> = None;
     // The open window: step count, summed dx and dy, summed step lengths and their squares.
     let (mut n, mut sx, mut sy, mut len, mut len2) = (0usize, 0i64, 0i64, 0f64, 0f64);
     for triple in samples.chunks_exact(3).skip(1) {
         let (dt, dx, dy) = (triple[0], triple[1], triple[2]);
-        if dt > POINTER_PAUSE_MS || (dx, dy) == (0, 0) {
+        if (dx, dy) == (0, 0) {
             n = 0;
-            if (dx, dy) == (0, 0) {
-                continue;
-            }
+            continue;
+        }
+        out.steps += 1;
+        if previous == Some((dx, dy)) {
+            out.repeats += 1;
+        }
+        previous = Some((dx, dy));
+        if dt > POINTER_PAUSE_MS {
+            n = 0;
         }
         if n == 0 {
             (sx, sy, len, len2) = (0, 0, 0.0, 0.0);
         }
+        // `hypot`, not `sqrt(dx² + dy²)`: the two differ in the last bit for some steps (e.g.
+        // 27, 17), and the calibrated thresholds were measured with `hypot`.
         let step = f64::from(dx).hypot(f64::from(dy));
         n += 1;
         sx += i64::from(dx);
@@ -242,14 +254,15 @@ pub fn pointer_windows(samples: &[i32]) -> PointerWindows {
             if len < POINTER_WINDOW_MIN_PX {
                 continue;
             }
-            out.windows += 1;
+            let w = &mut out.windows;
+            w.windows += 1;
             if (sx as f64).hypot(sy as f64) / len >= STRAIGHT_MIN {
-                out.straight += 1;
+                w.straight += 1;
             }
             let mean = len / POINTER_WINDOW_STEPS as f64;
             let variance = (len2 / POINTER_WINDOW_STEPS as f64 - mean * mean).max(0.0);
             if variance.sqrt() / mean <= STEADY_CV_MAX {
-                out.steady += 1;
+                w.steady += 1;
             }
         }
     }

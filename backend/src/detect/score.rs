@@ -2,12 +2,12 @@
 //! ALLOW / CHALLENGE / BLOCK, and the per-tenant policy (bands, overrides, allowlists, shadow).
 //! Detection is not decision: rules only emit signals; this module and the policy decide.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::rules::{KeyKind, RuleId};
+use super::rules::{CompiledRule, KeyKind, RuleId};
 
 /// What one rule observed for one key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,19 +197,30 @@ impl Policy {
 /// strong one decides. A BLOCK needs either a signal that is not a spoofable client flag or at
 /// least two different rules: one client-reported flag alone is capped at CHALLENGE.
 pub fn combine(signals: &[Signal], policy: &Policy) -> (Decision, u8) {
+    combine_live(signals, policy)
+}
+
+/// [`combine`] over borrowed signals (the verdict state scores its live signals in place).
+fn combine_live<'a>(signals: impl IntoIterator<Item = &'a Signal>, policy: &Policy) -> (Decision, u8) {
     let mut keep = 1.0;
-    let mut scoring_rules = BTreeSet::new();
+    // Only "fewer than two scoring rules" matters: the first scoring rule, and whether another
+    // one scored too.
+    let mut first_rule: Option<&str> = None;
+    let mut several_rules = false;
     let mut any_unspoofable = false;
     for s in signals {
         let p = s.probability();
         if p > 0.0 {
             keep *= 1.0 - p;
-            scoring_rules.insert(s.rule.as_str());
+            match first_rule {
+                None => first_rule = Some(s.rule.as_str()),
+                Some(r) => several_rules |= r != s.rule.as_str(),
+            }
             any_unspoofable |= !s.spoofable;
         }
     }
     let mut score = ((1.0 - keep) * 100.0).round().clamp(0.0, 100.0) as u8;
-    if score >= policy.block_at && !any_unspoofable && scoring_rules.len() < 2 {
+    if score >= policy.block_at && !any_unspoofable && !several_rules {
         score = policy.block_at - 1;
     }
     let decision = if score >= policy.block_at {
@@ -222,15 +233,28 @@ pub fn combine(signals: &[Signal], policy: &Policy) -> (Decision, u8) {
     (decision, score)
 }
 
+/// Whether `rules` (the rule ids of the last verdict) are those of `active`, in order.
+fn same_rules(rules: &[String], active: &[Signal]) -> bool {
+    rules.len() == active.len() && rules.iter().zip(active).all(|(r, s)| r == s.rule.as_str())
+}
+
 impl VerdictState {
-    /// Drops signals this subject already holds from the same rule within its cooldown.
-    pub fn dedupe(&self, now: i64, signals: &mut Vec<Signal>) {
-        signals.retain(|s| !self.active.iter().any(|a| a.rule == s.rule && a.ts + s.cooldown_ms > now));
+    /// Whether this subject already holds `rule`'s signal within the rule's cooldown: a new one
+    /// would repeat it, and is dropped.
+    pub fn holds(&self, rule: &CompiledRule, now: i64) -> bool {
+        self.active.iter().any(|a| a.rule == rule.id && a.ts + rule.cooldown_ms > now)
     }
 
     /// Adds new signals, drops expired ones, and returns the verdict if the decision, score band
     /// or the set of reasons changed.
     pub fn apply(&mut self, subject: &str, now: i64, new: Vec<Signal>, policy: &Policy) -> Option<Verdict> {
+        self.apply_changed(now, new, policy).then(|| self.verdict(subject, now, policy))
+    }
+
+    /// [`apply`](Self::apply) without building the verdict: whether it changed, so that the
+    /// caller renders it (subject, reasons, evidence) only then. Most events of a judged subject
+    /// change nothing, and building a verdict allocates a string per reason and evidence.
+    pub fn apply_changed(&mut self, now: i64, new: Vec<Signal>, policy: &Policy) -> bool {
         self.active.retain(|s| s.ts + s.ttl_ms > now);
         // Room for exactly the new rules: a `push` would round the buffer up to 4 signals
         // (~700 bytes) for the one most subjects ever hold (state budget, issue 4 §7).
@@ -243,23 +267,24 @@ impl VerdictState {
             }
         }
         self.active.sort_by(|a, b| a.rule.cmp(&b.rule));
-        let verdict = self.verdict(subject, now, policy);
-        let rules: Vec<String> = self.active.iter().map(|s| s.rule.to_string()).collect();
-        let current = (verdict.decision, verdict.score, rules);
-        if self.last.as_ref() == Some(&current) {
-            return None;
+        // Every active signal is live at `now` (expired ones were just dropped), so this is the
+        // score `verdict` would report.
+        let (decision, score) = combine_live(self.active.iter(), policy);
+        let last = self.last.as_ref();
+        if last.is_some_and(|(d, sc, rules)| (*d, *sc) == (decision, score) && same_rules(rules, &self.active)) {
+            return false;
         }
-        let changed_decision = self.last.as_ref().map(|l| (l.0, &l.2)) != Some((current.0, &current.2));
-        let first = self.last.is_none();
-        self.last = Some(current);
+        let changed_decision = !last.is_some_and(|(d, _, rules)| *d == decision && same_rules(rules, &self.active));
+        let first = last.is_none();
+        let rules: Vec<String> = self.active.iter().map(|s| s.rule.to_string()).collect();
+        self.last = Some((decision, score, rules));
         // Score drift alone (with the same rules and decision) is not a change worth recording.
-        (changed_decision || first).then_some(verdict)
+        changed_decision || first
     }
 
     pub fn verdict(&self, subject: &str, now: i64, policy: &Policy) -> Verdict {
         let live: Vec<&Signal> = self.active.iter().filter(|s| s.ts + s.ttl_ms > now).collect();
-        let owned: Vec<Signal> = live.iter().map(|s| (*s).clone()).collect();
-        let (decision, score) = combine(&owned, policy);
+        let (decision, score) = combine_live(live.iter().copied(), policy);
         let ttl = live
             .iter()
             .filter(|s| s.attack && !s.shadow)
