@@ -52,8 +52,10 @@ fn no_redirects() -> reqwest::Client {
 impl Env {
     async fn install(&self, shop: &str) {
         let url = self.fake.embedded_load_url(&self.app.url("/app"), shop);
-        ghosttrack_tests::install_by_reloading(shop, || async { no_redirects().get(url.clone()).send().await.unwrap() })
-            .await;
+        ghosttrack_tests::install_by_reloading(shop, || async {
+            no_redirects().get(url.clone()).send().await.unwrap()
+        })
+        .await;
     }
 
     /// A panel call with the shop's App Bridge token: (status, JSON body or null).

@@ -158,6 +158,16 @@ async fn query_plans_use_the_verdict_indexes(db: &DatabaseConnection, site: i64,
         (OPEN_SUBJECTS_SQL.to_owned(), vec![site.into(), now.into()], "idx_threats_site_expires"),
         (card_bursts_sql(), vec![site.into(), (now - 24 * HOUR).into(), now.into()], "idx_threats_site_card_at"),
     ];
+    if backend == DbBackend::Sqlite {
+        // The newest verdicts of a site walk (site, at), never a sort of every verdict through the
+        // expiry index (SQLite chose that when only the old indexes had statistics).
+        let sql =
+            r#"EXPLAIN QUERY PLAN SELECT * FROM "threats" WHERE "site_id" = ? ORDER BY "at" DESC, "id" DESC LIMIT 100"#;
+        let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [site.into()])).await.unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect();
+        assert!(plan.iter().any(|l| l.contains("idx_threats_site_at")), "{plan:#?}");
+        assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:#?}");
+    }
     for (sql, values, index) in cases {
         let explain = match backend {
             DbBackend::Postgres => format!("EXPLAIN {}", number(&sql)),
