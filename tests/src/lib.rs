@@ -253,3 +253,50 @@ pub fn pageview(ts: i64, referrer: &str) -> String {
 
 pub const CHROME_UA: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// The query plan of `sql` (written with `?` placeholders) as text lines: SQLite's
+/// `EXPLAIN QUERY PLAN` details or PostgreSQL's `EXPLAIN` lines. On PostgreSQL, `pg_setup`
+/// statements (e.g. `SET LOCAL enable_seqscan = off`, or dropping competing indexes) run first in
+/// the same transaction, which is rolled back, so tests can ask whether an index applies at all on
+/// a handful of rows.
+pub async fn query_plan(
+    db: &DatabaseConnection,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+    pg_setup: &[&str],
+) -> Vec<String> {
+    use sea_orm::{DbBackend, Statement, TransactionTrait};
+    let backend = db.get_database_backend();
+    let explain = match backend {
+        DbBackend::Postgres => {
+            let mut n = 0;
+            let numbered: String = sql
+                .chars()
+                .map(|c| {
+                    if c == '?' {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            format!("EXPLAIN {numbered}")
+        }
+        _ => format!("EXPLAIN QUERY PLAN {sql}"),
+    };
+    let txn = db.begin().await.unwrap();
+    if backend == DbBackend::Postgres {
+        for statement in pg_setup {
+            txn.execute_unprepared(statement).await.unwrap();
+        }
+    }
+    let rows = txn.query_all_raw(Statement::from_sql_and_values(backend, explain, values)).await.unwrap();
+    txn.rollback().await.unwrap();
+    rows.iter()
+        .map(|r| match backend {
+            DbBackend::Postgres => r.try_get_by_index::<String>(0).unwrap(),
+            _ => r.try_get::<String>("", "detail").unwrap(),
+        })
+        .collect()
+}

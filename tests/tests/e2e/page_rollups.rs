@@ -15,8 +15,8 @@ use ghosttrack::storage::panel_maps::{self, PAGE_MAP_ROLLUP_SQL, PAGES_ROLLUP_SQ
 use ghosttrack::storage::sites::{self, SiteKind};
 use ghosttrack::storage::stats::Range;
 use ghosttrack::storage::{self, TenantScope, rollups};
-use ghosttrack_tests::{now_ms, pg};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use ghosttrack_tests::{now_ms, pg, query_plan};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
@@ -262,19 +262,6 @@ async fn query_plans_use_the_rollup_indexes(db: &DatabaseConnection, site: i64, 
         db.execute_unprepared(&format!("{analyze} {table}")).await.unwrap();
     }
     let (from, to) = (now - 30 * 24 * HOUR, now);
-    let number = |sql: &str| {
-        let mut n = 0;
-        sql.chars()
-            .map(|c| {
-                if c == '?' && backend == DbBackend::Postgres {
-                    n += 1;
-                    format!("${n}")
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-    };
     let cases = [
         (PAGES_ROLLUP_SQL, vec![site.into(), "d".into(), from.into(), to.into()], "idx_page_rollups_site_grain_hour"),
         (
@@ -284,23 +271,7 @@ async fn query_plans_use_the_rollup_indexes(db: &DatabaseConnection, site: i64, 
         ),
     ];
     for (sql, values, index) in cases {
-        let explain = match backend {
-            DbBackend::Postgres => format!("EXPLAIN {}", number(sql)),
-            _ => format!("EXPLAIN QUERY PLAN {sql}"),
-        };
-        let txn = db.begin().await.unwrap();
-        if backend == DbBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-        }
-        let rows = txn.query_all_raw(Statement::from_sql_and_values(backend, explain, values)).await.unwrap();
-        let plan: Vec<String> = rows
-            .iter()
-            .map(|r| match backend {
-                DbBackend::Postgres => r.try_get_by_index::<String>(0).unwrap(),
-                _ => r.try_get::<String>("", "detail").unwrap(),
-            })
-            .collect();
-        txn.rollback().await.unwrap();
+        let plan = query_plan(db, sql, values, &["SET LOCAL enable_seqscan = off"]).await;
         assert!(plan.iter().any(|line| line.contains(index)), "{index} not used: {plan:#?}");
     }
 }

@@ -11,8 +11,8 @@ use ghosttrack::storage::panel_maps::{self, CountryRow};
 use ghosttrack::storage::sites::{self, SiteKind};
 use ghosttrack::storage::stats::{Bucket, Range};
 use ghosttrack::storage::{self, TenantScope, rollups};
-use ghosttrack_tests::{now_ms, pg};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use ghosttrack_tests::{now_ms, pg, query_plan};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 const HOUR: i64 = 3_600_000;
 const MINUTE: i64 = 60_000;
@@ -141,19 +141,6 @@ async fn query_plans_use_the_verdict_indexes(db: &DatabaseConnection, site: i64,
     let backend = db.get_database_backend();
     let analyze = if backend == DbBackend::Postgres { "VACUUM ANALYZE threats" } else { "ANALYZE threats" };
     db.execute_unprepared(analyze).await.unwrap();
-    let number = |sql: &str| {
-        let mut n = 0;
-        sql.chars()
-            .map(|c| {
-                if c == '?' && backend == DbBackend::Postgres {
-                    n += 1;
-                    format!("${n}")
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-    };
     let cases = [
         (OPEN_SUBJECTS_SQL.to_owned(), vec![site.into(), now.into()], "idx_threats_site_expires"),
         (card_bursts_sql(), vec![site.into(), (now - 24 * HOUR).into(), now.into()], "idx_threats_site_card_at"),
@@ -161,35 +148,17 @@ async fn query_plans_use_the_verdict_indexes(db: &DatabaseConnection, site: i64,
     if backend == DbBackend::Sqlite {
         // The newest verdicts of a site walk (site, at), never a sort of every verdict through the
         // expiry index (SQLite chose that when only the old indexes had statistics).
-        let sql =
-            r#"EXPLAIN QUERY PLAN SELECT * FROM "threats" WHERE "site_id" = ? ORDER BY "at" DESC, "id" DESC LIMIT 100"#;
-        let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [site.into()])).await.unwrap();
-        let plan: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect();
+        let sql = r#"SELECT * FROM "threats" WHERE "site_id" = ? ORDER BY "at" DESC, "id" DESC LIMIT 100"#;
+        let plan = query_plan(db, sql, vec![site.into()], &[]).await;
         assert!(plan.iter().any(|l| l.contains("idx_threats_site_at")), "{plan:#?}");
         assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:#?}");
     }
+    // On a handful of rows PostgreSQL takes any index on `site_id`; without the other two (dropped
+    // inside the rolled-back transaction) the plan shows whether this one applies.
+    let pg_setup =
+        ["SET LOCAL enable_seqscan = off", "DROP INDEX idx_threats_site_subject_at", "DROP INDEX idx_threats_site_at"];
     for (sql, values, index) in cases {
-        let explain = match backend {
-            DbBackend::Postgres => format!("EXPLAIN {}", number(&sql)),
-            _ => format!("EXPLAIN QUERY PLAN {sql}"),
-        };
-        let txn = db.begin().await.unwrap();
-        if backend == DbBackend::Postgres {
-            // On a handful of rows PostgreSQL takes any index on `site_id`; without the other two
-            // (dropped inside this rolled-back transaction) the plan shows whether this one applies.
-            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-            txn.execute_unprepared("DROP INDEX idx_threats_site_subject_at").await.unwrap();
-            txn.execute_unprepared("DROP INDEX idx_threats_site_at").await.unwrap();
-        }
-        let rows = txn.query_all_raw(Statement::from_sql_and_values(backend, explain, values)).await.unwrap();
-        let plan: Vec<String> = rows
-            .iter()
-            .map(|r| match backend {
-                DbBackend::Postgres => r.try_get_by_index::<String>(0).unwrap(),
-                _ => r.try_get::<String>("", "detail").unwrap(),
-            })
-            .collect();
-        txn.rollback().await.unwrap();
+        let plan = query_plan(db, &sql, values, &pg_setup).await;
         assert!(plan.iter().any(|line| line.contains(index)), "{index} not used: {plan:#?}");
     }
 }
