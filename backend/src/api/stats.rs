@@ -12,7 +12,7 @@ use super::site_token::{ApiError, AuthFailure, SiteToken, tenant};
 
 use crate::domain::UnixMillis;
 use crate::startup::AppState;
-use crate::storage::stats::{self, Bucket, Dimension, Range};
+use crate::storage::stats::{self, Bucket, Range};
 use crate::storage::{self as store};
 
 /// Longest range one request may cover.
@@ -153,34 +153,19 @@ impl StatsApi {
             ));
         }
 
-        // Independent queries, run concurrently on the pool's connections.
-        let breakdown = |dim| stats::breakdown(db, scope, range, dim, BREAKDOWN_LIMIT);
-        let result = futures_util::try_join!(
-            stats::summary(db, scope, range),
-            stats::timeseries(db, scope, range, bucket),
-            stats::top_pages(db, scope, range, BREAKDOWN_LIMIT),
-            breakdown(Dimension::Referrer),
-            breakdown(Dimension::Country),
-            breakdown(Dimension::Browser),
-            breakdown(Dimension::Os),
-            breakdown(Dimension::Device),
-        )
-        .map(|(summary, series, pages, r, c, b, o, d)| (summary, series, pages, vec![r, c, b, o, d]));
-        let (summary, series, pages, mut breakdowns) = match result {
+        let report = match stats::report(db, scope, range, bucket, BREAKDOWN_LIMIT).await {
             Ok(r) => r,
             Err(error) => return unavailable(error.into()),
         };
+        let stats::Report { summary, timeseries: series, top_pages: pages, breakdowns } = report;
         let ratio = |part: i64, whole: i64| if whole == 0 { 0.0 } else { part as f64 / whole as f64 };
         let items = |rows: Vec<stats::BreakdownRow>| {
             rows.into_iter()
                 .map(|r| BreakdownItem { value: r.value, visitors: r.visitors, sessions: r.sessions })
                 .collect::<Vec<_>>()
         };
-        let devices = items(breakdowns.pop().unwrap_or_default());
-        let os = items(breakdowns.pop().unwrap_or_default());
-        let browsers = items(breakdowns.pop().unwrap_or_default());
-        let countries = items(breakdowns.pop().unwrap_or_default());
-        let referrers = items(breakdowns.pop().unwrap_or_default());
+        // In `Dimension::ALL` order.
+        let [referrers, countries, browsers, os, devices] = breakdowns.map(items);
         GetStatsResponse::Ok(Json(Box::new(Stats {
             site: tenant.key.to_string(),
             from,

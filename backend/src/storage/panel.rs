@@ -125,55 +125,18 @@ pub async fn sessions(
     filter: &SessionFilter,
 ) -> Result<Vec<(sessions::Model, Option<threats::Model>)>, DbErr> {
     let mut query = sessions::Entity::find().filter(sessions::Column::SiteId.eq(scope.site_id()));
-    if let Some(range) = filter.range {
-        query =
-            query.filter(sessions::Column::StartedAt.gte(range.from)).filter(sessions::Column::StartedAt.lt(range.to));
-    }
     if let Some(country) = &filter.country {
         query = query.filter(sessions::Column::Country.eq(country.as_str()));
     }
     if let Some(device) = &filter.device {
         query = query.filter(sessions::Column::Device.eq(device.as_str()));
     }
-    let by_verdict = filter.decision.is_some() || filter.rule.is_some();
-    if by_verdict {
-        // Latest verdict per session subject among those the filters could match.
-        let mut candidates = threats::Entity::find()
-            .filter(threats::Column::SiteId.eq(scope.site_id()))
-            .filter(threats::Column::Subject.like("session:%"));
-        if let Some(range) = filter.range {
-            candidates = candidates.filter(threats::Column::At.gte(range.from));
-        }
-        if let Some(rule) = &filter.rule {
-            candidates =
-                candidates.filter(threats::Column::Reasons.like(format!("%\"rule\":\"{}\"%", like_escape(rule))));
-        }
-        let rows = candidates.order_by_desc(threats::Column::At).limit(VERDICT_SCAN_LIMIT).all(db).await?;
-        let mut latest: HashMap<i64, threats::Model> = HashMap::new();
-        for t in rows {
-            if let Some(id) = session_of(&t.subject) {
-                latest.entry(id).or_insert(t);
-            }
-        }
-        if let Some(decision) = &filter.decision {
-            latest.retain(|_, t| &t.decision == decision);
-        }
-        let ids: Vec<SessionId> = latest.keys().map(|&id| SessionId(id)).collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cond = Condition::any();
-        for chunk in ids.chunks(500) {
-            cond = cond.add(sessions::Column::Id.is_in(chunk.to_vec()));
-        }
-        let found = query.filter(cond).order_by_desc(sessions::Column::StartedAt).limit(filter.limit).all(db).await?;
-        return Ok(found
-            .into_iter()
-            .map(|s| {
-                let verdict = latest.remove(&s.id.0);
-                (s, verdict)
-            })
-            .collect());
+    if filter.decision.is_some() || filter.rule.is_some() {
+        return sessions_by_verdict(db, scope, filter, query).await;
+    }
+    if let Some(range) = filter.range {
+        query =
+            query.filter(sessions::Column::StartedAt.gte(range.from)).filter(sessions::Column::StartedAt.lt(range.to));
     }
     let found = query.order_by_desc(sessions::Column::StartedAt).limit(filter.limit).all(db).await?;
     let subjects: Vec<String> = found.iter().map(|s| format!("session:{}", s.id.0)).collect();
@@ -194,6 +157,103 @@ pub async fn sessions(
         .into_iter()
         .map(|s| {
             let verdict = latest.remove(&format!("session:{}", s.id.0));
+            (s, verdict)
+        })
+        .collect())
+}
+
+/// Verdicts read per page by [`sessions_by_verdict`].
+const VERDICT_PAGE: u64 = 2_000;
+
+/// Sessions whose latest verdict (among those in the range, naming the rule when one is asked
+/// for) has the asked decision, newest first. The verdicts are read newest first, a page of their
+/// keys at a time, and the sessions they name are looked up by primary key a few at a time (the
+/// range is checked on the rows: with it in the lookup, PostgreSQL's generic plan for the
+/// prepared statement scanned the range instead of the keys). A verdict comes after the start of
+/// its session, so once `limit` found sessions started at or after the verdict reached, no
+/// session behind an unread verdict can be newer than them: the scan stops there (or after
+/// [`VERDICT_SCAN_LIMIT`] verdicts). Only the verdicts shown are read in full (reasons and
+/// evidence are the large columns).
+async fn sessions_by_verdict(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    filter: &SessionFilter,
+    sessions_query: sea_orm::Select<sessions::Entity>,
+) -> Result<Vec<(sessions::Model, Option<threats::Model>)>, DbErr> {
+    let mut verdicts = threats::Entity::find()
+        .select_only()
+        .columns([threats::Column::Id, threats::Column::Subject, threats::Column::Decision, threats::Column::At])
+        .filter(threats::Column::SiteId.eq(scope.site_id()))
+        .filter(threats::Column::Subject.like("session:%"));
+    if let Some(range) = filter.range {
+        verdicts = verdicts.filter(threats::Column::At.gte(range.from));
+    }
+    if let Some(rule) = &filter.rule {
+        verdicts = verdicts.filter(threats::Column::Reasons.like(format!("%\"rule\":\"{}\"%", like_escape(rule))));
+    }
+    let in_range = |s: &sessions::Model| filter.range.is_none_or(|r| s.started_at >= r.from && s.started_at < r.to);
+    let lookup_size = filter.limit.clamp(50, 500) as usize;
+    // Session id → its latest verdict's id (a session is judged by its first verdict read).
+    let mut seen: HashMap<i64, Option<i64>> = HashMap::new();
+    let mut found: Vec<sessions::Model> = Vec::new();
+    let mut cursor: Option<(UnixMillis, i64)> = None;
+    let mut scanned = 0;
+    'pages: while scanned < VERDICT_SCAN_LIMIT {
+        let mut page = verdicts.clone();
+        if let Some((at, id)) = cursor {
+            page = page.filter(
+                Condition::any()
+                    .add(threats::Column::At.lt(at))
+                    .add(Condition::all().add(threats::Column::At.eq(at)).add(threats::Column::Id.lt(id))),
+            );
+        }
+        let rows: Vec<(i64, String, String, UnixMillis)> = page
+            .order_by_desc(threats::Column::At)
+            .order_by_desc(threats::Column::Id)
+            .limit(std::cmp::min(VERDICT_PAGE, VERDICT_SCAN_LIMIT - scanned))
+            .into_tuple()
+            .all(db)
+            .await?;
+        scanned += rows.len() as u64;
+        let Some(&(last_id, _, _, last_at)) = rows.last() else { break };
+        let mut pending = Vec::new();
+        for (i, (id, subject, decision, at)) in rows.iter().enumerate() {
+            if let Some(session) = session_of(subject)
+                && !seen.contains_key(&session)
+            {
+                let wanted = filter.decision.as_ref().is_none_or(|d| d == decision);
+                seen.insert(session, wanted.then_some(*id));
+                if wanted {
+                    pending.push(SessionId(session));
+                }
+            }
+            if pending.len() >= lookup_size || (i + 1 == rows.len() && !pending.is_empty()) {
+                let q = sessions_query.clone().filter(sessions::Column::Id.is_in(std::mem::take(&mut pending)));
+                found.extend(q.all(db).await?.into_iter().filter(|s| in_range(s)));
+                if found.iter().filter(|s| s.started_at >= *at).count() as u64 >= filter.limit {
+                    break 'pages;
+                }
+            }
+        }
+        if (rows.len() as u64) < VERDICT_PAGE {
+            break;
+        }
+        cursor = Some((last_at, last_id));
+    }
+    found.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.0.cmp(&a.id.0)));
+    found.truncate(filter.limit as usize);
+    let shown: Vec<i64> = found.iter().filter_map(|s| seen.get(&s.id.0).copied().flatten()).collect();
+    let mut full: HashMap<i64, threats::Model> = HashMap::new();
+    for chunk in shown.chunks(500) {
+        let q = threats::Entity::find().filter(threats::Column::SiteId.eq(scope.site_id()));
+        for t in q.filter(threats::Column::Id.is_in(chunk.to_vec())).all(db).await? {
+            full.insert(t.id, t);
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|s| {
+            let verdict = seen.get(&s.id.0).copied().flatten().and_then(|id| full.remove(&id));
             (s, verdict)
         })
         .collect())

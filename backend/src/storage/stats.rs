@@ -12,7 +12,7 @@ use super::rollups::{self, HOUR_MS};
 use crate::domain::UnixMillis;
 
 /// Half-open time range `[from, to)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
     pub from: UnixMillis,
     pub to: UnixMillis,
@@ -80,6 +80,9 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    pub const ALL: [Dimension; 5] =
+        [Dimension::Referrer, Dimension::Country, Dimension::Browser, Dimension::Os, Dimension::Device];
+
     /// The `dim` of its rows in `stats_rollups`.
     fn rollup_dim(self) -> &'static str {
         match self {
@@ -208,15 +211,16 @@ pub async fn timeseries(
     bucket: Bucket,
 ) -> Result<Vec<BucketRow>, DbErr> {
     let width = bucket.millis();
-    let mut rows = zero_filled(range, width);
     let plan = plan(db, range).await?;
-    for part in &plan.raw {
-        raw_timeseries(db, scope, *part, width, &mut rows).await?;
-    }
+    let mut acc = Rolled { width: Some(width), series: zero_filled(range, width), ..Rolled::default() };
     if let Some(rolled) = plan.rolled {
-        rolled_timeseries(db, scope, rolled, width, plan.days_until, &mut rows).await?;
+        let parts = grains(rolled, width == UnixMillis::DAY, plan.days_until);
+        read_rolled(db, scope, &parts, &TOTAL_DIMS, &mut acc).await?;
     }
-    Ok(rows.into_values().collect())
+    for part in &plan.raw {
+        raw_timeseries(db, scope, *part, width, &mut acc.series).await?;
+    }
+    Ok(acc.series.into_values().collect())
 }
 
 async fn raw_breakdown(
@@ -346,17 +350,83 @@ pub(crate) fn grains(rolled: Range, days: bool, days_until: i64) -> Vec<(Range, 
     parts
 }
 
-async fn rolled_summary(
+/// The dims of the summary and series rows: sessions (`total`) and pageviews (`pv`).
+const TOTAL_DIMS: [&str; 2] = ["total", "pv"];
+
+/// Sums read from rollup rows by [`read_rolled`].
+#[derive(Default)]
+struct Rolled {
+    /// From the `total` and `pv` rows.
+    summary: Summary,
+    /// Series buckets of this width, also from the `total` and `pv` rows (when given).
+    width: Option<i64>,
+    series: BTreeMap<i64, BucketRow>,
+    /// Every other dim: value → (visitors, sessions, pageviews).
+    values: HashMap<String, HashMap<Option<String>, (i64, i64, i64)>>,
+}
+
+/// Reads the rollup rows of `dims` over `parts` (each one grain over one range, see [`grains`])
+/// into `acc`, one query per part: every dim's sums grouped by dim, value and (for the series)
+/// bucket.
+async fn read_rolled(
     db: &impl ConnectionTrait,
     scope: TenantScope,
-    range: Range,
-    days_until: i64,
-) -> Result<Summary, DbErr> {
-    let mut total = Summary::default();
-    for part in grains(range, true, days_until) {
-        add(&mut total, rolled_summary_part(db, scope, part).await?);
+    parts: &[(Range, &str)],
+    dims: &[&str],
+    acc: &mut Rolled,
+) -> Result<(), DbErr> {
+    // The width is one of two constants, never user input, so it is inlined as a literal.
+    let bucket = match acc.width {
+        Some(w) => format!("CASE WHEN dim IN ('total', 'pv') THEN (hour / {w}) * {w} ELSE 0 END"),
+        None => "CAST(0 AS BIGINT)".to_owned(),
+    };
+    for part in parts {
+        let stmt = rollups_in(scope, *part, dims)
+            .column(Alias::new("dim"))
+            .column(Alias::new("value"))
+            .expr_as(Expr::cust(bucket.clone()), "bucket")
+            .expr_as(sum("visitors"), "visitors")
+            .expr_as(sum("sessions"), "sessions")
+            .expr_as(sum("pageviews"), "pageviews")
+            .expr_as(sum("bounces"), "bounces")
+            .expr_as(sum("duration_ms"), "duration")
+            .expr_as(sum("automated"), "automated")
+            .add_group_by([Expr::cust("1"), Expr::cust("2"), Expr::cust("3")])
+            .to_owned();
+        for row in db.query_all(&stmt).await? {
+            let dim = row.try_get::<String>("", "dim")?;
+            let (visitors, sessions, pageviews) =
+                (get_i64(&row, "visitors")?, get_i64(&row, "sessions")?, get_i64(&row, "pageviews")?);
+            if !TOTAL_DIMS.contains(&dim.as_str()) {
+                let e = acc.values.entry(dim).or_default().entry(row.try_get("", "value")?).or_default();
+                e.0 += visitors;
+                e.1 += sessions;
+                e.2 += pageviews;
+                continue;
+            }
+            // Distinct visitors are counted on the sessions (`total`) rows only.
+            let visitors = if dim == "total" { visitors } else { 0 };
+            let automated_sessions = get_i64(&row, "automated")?;
+            let s = Summary {
+                visitors,
+                sessions,
+                pageviews,
+                bounces: get_i64(&row, "bounces")?,
+                total_duration_ms: get_i64(&row, "duration")?,
+                automated_sessions,
+            };
+            add(&mut acc.summary, s);
+            if acc.width.is_some()
+                && let Some(entry) = acc.series.get_mut(&get_i64(&row, "bucket")?)
+            {
+                entry.visitors += visitors;
+                entry.sessions += sessions;
+                entry.pageviews += pageviews;
+                entry.automated_sessions += automated_sessions;
+            }
+        }
     }
-    Ok(total)
+    Ok(())
 }
 
 fn add(total: &mut Summary, s: Summary) {
@@ -368,85 +438,18 @@ fn add(total: &mut Summary, s: Summary) {
     total.automated_sessions += s.automated_sessions;
 }
 
-async fn rolled_summary_part(
-    db: &impl ConnectionTrait,
-    scope: TenantScope,
-    part: (Range, &str),
-) -> Result<Summary, DbErr> {
-    let stmt = rollups_in(scope, part, &["total", "pv"])
-        .expr_as(sum("CASE WHEN dim = 'total' THEN visitors ELSE 0 END"), "visitors")
-        .expr_as(sum("sessions"), "sessions")
-        .expr_as(sum("pageviews"), "pageviews")
-        .expr_as(sum("bounces"), "bounces")
-        .expr_as(sum("duration_ms"), "duration")
-        .expr_as(sum("automated"), "automated")
-        .to_owned();
-    let row = db.query_one(&stmt).await?.ok_or_else(|| DbErr::RecordNotFound("rollup summary".into()))?;
-    Ok(Summary {
-        visitors: get_i64(&row, "visitors")?,
-        sessions: get_i64(&row, "sessions")?,
-        pageviews: get_i64(&row, "pageviews")?,
-        bounces: get_i64(&row, "bounces")?,
-        total_duration_ms: get_i64(&row, "duration")?,
-        automated_sessions: get_i64(&row, "automated")?,
-    })
-}
-
 /// Summary of a range. Over rolled-up hours, `visitors` is the sum of each hour's distinct
 /// visitors (a visitor-day starting sessions in two hours counts twice); the rest is exact.
 pub async fn summary(db: &impl ConnectionTrait, scope: TenantScope, range: Range) -> Result<Summary, DbErr> {
     let plan = plan(db, range).await?;
-    let mut total = Summary::default();
-    let parts = plan.raw.iter().map(|r| (*r, false)).chain(plan.rolled.map(|r| (r, true)));
-    for (part, rolled) in parts {
-        let s = if rolled {
-            rolled_summary(db, scope, part, plan.days_until).await?
-        } else {
-            raw_summary(db, scope, part).await?
-        };
-        add(&mut total, s);
+    let mut acc = Rolled::default();
+    if let Some(rolled) = plan.rolled {
+        read_rolled(db, scope, &grains(rolled, true, plan.days_until), &TOTAL_DIMS, &mut acc).await?;
     }
-    Ok(total)
-}
-
-async fn rolled_timeseries(
-    db: &impl ConnectionTrait,
-    scope: TenantScope,
-    range: Range,
-    width: i64,
-    days_until: i64,
-    rows: &mut BTreeMap<i64, BucketRow>,
-) -> Result<(), DbErr> {
-    for part in grains(range, width == UnixMillis::DAY, days_until) {
-        rolled_timeseries_part(db, scope, part, width, rows).await?;
+    for part in &plan.raw {
+        add(&mut acc.summary, raw_summary(db, scope, *part).await?);
     }
-    Ok(())
-}
-
-async fn rolled_timeseries_part(
-    db: &impl ConnectionTrait,
-    scope: TenantScope,
-    part: (Range, &str),
-    width: i64,
-    rows: &mut BTreeMap<i64, BucketRow>,
-) -> Result<(), DbErr> {
-    let stmt = rollups_in(scope, part, &["total", "pv"])
-        .expr_as(Expr::cust(format!("(hour / {width}) * {width}")), "bucket")
-        .expr_as(sum("CASE WHEN dim = 'total' THEN visitors ELSE 0 END"), "visitors")
-        .expr_as(sum("sessions"), "sessions")
-        .expr_as(sum("pageviews"), "pageviews")
-        .expr_as(sum("automated"), "automated")
-        .add_group_by([Expr::cust("1")])
-        .to_owned();
-    for row in db.query_all(&stmt).await? {
-        if let Some(entry) = rows.get_mut(&get_i64(&row, "bucket")?) {
-            entry.visitors += get_i64(&row, "visitors")?;
-            entry.sessions += get_i64(&row, "sessions")?;
-            entry.pageviews += get_i64(&row, "pageviews")?;
-            entry.automated_sessions += get_i64(&row, "automated")?;
-        }
-    }
-    Ok(())
+    Ok(acc.summary)
 }
 
 /// Per-value sums of `dim` over rolled-up hours: value → (visitors, sessions, pageviews).
@@ -457,39 +460,126 @@ async fn rolled_values(
     dim: &str,
     days_until: i64,
 ) -> Result<HashMap<Option<String>, (i64, i64, i64)>, DbErr> {
-    let mut merged: HashMap<Option<String>, (i64, i64, i64)> = HashMap::new();
-    for part in grains(range, true, days_until) {
-        for (key, (v, s, p)) in rolled_values_part(db, scope, part, dim).await? {
-            let e = merged.entry(key).or_default();
-            e.0 += v;
-            e.1 += s;
-            e.2 += p;
-        }
-    }
-    Ok(merged)
+    let mut acc = Rolled::default();
+    read_rolled(db, scope, &grains(range, true, days_until), &[dim], &mut acc).await?;
+    Ok(acc.values.remove(dim).unwrap_or_default())
 }
 
-async fn rolled_values_part(
+/// Rows with no rollup part behind them are read with the caller's limit; otherwise every value
+/// of the raw edges is needed for the merge.
+fn raw_limit(plan: &Plan, limit: u64) -> u64 {
+    if plan.rolled.is_none() { limit } else { u64::MAX >> 1 }
+}
+
+/// Merged per-value sums as breakdown rows: by visitors, unknown last, then by value.
+fn ranked_breakdown(merged: HashMap<Option<String>, (i64, i64, i64)>, limit: u64) -> Vec<BreakdownRow> {
+    let mut rows: Vec<BreakdownRow> =
+        merged.into_iter().map(|(value, (visitors, sessions, _))| BreakdownRow { value, visitors, sessions }).collect();
+    rows.sort_by(|a, b| {
+        b.visitors.cmp(&a.visitors).then(a.value.is_none().cmp(&b.value.is_none())).then(a.value.cmp(&b.value))
+    });
+    rows.truncate(limit as usize);
+    rows
+}
+
+fn merge_breakdown(merged: &mut HashMap<Option<String>, (i64, i64, i64)>, raw: Vec<BreakdownRow>) {
+    for row in raw {
+        let e = merged.entry(row.value).or_default();
+        e.0 += row.visitors;
+        e.1 += row.sessions;
+    }
+}
+
+/// Merged per-path sums (pageviews, visitors) as page rows: most viewed first, then by path.
+fn ranked_pages(merged: HashMap<String, (i64, i64)>, limit: u64) -> Vec<PageRow> {
+    let mut rows: Vec<PageRow> =
+        merged.into_iter().map(|(path, (pageviews, visitors))| PageRow { path, pageviews, visitors }).collect();
+    rows.sort_by(|a, b| b.pageviews.cmp(&a.pageviews).then(a.path.cmp(&b.path)));
+    rows.truncate(limit as usize);
+    rows
+}
+
+/// The rolled-up `page` rows as path → (pageviews, visitors).
+fn page_sums(values: HashMap<Option<String>, (i64, i64, i64)>) -> HashMap<String, (i64, i64)> {
+    values
+        .into_iter()
+        .map(|(path, (visitors, _, pageviews))| (path.unwrap_or_default(), (pageviews, visitors)))
+        .collect()
+}
+
+fn merge_pages(merged: &mut HashMap<String, (i64, i64)>, raw: Vec<PageRow>) {
+    for row in raw {
+        let e = merged.entry(row.path).or_default();
+        e.0 += row.pageviews;
+        e.1 += row.visitors;
+    }
+}
+
+/// Everything the stats API answers for one range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub summary: Summary,
+    pub timeseries: Vec<BucketRow>,
+    pub top_pages: Vec<PageRow>,
+    /// One list per [`Dimension::ALL`], in that order.
+    pub breakdowns: [Vec<BreakdownRow>; 5],
+}
+
+/// [`summary`], [`timeseries`], [`top_pages`] and a [`breakdown`] of every dimension, with the
+/// same numbers, read together: one watermark read, one rollup query per grain part for all of
+/// them (two when an hourly series spans whole days, which the breakdowns read as daily rows), and
+/// the raw edges' queries run concurrently.
+pub async fn report(
     db: &impl ConnectionTrait,
     scope: TenantScope,
-    part: (Range, &str),
-    dim: &str,
-) -> Result<Vec<(Option<String>, (i64, i64, i64))>, DbErr> {
-    let stmt = rollups_in(scope, part, &[dim])
-        .column(Alias::new("value"))
-        .expr_as(sum("visitors"), "visitors")
-        .expr_as(sum("sessions"), "sessions")
-        .expr_as(sum("pageviews"), "pageviews")
-        .add_group_by([Expr::col(Alias::new("value"))])
-        .to_owned();
-    db.query_all(&stmt)
-        .await?
-        .iter()
-        .map(|row| {
-            let key = row.try_get::<Option<String>>("", "value")?;
-            Ok((key, (get_i64(row, "visitors")?, get_i64(row, "sessions")?, get_i64(row, "pageviews")?)))
-        })
-        .collect()
+    range: Range,
+    bucket: Bucket,
+    limit: u64,
+) -> Result<Report, DbErr> {
+    let width = bucket.millis();
+    let plan = plan(db, range).await?;
+    let mut acc = Rolled { width: Some(width), series: zero_filled(range, width), ..Rolled::default() };
+    if let Some(rolled) = plan.rolled {
+        let value_parts = grains(rolled, true, plan.days_until);
+        let series_parts = grains(rolled, width == UnixMillis::DAY, plan.days_until);
+        let mut dims: Vec<&str> = Dimension::ALL.iter().map(|d| d.rollup_dim()).chain(["page"]).collect();
+        if value_parts == series_parts {
+            dims.extend(TOTAL_DIMS);
+            read_rolled(db, scope, &value_parts, &dims, &mut acc).await?;
+        } else {
+            read_rolled(db, scope, &series_parts, &TOTAL_DIMS, &mut acc).await?;
+            let mut values = Rolled::default();
+            read_rolled(db, scope, &value_parts, &dims, &mut values).await?;
+            acc.values = values.values;
+        }
+    }
+    let mut pages = page_sums(acc.values.remove("page").unwrap_or_default());
+    let mut values = Dimension::ALL.map(|d| acc.values.remove(d.rollup_dim()).unwrap_or_default());
+    let all = raw_limit(&plan, limit);
+    for part in &plan.raw {
+        let breakdown = |dim| raw_breakdown(db, scope, *part, dim, all);
+        let (s, (), p, r, c, b, o, d) = futures_util::try_join!(
+            raw_summary(db, scope, *part),
+            raw_timeseries(db, scope, *part, width, &mut acc.series),
+            raw_top_pages(db, scope, *part, all),
+            breakdown(Dimension::Referrer),
+            breakdown(Dimension::Country),
+            breakdown(Dimension::Browser),
+            breakdown(Dimension::Os),
+            breakdown(Dimension::Device),
+        )?;
+        add(&mut acc.summary, s);
+        merge_pages(&mut pages, p);
+        for (merged, raw) in values.iter_mut().zip([r, c, b, o, d]) {
+            merge_breakdown(merged, raw);
+        }
+    }
+    Ok(Report {
+        summary: acc.summary,
+        timeseries: acc.series.into_values().collect(),
+        top_pages: ranked_pages(pages, limit),
+        breakdowns: values.map(|merged| ranked_breakdown(merged, limit)),
+    })
 }
 
 /// Top values of a session attribute, by visitors (unknown last, then by value).
@@ -501,24 +591,14 @@ pub async fn breakdown(
     limit: u64,
 ) -> Result<Vec<BreakdownRow>, DbErr> {
     let plan = plan(db, range).await?;
-    let Some(rolled) = plan.rolled else {
-        return raw_breakdown(db, scope, range, dimension, limit).await;
+    let mut merged = match plan.rolled {
+        Some(rolled) => rolled_values(db, scope, rolled, dimension.rollup_dim(), plan.days_until).await?,
+        None => HashMap::new(),
     };
-    let mut merged = rolled_values(db, scope, rolled, dimension.rollup_dim(), plan.days_until).await?;
     for part in &plan.raw {
-        for row in raw_breakdown(db, scope, *part, dimension, u64::MAX >> 1).await? {
-            let e = merged.entry(row.value).or_default();
-            e.0 += row.visitors;
-            e.1 += row.sessions;
-        }
+        merge_breakdown(&mut merged, raw_breakdown(db, scope, *part, dimension, raw_limit(&plan, limit)).await?);
     }
-    let mut rows: Vec<BreakdownRow> =
-        merged.into_iter().map(|(value, (visitors, sessions, _))| BreakdownRow { value, visitors, sessions }).collect();
-    rows.sort_by(|a, b| {
-        b.visitors.cmp(&a.visitors).then(a.value.is_none().cmp(&b.value.is_none())).then(a.value.cmp(&b.value))
-    });
-    rows.truncate(limit as usize);
-    Ok(rows)
+    Ok(ranked_breakdown(merged, limit))
 }
 
 /// The `dim` of the rollup rows that count flagged sessions per country (`sessions` column).
@@ -569,24 +649,12 @@ pub async fn top_pages(
     limit: u64,
 ) -> Result<Vec<PageRow>, DbErr> {
     let plan = plan(db, range).await?;
-    let Some(rolled) = plan.rolled else {
-        return raw_top_pages(db, scope, range, limit).await;
+    let mut merged = match plan.rolled {
+        Some(rolled) => page_sums(rolled_values(db, scope, rolled, "page", plan.days_until).await?),
+        None => HashMap::new(),
     };
-    let mut merged: HashMap<String, (i64, i64)> = rolled_values(db, scope, rolled, "page", plan.days_until)
-        .await?
-        .into_iter()
-        .map(|(path, (visitors, _, pageviews))| (path.unwrap_or_default(), (pageviews, visitors)))
-        .collect();
     for part in &plan.raw {
-        for row in raw_top_pages(db, scope, *part, u64::MAX >> 1).await? {
-            let e = merged.entry(row.path).or_default();
-            e.0 += row.pageviews;
-            e.1 += row.visitors;
-        }
+        merge_pages(&mut merged, raw_top_pages(db, scope, *part, raw_limit(&plan, limit)).await?);
     }
-    let mut rows: Vec<PageRow> =
-        merged.into_iter().map(|(path, (pageviews, visitors))| PageRow { path, pageviews, visitors }).collect();
-    rows.sort_by(|a, b| b.pageviews.cmp(&a.pageviews).then(a.path.cmp(&b.path)));
-    rows.truncate(limit as usize);
-    Ok(rows)
+    Ok(ranked_pages(merged, limit))
 }

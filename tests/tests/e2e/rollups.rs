@@ -52,11 +52,24 @@ async fn insert_sessions(db: &DatabaseConnection, site: i64, sessions: &[(i64, &
     }
 }
 
-/// Everything the dashboard reads for the last 7 days (day buckets), as comparable JSON.
+/// Everything the dashboard reads for the last 7 days (day buckets), as comparable JSON. On the
+/// way, the stats API's `report` (all of it in one read) must equal the single reads: over those
+/// 7 days, and with hourly buckets over 3 days, where the series reads hourly rollup rows and the
+/// breakdowns daily ones.
 async fn dashboard(db: &DatabaseConnection, token: &str) -> Value {
     let (scope, _) = sites::authenticate_token(db, &ApiToken::from_presented(token)).await.unwrap().unwrap();
     let now = now_ms();
     let range = Range { from: UnixMillis(now - 7 * 24 * HOUR), to: UnixMillis(now + 300_000) };
+    let three_days = Range { from: UnixMillis(now - 72 * HOUR), to: range.to };
+    for (range, bucket) in [(range, Bucket::Day), (three_days, Bucket::Hour)] {
+        let report = stats::report(db, scope, range, bucket, 10).await.unwrap();
+        assert_eq!(report.summary, stats::summary(db, scope, range).await.unwrap());
+        assert_eq!(report.timeseries, stats::timeseries(db, scope, range, bucket).await.unwrap());
+        assert_eq!(report.top_pages, stats::top_pages(db, scope, range, 10).await.unwrap());
+        for (dim, rows) in Dimension::ALL.into_iter().zip(&report.breakdowns) {
+            assert_eq!(rows, &stats::breakdown(db, scope, range, dim, 10).await.unwrap(), "{dim:?}");
+        }
+    }
     let s = stats::summary(db, scope, range).await.unwrap();
     let series = stats::timeseries(db, scope, range, Bucket::Day).await.unwrap();
     let pages = stats::top_pages(db, scope, range, 10).await.unwrap();

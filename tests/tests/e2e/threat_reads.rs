@@ -177,3 +177,111 @@ async fn overview_and_geography_verdict_numbers_on_postgres() {
     };
     threat_reads(pg::fresh_database(&server).await).await;
 }
+
+/// The Sessions list filtered by decision and rule reads the verdicts newest first a page at a
+/// time: 2,600 sessions, each with one verdict just after its start, the 300 oldest blocked, so
+/// the blocked ones lie behind the first page of verdicts. One more session started before all of
+/// them and was blocked after all of them: it comes last (sessions are listed by start), and a
+/// session blocked and then allowed is not blocked (unless a rule is asked for that only the
+/// block names).
+async fn sessions_filtered_by_verdict(url: String) {
+    let db = storage::connect(&DatabaseUrl::new(url)).await.unwrap();
+    storage::migrate(&db).await.unwrap();
+    let now = now_ms();
+    let (site, scope) = tenant(&db, "filters.example").await;
+    let id = |i: i64| site * 10_000 + i;
+    let start = |i: i64| now - HOUR - i * 1_000;
+    let (mut sessions, mut verdicts) = (Vec::new(), Vec::new());
+    for i in 0..2_600 {
+        sessions.push(format!(
+            "({}, {site}, {}, {}, {}, 1, 1, '/', '/', NULL, 'GB', 'Chrome', 'Linux', 'desktop', FALSE, 0, TRUE)",
+            id(i),
+            id(i),
+            start(i),
+            start(i) + 500
+        ));
+        let decision = if i >= 2_300 { "BLOCK" } else { "CHALLENGE" };
+        let reasons = if i % 2 == 1 { CARD } else { RATE };
+        verdicts.push(format!(
+            "({site}, 'session:{}', '{decision}', 70, '{reasons}', '[]', 3600, {}, {})",
+            id(i),
+            start(i) + 500,
+            start(i) + 500
+        ));
+    }
+    let late = id(9_000);
+    sessions.push(format!(
+        "({late}, {site}, {late}, {}, {now}, 1, 1, '/', '/', NULL, 'GB', 'Chrome', 'Linux', 'desktop', FALSE, 0, TRUE)",
+        start(5_000)
+    ));
+    verdicts.push(format!("({site}, 'session:{late}', 'BLOCK', 90, '{CARD}', '[]', 3600, {now}, {now})"));
+    for chunk in sessions.chunks(500) {
+        db.execute_unprepared(&format!(
+            "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageviews, events, entry_path, \
+                 exit_path, referrer_host, country, browser, os, device, automated, net_flags, consent) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    for chunk in verdicts.chunks(500) {
+        db.execute_unprepared(&format!(
+            "INSERT INTO threats (site_id, subject, decision, score, reasons, evidence, ttl_secs, at, created_at) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    // Blocked first (1 h 50 min before the 2,300th session started), allowed after.
+    verdict(&db, site, &format!("session:{}", id(2_301)), "ALLOW", "[]", 60, start(2_301) + 900).await;
+
+    let list_in = |range: Option<Range>, decision: Option<&str>, rule: Option<&str>, limit: u64| {
+        let filter = panel::SessionFilter {
+            range,
+            decision: decision.map(str::to_owned),
+            rule: rule.map(str::to_owned),
+            country: None,
+            device: None,
+            limit,
+        };
+        let db = &db;
+        async move { panel::sessions(db, scope, &filter).await.unwrap() }
+    };
+    let list = |decision: Option<&str>, rule: Option<&str>, limit: u64| list_in(None, decision, rule, limit);
+    let ids = |rows: &[(ghosttrack::storage::entities::sessions::Model, Option<_>)]| {
+        rows.iter().map(|(s, _)| s.id.0 - site * 10_000).collect::<Vec<i64>>()
+    };
+
+    let blocked = list(Some("BLOCK"), None, 10).await;
+    assert_eq!(ids(&blocked), [2_300, 2_302, 2_303, 2_304, 2_305, 2_306, 2_307, 2_308, 2_309, 2_310]);
+    assert!(
+        blocked.iter().all(|(_, v)| v.as_ref().is_some_and(|v| v.decision == "BLOCK" && v.reasons.contains("rule")))
+    );
+    let all_blocked = list(Some("BLOCK"), None, 1_000).await;
+    assert_eq!(all_blocked.len(), 300, "299 of the 300 oldest, and the late one");
+    assert_eq!(ids(&all_blocked).last(), Some(&9_000));
+    // With a rule, a session's latest verdict naming it decides: the ALLOW names no rule.
+    let card_blocked = list(Some("BLOCK"), Some("card/decline-burst"), 3).await;
+    assert_eq!(ids(&card_blocked), [2_301, 2_303, 2_305]);
+    let rate = list(None, Some("rate/burst"), 2).await;
+    assert_eq!(ids(&rate), [0, 2]);
+    assert_eq!(rate[0].1.as_ref().map(|v| v.decision.as_str()), Some("CHALLENGE"));
+    // A range holds sessions started in it: the late session's verdict is in it, its start is not.
+    let started = list_in(Some(range(start(2_310), start(2_300) + 1)), Some("BLOCK"), None, 100).await;
+    assert_eq!(ids(&started), [2_300, 2_302, 2_303, 2_304, 2_305, 2_306, 2_307, 2_308, 2_309, 2_310]);
+}
+
+#[tokio::test]
+async fn sessions_filtered_by_verdict_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    sessions_filtered_by_verdict(format!("sqlite://{}/f.db?mode=rwc", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn sessions_filtered_by_verdict_on_postgres() {
+    let Some(server) = pg::server_url() else {
+        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL session filter test not run");
+        return;
+    };
+    sessions_filtered_by_verdict(pg::fresh_database(&server).await).await;
+}
