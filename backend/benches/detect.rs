@@ -11,6 +11,10 @@ use ghosttrack::detect::mix::event_mix;
 use ghosttrack::detect::{Engine, RuleSet, StateStore};
 use ghosttrack::domain::SiteId;
 
+/// The server's allocator (`src/main.rs`), so that the engine is measured as it runs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     let rules = Arc::new(RuleSet::embedded().expect("embedded rules load"));
     let events = event_mix(200_000);
