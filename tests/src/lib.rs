@@ -265,24 +265,10 @@ pub async fn query_plan(
     values: Vec<sea_orm::Value>,
     pg_setup: &[&str],
 ) -> Vec<String> {
-    use sea_orm::{DbBackend, Statement, TransactionTrait};
+    use sea_orm::{DbBackend, TransactionTrait};
     let backend = db.get_database_backend();
     let explain = match backend {
-        DbBackend::Postgres => {
-            let mut n = 0;
-            let numbered: String = sql
-                .chars()
-                .map(|c| {
-                    if c == '?' {
-                        n += 1;
-                        format!("${n}")
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect();
-            format!("EXPLAIN {numbered}")
-        }
+        DbBackend::Postgres => format!("EXPLAIN {sql}"),
         _ => format!("EXPLAIN QUERY PLAN {sql}"),
     };
     let txn = db.begin().await.unwrap();
@@ -291,7 +277,8 @@ pub async fn query_plan(
             txn.execute_unprepared(statement).await.unwrap();
         }
     }
-    let rows = txn.query_all_raw(Statement::from_sql_and_values(backend, explain, values)).await.unwrap();
+    // The backend's own statement builder numbers the placeholders for PostgreSQL.
+    let rows = txn.query_all_raw(ghosttrack::storage::rollups::stmt(&txn, &explain, values)).await.unwrap();
     txn.rollback().await.unwrap();
     rows.iter()
         .map(|r| match backend {

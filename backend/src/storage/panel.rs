@@ -164,6 +164,11 @@ pub async fn sessions(
 
 /// Verdicts read per page by [`sessions_by_verdict`].
 const VERDICT_PAGE: u64 = 2_000;
+/// Sessions looked up by primary key per statement in [`sessions_by_verdict`]: the list's limit,
+/// but at least this many (fewer lookups when most matches fall outside the other filters) …
+const SESSION_LOOKUP_MIN: u64 = 50;
+/// … and at most this many (the size of one `IN` list, also for the verdicts read in full).
+const SESSION_LOOKUP_MAX: u64 = 500;
 
 /// Sessions whose latest verdict (among those in the range, naming the rule when one is asked
 /// for) has the asked decision, newest first. The verdicts are read newest first, a page of their
@@ -192,7 +197,7 @@ async fn sessions_by_verdict(
         verdicts = verdicts.filter(threats::Column::Reasons.like(format!("%\"rule\":\"{}\"%", like_escape(rule))));
     }
     let in_range = |s: &sessions::Model| filter.range.is_none_or(|r| s.started_at >= r.from && s.started_at < r.to);
-    let lookup_size = filter.limit.clamp(50, 500) as usize;
+    let lookup_size = filter.limit.clamp(SESSION_LOOKUP_MIN, SESSION_LOOKUP_MAX) as usize;
     // Session id → its latest verdict's id (a session is judged by its first verdict read).
     let mut seen: HashMap<i64, Option<i64>> = HashMap::new();
     let mut found: Vec<sessions::Model> = Vec::new();
@@ -244,7 +249,7 @@ async fn sessions_by_verdict(
     found.truncate(filter.limit as usize);
     let shown: Vec<i64> = found.iter().filter_map(|s| seen.get(&s.id.0).copied().flatten()).collect();
     let mut full: HashMap<i64, threats::Model> = HashMap::new();
-    for chunk in shown.chunks(500) {
+    for chunk in shown.chunks(SESSION_LOOKUP_MAX as usize) {
         let q = threats::Entity::find().filter(threats::Column::SiteId.eq(scope.site_id()));
         for t in q.filter(threats::Column::Id.is_in(chunk.to_vec())).all(db).await? {
             full.insert(t.id, t);

@@ -40,7 +40,7 @@ pub const SESSION_DIMS: &[(&str, &str)] = &[
 ];
 
 /// A statement written with `?` placeholders, numbered for PostgreSQL.
-pub(crate) fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+pub fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     let backend = db.get_database_backend();
     // Written with `?`; PostgreSQL numbers its placeholders.
     let sql = if backend == DbBackend::Postgres {
