@@ -60,15 +60,16 @@ fn latency() {
 }
 
 /// Events per second with state in Redis (`GHOSTTRACK_TEST_REDIS_URL`), one node, one thread:
-/// one event per call (each slot its own transaction) and batches of 16 and 64 events (one
-/// transaction per batch, as `Detector::observe` runs an ingest batch).
+/// one event per call (each slot its own transaction) and batches of 1, 16 and 64 events (one
+/// transaction per batch, as `Detector::observe` runs an ingest batch: a request of one event is
+/// a batch of one).
 fn redis_throughput() {
     let Ok(url) = std::env::var("GHOSTTRACK_TEST_REDIS_URL") else {
         println!("detect/redis: GHOSTTRACK_TEST_REDIS_URL not set, not measured");
         return;
     };
     let rules = Arc::new(RuleSet::embedded().expect("embedded rules load"));
-    for (batch, n) in [(0usize, 10_000usize), (16, 100_000), (64, 100_000)] {
+    for (batch, n) in [(0usize, 10_000usize), (1, 20_000), (16, 100_000), (64, 100_000)] {
         let prefix = format!("gt-bench-{}-{batch}", std::process::id());
         let store = ghosttrack::detect::redis_store::RedisStore::connect(&url, &prefix).expect("redis reachable");
         let mut engine = Engine::with_store(rules.clone(), store);
