@@ -199,6 +199,23 @@ pub struct PointerWindows {
     pub steady: u32,
 }
 
+/// Steps with both components below this (px, absolute) take their length from a table.
+const STEP_TABLE: usize = 64;
+
+/// The length of one pointer step: `hypot(dx, dy)`, bit for bit. Not `sqrt(dx² + dy²)`: the two
+/// differ in the last bit for some steps (e.g. 27, 17), and the calibrated thresholds were
+/// measured with `hypot`. glibc's `hypot` costs ~30 ns and a path has ~30 steps, nearly all of
+/// them short, so lengths of steps under [`STEP_TABLE`] px are computed once, by `hypot`
+/// itself, into a 32 KiB table (`hypot` works on absolute values: the sign does not matter,
+/// which `step_table_is_hypot` checks on every integer step the table covers).
+fn step_length(dx: i32, dy: i32) -> f64 {
+    static TABLE: std::sync::LazyLock<Box<[f64]>> = std::sync::LazyLock::new(|| {
+        (0..STEP_TABLE * STEP_TABLE).map(|i| ((i / STEP_TABLE) as f64).hypot((i % STEP_TABLE) as f64)).collect()
+    });
+    let (ax, ay) = (dx.unsigned_abs() as usize, dy.unsigned_abs() as usize);
+    if ax < STEP_TABLE && ay < STEP_TABLE { TABLE[ax * STEP_TABLE + ay] } else { f64::from(dx).hypot(f64::from(dy)) }
+}
+
 /// What one pointer path adds to its session: [`repeated_steps`] and [`pointer_windows`],
 /// computed in one pass over the samples (paths are a sixth of the tracker's events).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -241,9 +258,7 @@ pub fn path_summary(samples: &[i32]) -> PathSummary {
         if n == 0 {
             (sx, sy, len, len2) = (0, 0, 0.0, 0.0);
         }
-        // `hypot`, not `sqrt(dx² + dy²)`: the two differ in the last bit for some steps (e.g.
-        // 27, 17), and the calibrated thresholds were measured with `hypot`.
-        let step = f64::from(dx).hypot(f64::from(dy));
+        let step = step_length(dx, dy);
         n += 1;
         sx += i64::from(dx);
         sy += i64::from(dy);
@@ -272,6 +287,20 @@ pub fn path_summary(samples: &[i32]) -> PathSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_table_is_hypot() {
+        let reach = STEP_TABLE as i32 + 2;
+        for dx in -reach..=reach {
+            for dy in -reach..=reach {
+                let want = f64::from(dx).hypot(f64::from(dy));
+                assert_eq!(step_length(dx, dy).to_bits(), want.to_bits(), "step ({dx}, {dy})");
+            }
+        }
+        // The reason for the table: the plain formula is not `hypot` for every step.
+        let plain = |dx: i32, dy: i32| f64::from(dx * dx + dy * dy).sqrt();
+        assert!((1..STEP_TABLE as i32).any(|dx| (1..STEP_TABLE as i32).any(|dy| plain(dx, dy) != step_length(dx, dy))));
+    }
 
     /// A path from (400, 300) of `steps` steps `dt` ms apart.
     fn path(steps: usize, dt: i32, mut step: impl FnMut(usize) -> (i32, i32)) -> Vec<i32> {

@@ -62,10 +62,12 @@ impl std::fmt::Write for KeyBuf {
 
 /// Writes the subject of `event` (see [`subject_of`]) into `out`; `false` when it has none.
 fn write_subject(event: &DetectEvent, out: &mut impl std::fmt::Write) -> bool {
+    // Every event hashes its subject: the two common ones skip the formatting machinery (`itoa`
+    // writes an integer exactly as `{}` does).
     let r = if let Some(s) = event.session {
-        write!(out, "session:{s}")
+        out.write_str("session:").and_then(|()| out.write_str(itoa::Buffer::new().format(s)))
     } else if let Some(k) = &event.client_key {
-        write!(out, "client:{k}")
+        out.write_str("client:").and_then(|()| out.write_str(k))
     } else if let Some(ip) = &event.ip_prefix {
         write!(out, "ip:{ip}")
     } else if let Some(c) = &event.checkout_token {
@@ -161,4 +163,45 @@ pub(super) fn field_of(field: Field, event: &DetectEvent) -> Option<u64> {
         _ => return None,
     };
     Some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::event::Body;
+
+    fn event(session: Option<i64>, client_key: Option<&str>) -> DetectEvent {
+        DetectEvent {
+            ts: 0,
+            session,
+            visitor: None,
+            client_key: client_key.map(str::to_owned),
+            ip_prefix: Some("10.1.2.0/24".parse().unwrap()),
+            device: None,
+            asn: None,
+            country: None,
+            net_flags: 0,
+            user_agent: None,
+            cart_token: None,
+            checkout_token: None,
+            body: Body::CheckoutStarted,
+        }
+    }
+
+    #[test]
+    fn subjects_read_as_before_and_hash_as_their_text() {
+        for (e, text) in [
+            (event(Some(1_234_567_890_123), None), "session:1234567890123"),
+            (event(Some(-42), Some("k")), "session:-42"),
+            (event(Some(i64::MIN), None), "session:-9223372036854775808"),
+            (event(None, Some("203.0.113.9")), "client:203.0.113.9"),
+            (event(None, None), "ip:10.1.2.0/24"),
+        ] {
+            assert_eq!(subject_of(&e).as_deref(), Some(text));
+            assert_eq!(subject_hash(&e), Some(hash_str(text)));
+        }
+        // A client key longer than the stack buffer spills to the heap and hashes the same.
+        let long = "x".repeat(300);
+        assert_eq!(subject_hash(&event(None, Some(&long))), Some(hash_str(&format!("client:{long}"))));
+    }
 }
