@@ -404,7 +404,7 @@ pub struct IngestSettings {
     pub buffer_capacity_events: usize,
     /// Most events committed in one transaction.
     pub commit_max_events: usize,
-    /// Concurrent writer tasks; 0 = automatic (1 on SQLite, 4 on PostgreSQL).
+    /// Concurrent writer tasks; 0 = automatic (1 on SQLite; on PostgreSQL one per two cores, 1 to 4).
     pub writers: usize,
     /// Idle time after which a visitor's next event starts a new session.
     pub session_idle_secs: u64,
@@ -784,7 +784,7 @@ max_event_age_secs = 3600
 buffer_capacity_events = 100000
 # Most events per database transaction (group commit).
 commit_max_events = 10000
-# Concurrent writers; 0 = automatic (1 on SQLite, 4 on PostgreSQL).
+# Concurrent writers; 0 = automatic (1 on SQLite; on PostgreSQL one per two cores, 1 to 4).
 writers = 0
 # Inactivity that ends a session.
 session_idle_secs = 1800

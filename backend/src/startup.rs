@@ -100,7 +100,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let writers = match settings.ingest.writers {
             0 if url.is_sqlite() => 1,
-            0 => 4,
+            0 => automatic_postgres_writers(),
             n => n,
         };
         let sink = match storage::sqlite_file(&url) {
@@ -417,4 +417,15 @@ async fn ensure_demo_site(
     }
     let (site, token) = storage::sites::create(db, DEMO_DOMAIN, SiteKind::Standalone).await?;
     Ok((Some(site.key), Some(token)))
+}
+
+/// PostgreSQL writer tasks when `ingest.writers` is 0: one per two cores, at most four. A group
+/// is one statement whose cost hardly depends on its size (0.6–0.8 ms on 2 vCPU with the
+/// database on the same machine, 7 to 25 events), so where the database shares the cores one
+/// writer gathering larger groups beats several committing small ones: 1-event requests did
+/// 40.9 K req/s with 1 writer, 36.1 K with 2 and 33.5 K with 4 there (docs/BENCHMARKS.md,
+/// session 16). A database on its own host, with round trips to wait for, wants more
+/// (docs/SCALING.md).
+fn automatic_postgres_writers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).clamp(1, 4)
 }
