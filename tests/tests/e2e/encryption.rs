@@ -225,11 +225,8 @@ async fn encrypted_payloads_stay_readable_through_every_reader_and_every_rotatio
 
 #[tokio::test]
 async fn encrypted_payloads_stay_readable_through_every_reader_and_every_rotation_on_postgresql() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL encryption test not run");
-        return;
-    };
-    encryption_story(TestDb::Postgres(pg::fresh_database(&server).await)).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL encryption test").await else { return };
+    encryption_story(TestDb::Postgres(url)).await;
 }
 
 /// `ghosttrack keys rotate --data-keys --reencrypt` and `privacy encryption` as the operator

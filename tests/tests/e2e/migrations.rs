@@ -267,11 +267,8 @@ async fn each_migration_applies_and_reverts_on_sqlite() {
 
 #[tokio::test]
 async fn each_migration_applies_and_reverts_on_postgres() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL migration test not run");
-        return;
-    };
-    let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL migration test").await else { return };
+    let db = Database::connect(url).await.unwrap();
     each_step_applies_and_reverts(&db).await;
 }
 
@@ -280,11 +277,8 @@ async fn each_migration_applies_and_reverts_on_postgres() {
 #[tokio::test]
 async fn events_site_key_is_dropped_on_postgres_only() {
     use sea_orm::{ConnectionTrait, Statement};
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL migration test not run");
-        return;
-    };
-    let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL migration test").await else { return };
+    let db = Database::connect(url).await.unwrap();
     let keys = || async {
         let sql = "SELECT COUNT(*) AS n FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'";
         let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
@@ -362,11 +356,8 @@ async fn the_index_steps_apply_and_revert() {
 #[tokio::test]
 async fn events_are_partitioned_by_day_on_postgres_only() {
     use sea_orm::{ConnectionTrait, Statement};
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL migration test not run");
-        return;
-    };
-    let db = Database::connect(pg::fresh_database(&server).await).await.unwrap();
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL migration test").await else { return };
+    let db = Database::connect(url).await.unwrap();
     let one = |sql: &'static str| {
         let db = &db;
         async move {

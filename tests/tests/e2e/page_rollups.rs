@@ -284,11 +284,8 @@ async fn rolled_up_pages_equal_raw_pages_on_sqlite() {
 
 #[tokio::test]
 async fn rolled_up_pages_equal_raw_pages_on_postgres() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL page rollup test not run");
-        return;
-    };
-    rolled_up_pages_equal_raw_pages(pg::fresh_database(&server).await).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL page rollup test").await else { return };
+    rolled_up_pages_equal_raw_pages(url).await;
 }
 
 /// The documented approximation: a session that scrolls a page in two hours counts once per

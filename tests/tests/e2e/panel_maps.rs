@@ -122,14 +122,8 @@ async fn geography_and_page_maps_count_only_the_token_shop() {
 
 #[tokio::test]
 async fn geography_and_page_maps_count_only_the_token_shop_on_postgres() {
-    let Some(server) = ghosttrack_tests::pg::server_url() else {
-        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
-        return;
-    };
-    maps_show_the_token_shops_countries_clicks_and_scrolls(TestDb::Postgres(
-        ghosttrack_tests::pg::fresh_database(&server).await,
-    ))
-    .await;
+    let Some(url) = ghosttrack_tests::pg::fresh_database_or_skip("PostgreSQL page map test").await else { return };
+    maps_show_the_token_shops_countries_clicks_and_scrolls(TestDb::Postgres(url)).await;
 }
 
 pub(super) async fn send(
@@ -215,11 +209,8 @@ async fn privacy_mode_export_and_delete_are_tenant_scoped_and_audited() {
 
 #[tokio::test]
 async fn privacy_mode_export_and_delete_are_tenant_scoped_and_audited_on_postgres() {
-    let Some(server) = ghosttrack_tests::pg::server_url() else {
-        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
-        return;
-    };
-    privacy_mode_export_and_delete(TestDb::Postgres(ghosttrack_tests::pg::fresh_database(&server).await)).await;
+    let Some(url) = ghosttrack_tests::pg::fresh_database_or_skip("PostgreSQL privacy mode test").await else { return };
+    privacy_mode_export_and_delete(TestDb::Postgres(url)).await;
 }
 
 /// Standalone: viewers read the page but may not change anything; owners need the CSRF header;

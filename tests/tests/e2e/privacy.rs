@@ -108,11 +108,8 @@ async fn retention_deletes_raw_events_and_pointer_paths_per_privacy_mode_on_sqli
 
 #[tokio::test]
 async fn retention_deletes_raw_events_and_pointer_paths_per_privacy_mode_on_postgresql() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL retention test not run");
-        return;
-    };
-    retention_story(TestDb::Postgres(pg::fresh_database(&server).await)).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL retention test").await else { return };
+    retention_story(TestDb::Postgres(url)).await;
 }
 
 #[tokio::test]

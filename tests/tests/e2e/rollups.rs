@@ -132,11 +132,8 @@ async fn rolled_up_stats_equal_raw_stats_on_sqlite() {
 
 #[tokio::test]
 async fn rolled_up_stats_equal_raw_stats_on_postgres() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL rollup test not run");
-        return;
-    };
-    rolled_up_stats_equal_raw_stats(pg::fresh_database(&server).await).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL rollup test").await else { return };
+    rolled_up_stats_equal_raw_stats(url).await;
 }
 
 #[tokio::test]

@@ -475,16 +475,14 @@ async fn compliance_export_then_redact_leaves_no_customer_data_and_shop_redact_p
 
 #[tokio::test]
 async fn compliance_story_holds_on_postgresql() {
-    let Some(server) = pg::server_url() else { return };
-    let db = pg::fresh_database(&server).await;
+    let Some(db) = pg::fresh_database_or_skip("PostgreSQL compliance story").await else { return };
     compliance_story(start_on(AppRegistration::new(API_KEY, API_SECRET), TestDb::Postgres(db)).await).await;
 }
 
 #[tokio::test]
 async fn inbox_claims_never_hand_one_row_to_two_workers_on_postgresql() {
     use ghosttrack::storage::webhook_inbox::{self, Delivery};
-    let Some(server) = pg::server_url() else { return };
-    let url = pg::fresh_database(&server).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL webhook inbox test").await else { return };
     let db = ghosttrack::storage::connect(&ghosttrack::settings::DatabaseUrl::new(url)).await.unwrap();
     ghosttrack::storage::migrate(&db).await.unwrap();
     for i in 0..200 {

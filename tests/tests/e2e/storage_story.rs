@@ -80,10 +80,6 @@ async fn storage_story_on_sqlite() {
 
 #[tokio::test]
 async fn storage_story_on_postgres() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL story not run");
-        return;
-    };
-    let url = pg::fresh_database(&server).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL story").await else { return };
     story(TestDb::Postgres(url.clone()), url).await;
 }

@@ -171,11 +171,8 @@ async fn overview_and_geography_verdict_numbers_on_sqlite() {
 
 #[tokio::test]
 async fn overview_and_geography_verdict_numbers_on_postgres() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL verdict read test not run");
-        return;
-    };
-    threat_reads(pg::fresh_database(&server).await).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL verdict read test").await else { return };
+    threat_reads(url).await;
 }
 
 /// The Sessions list filtered by decision and rule reads the verdicts newest first a page at a
@@ -279,9 +276,6 @@ async fn sessions_filtered_by_verdict_on_sqlite() {
 
 #[tokio::test]
 async fn sessions_filtered_by_verdict_on_postgres() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("GHOSTTRACK_TEST_DATABASE_URL not set: PostgreSQL session filter test not run");
-        return;
-    };
-    sessions_filtered_by_verdict(pg::fresh_database(&server).await).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL session filter test").await else { return };
+    sessions_filtered_by_verdict(url).await;
 }

@@ -357,11 +357,7 @@ async fn two_workers_on(first_url: String, second_url: String) {
 
 #[tokio::test]
 async fn two_workers_on_one_postgres_database_deliver_each_alert_exactly_once() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let url = pg::fresh_database(&server).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL alert test").await else { return };
     two_workers_on(url.clone(), url).await;
 }
 
@@ -394,11 +390,8 @@ async fn concurrent_recorders_on_sqlite_share_one_burst_window() {
 
 #[tokio::test]
 async fn concurrent_recorders_on_postgres_share_one_burst_window() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
-        return;
-    };
-    concurrent_recorders_share_one_burst_window(TestDb::Postgres(pg::fresh_database(&server).await)).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL alert test").await else { return };
+    concurrent_recorders_share_one_burst_window(TestDb::Postgres(url)).await;
 }
 
 #[tokio::test]
@@ -408,11 +401,8 @@ async fn a_storm_of_ten_thousand_threats_sends_a_handful_of_emails() {
 
 #[tokio::test]
 async fn a_storm_of_ten_thousand_threats_on_postgres_sends_a_handful_of_emails() {
-    let Some(server) = pg::server_url() else {
-        eprintln!("not run: GHOSTTRACK_TEST_DATABASE_URL is not set");
-        return;
-    };
-    storm(TestDb::Postgres(pg::fresh_database(&server).await)).await;
+    let Some(url) = pg::fresh_database_or_skip("PostgreSQL alert test").await else { return };
+    storm(TestDb::Postgres(url)).await;
 }
 
 async fn storm(db: TestDb) {
