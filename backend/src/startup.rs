@@ -100,7 +100,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let writers = match settings.ingest.writers {
             0 if url.is_sqlite() => 1,
-            0 => automatic_postgres_writers(),
+            0 => automatic_postgres_writers(std::thread::available_parallelism().map_or(1, |n| n.get())),
             n => n,
         };
         let sink = match storage::sqlite_file(&url) {
@@ -419,13 +419,28 @@ async fn ensure_demo_site(
     Ok((Some(site.key), Some(token)))
 }
 
-/// PostgreSQL writer tasks when `ingest.writers` is 0: one per two cores, at most four. A group
-/// is one statement whose cost hardly depends on its size (0.6–0.8 ms on 2 vCPU with the
-/// database on the same machine, 7 to 25 events), so where the database shares the cores one
-/// writer gathering larger groups beats several committing small ones: 1-event requests did
-/// 40.9 K req/s with 1 writer, 36.1 K with 2 and 33.5 K with 4 there (docs/BENCHMARKS.md,
-/// session 16). A database on its own host, with round trips to wait for, wants more
-/// (docs/SCALING.md).
-fn automatic_postgres_writers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).clamp(1, 4)
+/// Cores per automatic PostgreSQL writer task, and the most tasks `ingest.writers = 0` starts.
+const CORES_PER_POSTGRES_WRITER: usize = 2;
+const MAX_AUTOMATIC_POSTGRES_WRITERS: usize = 4;
+
+/// PostgreSQL writer tasks when `ingest.writers` is 0: one per [`CORES_PER_POSTGRES_WRITER`]
+/// cores, 1 to [`MAX_AUTOMATIC_POSTGRES_WRITERS`]. A group is one statement whose cost hardly
+/// depends on its size (0.6–0.8 ms on 2 vCPU with the database on the same machine, 7 to 25
+/// events), so where the database shares the cores one writer gathering larger groups beats
+/// several committing small ones: 1-event requests did 40.9 K req/s with 1 writer, 36.1 K with
+/// 2 and 33.5 K with 4 there (docs/BENCHMARKS.md, session 16). A database on its own host, with
+/// round trips to wait for, wants more (docs/SCALING.md).
+fn automatic_postgres_writers(cores: usize) -> usize {
+    (cores / CORES_PER_POSTGRES_WRITER).clamp(1, MAX_AUTOMATIC_POSTGRES_WRITERS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::automatic_postgres_writers;
+
+    #[test]
+    fn automatic_postgres_writers_are_one_per_two_cores_from_one_to_four() {
+        let by_cores: Vec<usize> = [1, 2, 3, 4, 6, 8, 9, 64].into_iter().map(automatic_postgres_writers).collect();
+        assert_eq!(by_cores, [1, 1, 1, 2, 3, 4, 4, 4]);
+    }
 }
